@@ -1,0 +1,187 @@
+//! Command line of `cloud-api`: key management and ticket minting ops tools.
+//!
+//! Exit codes: 0 success, 1 failure (files, keys), 2 usage error.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use schema::keys::unix_seconds;
+use schema::{KeyId, SeatLabel, TicketClaims, TicketFlags, Validity};
+use time::OffsetDateTime;
+
+use crate::{keystore, qr_render};
+
+/// Exit code of success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code of a failed operation.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// tixgate cloud API and its ops tools.
+#[derive(Debug, Parser)]
+#[command(name = "cloud-api", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage ticket signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Mint and render tickets.
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+}
+
+/// `cloud-api keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create DIR/signing-key.pem (mode 0600) and add its public key to DIR/keyring.json.
+    Generate {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// When gates start accepting the key (RFC 3339); default now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        valid_from: Option<OffsetDateTime>,
+    },
+    /// End a key's validity in DIR/keyring.json: gates reject its tickets after AT.
+    Retire {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Key id (8 hex digits).
+        #[arg(long, value_parser = parse_kid)]
+        kid: KeyId,
+        /// Retirement time (RFC 3339).
+        #[arg(long, value_parser = parse_rfc3339)]
+        at: OffsetDateTime,
+    },
+}
+
+/// `cloud-api tickets …`
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    /// Sign one ticket and print its barcode text.
+    Mint(MintArgs),
+    /// Render a barcode as a QR code image.
+    Qr {
+        /// Output file, .png or .svg.
+        #[arg(long)]
+        out: PathBuf,
+        /// The barcode text.
+        barcode: String,
+    },
+}
+
+/// Arguments of `tickets mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Private key (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    key: PathBuf,
+    /// Event id.
+    #[arg(long)]
+    event: u64,
+    /// Ticket id (unique, never reused).
+    #[arg(long)]
+    ticket: u64,
+    /// Ticket type id.
+    #[arg(long = "type")]
+    ticket_type: u32,
+    /// Seat label (1–32 bytes).
+    #[arg(long, value_parser = parse_seat)]
+    seat: Option<SeatLabel>,
+    /// Not valid before (RFC 3339).
+    #[arg(long, value_parser = parse_rfc3339)]
+    valid_from: Option<OffsetDateTime>,
+    /// Not valid after (RFC 3339).
+    #[arg(long, value_parser = parse_rfc3339)]
+    valid_until: Option<OffsetDateTime>,
+    /// Mark as a paper ticket.
+    #[arg(long)]
+    paper: bool,
+    /// Allow re-entry after exit.
+    #[arg(long)]
+    reentry: bool,
+}
+
+fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-31T19:30:00Z"))
+}
+
+fn parse_kid(s: &str) -> Result<KeyId, String> {
+    KeyId::from_hex(s).ok_or_else(|| "a key id is 8 hex digits".to_owned())
+}
+
+fn parse_seat(s: &str) -> Result<SeatLabel, String> {
+    SeatLabel::new(s).map_err(|e| e.to_string())
+}
+
+/// Runs a parsed command; returns the exit code.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let result = match cli.command {
+        Command::Keys(KeysCommand::Generate { dir, valid_from }) => {
+            let from = unix_seconds(valid_from.unwrap_or_else(OffsetDateTime::now_utc));
+            keystore::generate(&dir, from)
+                .map(|signer| signer.key_id().to_string())
+                .map_err(|e| e.to_string())
+        }
+        Command::Keys(KeysCommand::Retire { dir, kid, at }) => retire(&dir, kid, at),
+        Command::Tickets(TicketsCommand::Mint(args)) => mint(args),
+        Command::Tickets(TicketsCommand::Qr { out: path, barcode }) => {
+            qr_render::write_file(&barcode, &path)
+                .map(|()| String::new())
+                .map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(text) if text.is_empty() => EXIT_OK,
+        Ok(text) => {
+            let _ = writeln!(out, "{text}");
+            EXIT_OK
+        }
+        Err(message) => {
+            let _ = writeln!(err, "cloud-api: {message}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn retire(dir: &std::path::Path, kid: KeyId, at: OffsetDateTime) -> Result<String, String> {
+    let path = dir.join(keystore::KEYRING_FILE);
+    let mut ring = keystore::read_keyring(&path).map_err(|e| e.to_string())?;
+    if !ring.retire(kid, unix_seconds(at)) {
+        return Err(format!("{}: no key {kid}", path.display()));
+    }
+    keystore::write_keyring(&path, &ring).map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn mint(args: MintArgs) -> Result<String, String> {
+    let signer = keystore::read_signer(&args.key).map_err(|e| e.to_string())?;
+    let validity = Validity::new(
+        args.valid_from.map(unix_seconds),
+        args.valid_until.map(unix_seconds),
+    )
+    .map_err(|e| format!("--valid-from/--valid-until: {e}"))?;
+    let claims = TicketClaims {
+        event_id: args.event,
+        ticket_id: args.ticket,
+        ticket_type_id: args.ticket_type,
+        flags: TicketFlags {
+            paper: args.paper,
+            reentry_allowed: args.reentry,
+        },
+        validity,
+        seat: args.seat,
+    };
+    Ok(signer.mint(&claims))
+}

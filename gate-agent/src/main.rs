@@ -1,0 +1,21 @@
+//! `gate-agent`: thin shell over the library; see `gate_agent::cli` for exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gate_agent::cli::{Cli, EXIT_USAGE, run};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    ExitCode::from(run(
+        cli,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
+}
