@@ -1,7 +1,8 @@
 //! Command line of `gate-agent`: the field tools `decode` and `verify`.
 //!
-//! Exit codes: 0 accept / success, 1 reject / nothing decoded, 2 usage error
-//! (bad arguments, unreadable keyring or image file).
+//! Exit codes: 0 accept / success; 1 reject, or `decode` read no code (any
+//! reason, one line on stderr); 2 usage error (bad arguments; for `verify`, an
+//! unreadable keyring or image file).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,10 +98,7 @@ fn decode(image: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         }
         Err(e) => {
             let _ = writeln!(err, "gate-agent decode: {}", one_line(&e.to_string()));
-            match e {
-                QrError::Read { .. } | QrError::Image { .. } => EXIT_USAGE,
-                _ => EXIT_REJECT,
-            }
+            EXIT_REJECT
         }
     }
 }

@@ -19,6 +19,8 @@ use rxing::{
 
 /// Largest image accepted from a file, per side.
 pub const MAX_IMAGE_SIDE: u32 = 8_192;
+/// Largest image file read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 /// Memory the image decoder may allocate for one file.
 const MAX_IMAGE_ALLOC: u64 = 256 << 20;
 
@@ -91,26 +93,46 @@ impl LumaFrame {
     /// Loads a PNG or JPEG file as greyscale, with size and memory limits.
     pub fn load(path: &Path) -> Result<Self, QrError> {
         let shown = path.display().to_string();
-        let mut reader = ImageReader::open(path)
-            .and_then(ImageReader::with_guessed_format)
+        let size = std::fs::metadata(path)
             .map_err(|source| QrError::Read {
                 path: shown.clone(),
                 source,
-            })?;
+            })?
+            .len();
+        if size > MAX_FILE_BYTES {
+            let source = std::io::Error::other(format!(
+                "{size} bytes is more than the {MAX_FILE_BYTES} allowed"
+            ));
+            return Err(QrError::Read {
+                path: shown,
+                source,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| QrError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_encoded(&bytes).map_err(|source| QrError::Image {
+            path: shown,
+            source,
+        })
+    }
+
+    /// Decodes PNG or JPEG bytes as greyscale, with size and memory limits.
+    pub fn from_encoded(bytes: &[u8]) -> Result<Self, image::ImageError> {
+        let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
         let mut limits = Limits::default();
         limits.max_image_width = Some(MAX_IMAGE_SIDE);
         limits.max_image_height = Some(MAX_IMAGE_SIDE);
         limits.max_alloc = Some(MAX_IMAGE_ALLOC);
         reader.limits(limits);
-        let luma = reader
-            .decode()
-            .map_err(|source| QrError::Image {
-                path: shown,
-                source,
-            })?
-            .into_luma8();
+        let luma = reader.decode()?.into_luma8();
         let (width, height) = luma.dimensions();
-        Self::new(luma.into_raw(), width, height)
+        Ok(Self {
+            pixels: luma.into_raw(),
+            width,
+            height,
+        })
     }
 }
 
@@ -121,9 +143,11 @@ pub struct QrReader {
 
 impl Default for QrReader {
     fn default() -> Self {
-        let mut hints = DecodeHints::default();
-        hints.PossibleFormats = Some(HashSet::from([BarcodeFormat::QR_CODE]));
-        hints.TryHarder = Some(true);
+        let hints = DecodeHints {
+            PossibleFormats: Some(HashSet::from([BarcodeFormat::QR_CODE])),
+            TryHarder: Some(true),
+            ..DecodeHints::default()
+        };
         Self { hints }
     }
 }

@@ -2,6 +2,12 @@
 //! seeded synthetic set of our own barcodes, blurred, skewed, rotated and noisy.
 //! Prints the rates; fails below the goals (92% photos, 75% synthetic) or on any
 //! misread.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and benches fail loudly"
+)]
 
 mod synth;
 

@@ -1,5 +1,11 @@
 //! Criterion: decode + verify of one barcode against the bare Ed25519 check of
 //! the same bytes, measured in the same run; prints the ratio and a JSON line.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and benches fail loudly"
+)]
 
 use std::hint::black_box;
 use std::path::PathBuf;

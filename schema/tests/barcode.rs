@@ -1,5 +1,11 @@
 //! Barcode v1 end to end inside the pure core: mint, parse, verify, and every
 //! way a code can be wrong.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and benches fail loudly"
+)]
 
 use proptest::prelude::*;
 use schema::barcode::{self, BarcodeError, MAX_TEXT_LEN};

@@ -1,1 +1,9 @@
-//! x
+//! End-to-end tests: the real binaries, in temp dirs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod cli_round_trip;

@@ -1,1 +1,87 @@
-//! x
+//! Harness for tixgate's end-to-end tests: finds the real binaries, runs them in
+//! temp dirs and captures what they print.
+
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test harness: failing loudly is its job"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of a workspace binary, built (or found up to date) once per test process.
+///
+/// Cargo builds only the binaries of the package under test, so a run of
+/// `cargo test -p tixgate-tests` would otherwise use stale ones.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    BUILT.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "--quiet",
+            "--bin",
+            "gate-agent",
+            "--bin",
+            "cloud-api",
+        ]);
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build of the workspace binaries failed"
+        );
+    });
+    let path = profile_dir.join(name);
+    assert!(path.exists(), "binary {} not found", path.display());
+    path
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output as text.
+    pub stdout: String,
+    /// Standard error as text.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs a workspace binary with arguments, in `dir`.
+pub fn run(bin: &str, args: &[&str], dir: &Path) -> Run {
+    Command::new(binary(bin))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+        .into()
+}
