@@ -7,3 +7,4 @@
 )]
 
 mod cli_round_trip;
+mod qr_decode_rate;

@@ -7,6 +7,8 @@
     reason = "a test harness: failing loudly is its job"
 )]
 
+pub mod qr_sets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -55,9 +55,8 @@ fn run(args: Args) -> anyhow::Result<bool> {
         keystore::generate(&dir.join("keys"), now - DAY).context("generating issuer keys")?;
     let ring = keystore::read_keyring(&dir.join("keys").join(keystore::KEYRING_FILE))?;
     println!(
-        "issuer key {} written to {}",
-        signer.key_id(),
-        dir.join("keys").display()
+        "issuer key {} generated; gates get only its public keyring",
+        signer.key_id()
     );
 
     let presentations = presentations(&signer, now);

@@ -2,55 +2,16 @@
 //! seeded synthetic set of our own barcodes, blurred, skewed, rotated and noisy.
 //! Prints the rates; fails below the goals (92% photos, 75% synthetic) or on any
 //! misread.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests and benches fail loudly"
-)]
 
-mod synth;
-
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gate_agent::qr::{LumaFrame, QrReader};
-
-fn photo_dir() -> PathBuf {
-    std::env::var_os("TIXGATE_QR_PHOTOS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/qr-photos")
-        })
-}
-
-/// (image, expected text) for every photo of the set.
-fn photo_cases(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut cases = Vec::new();
-    for folder in 1..=6 {
-        let sub = dir.join(format!("qrcode-{folder}"));
-        let entries = std::fs::read_dir(&sub)
-            .unwrap_or_else(|e| panic!("photo set missing at {}: {e}", sub.display()));
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.extension().is_some_and(|e| e == "png") {
-                let expected =
-                    std::fs::read(path.with_extension("txt")).expect("expected text beside image");
-                cases.push((
-                    path,
-                    String::from_utf8(expected).expect("utf-8 expectation"),
-                ));
-            }
-        }
-    }
-    cases.sort();
-    cases
-}
+use tixgate_tests::qr_sets::{degraded_set, photo_cases, photo_dir};
 
 #[test]
 fn real_photos_decode_at_92_percent_or_better() {
     let dir = photo_dir();
-    let cases = photo_cases(&dir);
+    let cases = photo_cases(&dir).unwrap();
     assert_eq!(
         cases.len(),
         179,
@@ -60,13 +21,13 @@ fn real_photos_decode_at_92_percent_or_better() {
     let reader = QrReader::default();
     let (mut read, mut misread) = (0, Vec::new());
     let start = Instant::now();
-    for (path, expected) in &cases {
-        let frame = LumaFrame::load(path).expect("photo loads");
+    for case in &cases {
+        let frame = LumaFrame::load(&case.path).expect("photo loads");
         match reader.decode(&frame) {
-            Ok(text) if &text == expected => read += 1,
+            Ok(text) if text == case.expected => read += 1,
             Ok(text) => misread.push(format!(
                 "{}: got {:?}",
-                path.display(),
+                case.path.display(),
                 text.chars().take(40).collect::<String>()
             )),
             Err(_) => {}
@@ -95,7 +56,7 @@ fn real_photos_decode_at_92_percent_or_better() {
 #[test]
 fn synthetic_degraded_tickets_decode_at_75_percent_or_better() {
     let reader = QrReader::default();
-    let set = synth::degraded_set(200, 20_261_125);
+    let set = degraded_set(200, 20_261_125);
     let (mut read, mut misread) = (0, 0);
     let start = Instant::now();
     for case in &set {

@@ -1,0 +1,41 @@
+//! `tixgate-bench`: every benchmark of the workspace, one sub-command per area.
+//! Each prints readable figures, measures its reference in the same run, and ends
+//! with one JSON line. Run in release: `cargo run --release --bin tixgate-bench -- AREA`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod qr;
+
+/// tixgate benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "tixgate-bench", version, about)]
+struct Args {
+    /// The area to measure.
+    #[command(subcommand)]
+    area: Area,
+}
+
+#[derive(Debug, Subcommand)]
+enum Area {
+    /// Camera path: QR decode rate and time on real photos, synthetic degraded
+    /// tickets and 1280x720 frames, against a single rxing pass.
+    Qr,
+}
+
+fn main() -> ExitCode {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; figures mean little. Use --release.");
+    }
+    let result = match Args::parse().area {
+        Area::Qr => qr::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tixgate-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
