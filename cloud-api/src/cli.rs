@@ -10,6 +10,7 @@ use schema::keys::unix_seconds;
 use schema::{KeyId, SeatLabel, TicketClaims, TicketFlags, Validity};
 use time::OffsetDateTime;
 
+use crate::batch::{self, BatchSpec};
 use crate::{keystore, qr_render};
 
 /// Exit code of success.
@@ -70,6 +71,33 @@ pub enum KeysCommand {
 pub enum TicketsCommand {
     /// Sign one ticket and print its barcode text.
     Mint(MintArgs),
+    /// Sign N tickets into DIR/barcodes.txt and their signed full manifest DIR/manifest.txm.
+    MintBatch {
+        /// Private key (PKCS#8 PEM, mode 0600).
+        #[arg(long)]
+        key: PathBuf,
+        /// Event id.
+        #[arg(long)]
+        event: u64,
+        /// How many tickets.
+        #[arg(long)]
+        count: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Venue whose gates import the manifest.
+        #[arg(long, default_value_t = 1)]
+        venue: u64,
+        /// Ticket type id.
+        #[arg(long = "type", default_value_t = 1)]
+        ticket_type: u32,
+        /// First ticket id.
+        #[arg(long, default_value_t = 1)]
+        first_ticket: u64,
+        /// Manifest version.
+        #[arg(long, default_value_t = 1)]
+        version: u64,
+    },
     /// Render a barcode as a QR code image.
     Qr {
         /// Output file, .png or .svg.
@@ -130,16 +158,35 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let result = match cli.command {
         Command::Keys(KeysCommand::Generate { dir, valid_from }) => {
             let from = unix_seconds(valid_from.unwrap_or_else(OffsetDateTime::now_utc));
-            keystore::generate(&dir, from)
-                .map(|signer| signer.key_id().to_string())
-                .map_err(|e| e.to_string())
+            keystore::generate(&dir, from).map(|signer| signer.key_id().to_string()).map_err(|e| e.to_string())
         }
         Command::Keys(KeysCommand::Retire { dir, kid, at }) => retire(&dir, kid, at),
         Command::Tickets(TicketsCommand::Mint(args)) => mint(args),
+        Command::Tickets(TicketsCommand::MintBatch {
+            key,
+            event,
+            count,
+            out: dir,
+            venue,
+            ticket_type,
+            first_ticket,
+            version,
+        }) => keystore::read_signer(&key).map_err(|e| e.to_string()).and_then(|signer| {
+            let spec = BatchSpec {
+                venue_id: venue,
+                event_id: event,
+                ticket_type_id: ticket_type,
+                first_ticket_id: first_ticket,
+                count,
+                version,
+                now: unix_seconds(OffsetDateTime::now_utc()),
+            };
+            batch::mint_batch(&signer, &spec, &dir)
+                .map(|n| format!("{n} tickets in {}", dir.join(batch::BARCODES_FILE).display()))
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        }),
         Command::Tickets(TicketsCommand::Qr { out: path, barcode }) => {
-            qr_render::write_file(&barcode, &path)
-                .map(|()| String::new())
-                .map_err(|e| e.to_string())
+            qr_render::write_file(&barcode, &path).map(|()| String::new()).map_err(|e| e.to_string())
         }
     };
     match result {
@@ -167,19 +214,13 @@ fn retire(dir: &std::path::Path, kid: KeyId, at: OffsetDateTime) -> Result<Strin
 
 fn mint(args: MintArgs) -> Result<String, String> {
     let signer = keystore::read_signer(&args.key).map_err(|e| e.to_string())?;
-    let validity = Validity::new(
-        args.valid_from.map(unix_seconds),
-        args.valid_until.map(unix_seconds),
-    )
-    .map_err(|e| format!("--valid-from/--valid-until: {e}"))?;
+    let validity = Validity::new(args.valid_from.map(unix_seconds), args.valid_until.map(unix_seconds))
+        .map_err(|e| format!("--valid-from/--valid-until: {e}"))?;
     let claims = TicketClaims {
         event_id: args.event,
         ticket_id: args.ticket,
         ticket_type_id: args.ticket_type,
-        flags: TicketFlags {
-            paper: args.paper,
-            reentry_allowed: args.reentry,
-        },
+        flags: TicketFlags { paper: args.paper, reentry_allowed: args.reentry },
         validity,
         seat: args.seat,
     };

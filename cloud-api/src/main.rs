@@ -13,9 +13,5 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    ExitCode::from(run(
-        cli,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    ))
+    ExitCode::from(run(cli, &mut std::io::stdout(), &mut std::io::stderr()))
 }

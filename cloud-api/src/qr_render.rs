@@ -46,44 +46,29 @@ pub fn qr_version(text: &str) -> Result<i16, QrRenderError> {
 
 /// PNG bytes of the QR code, black on white with a quiet zone.
 pub fn png(text: &str) -> Result<Vec<u8>, QrRenderError> {
-    let image = qr_code(text)?
-        .render::<image::Luma<u8>>()
-        .module_dimensions(PNG_MODULE_PX, PNG_MODULE_PX)
-        .build();
+    let image = qr_code(text)?.render::<image::Luma<u8>>().module_dimensions(PNG_MODULE_PX, PNG_MODULE_PX).build();
     let mut out = std::io::Cursor::new(Vec::new());
     image
         .write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| QrRenderError::Write {
-            path: "<memory>".into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| QrRenderError::Write { path: "<memory>".into(), reason: e.to_string() })?;
     Ok(out.into_inner())
 }
 
 /// SVG text of the QR code.
 pub fn svg(text: &str) -> Result<String, QrRenderError> {
-    Ok(qr_code(text)?
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .build())
+    Ok(qr_code(text)?.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).build())
 }
 
 /// Writes the QR code to `path`, PNG or SVG by extension.
 pub fn write_file(text: &str, path: &Path) -> Result<(), QrRenderError> {
     let shown = path.display().to_string();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let bytes = match ext.as_deref() {
         Some("png") => png(text)?,
         Some("svg") => svg(text)?.into_bytes(),
         _ => return Err(QrRenderError::UnknownFormat(shown)),
     };
-    std::fs::write(path, bytes).map_err(|e| QrRenderError::Write {
-        path: shown,
-        reason: e.to_string(),
-    })
+    std::fs::write(path, bytes).map_err(|e| QrRenderError::Write { path: shown, reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -96,10 +81,7 @@ mod tests {
             event_id: u64::from(u32::MAX),
             ticket_id: u64::MAX,
             ticket_type_id: u32::MAX,
-            flags: TicketFlags {
-                paper: true,
-                reentry_allowed: true,
-            },
+            flags: TicketFlags { paper: true, reentry_allowed: true },
             validity,
             seat: seat.and_then(|s| SeatLabel::new(s).ok()),
         }
@@ -108,10 +90,7 @@ mod tests {
     #[test]
     fn a_ticket_without_seat_fits_qr_version_7_at_level_m() {
         let signer = TicketSigner::from_secret_bytes(&[9; 32]);
-        let window = Validity {
-            not_before: Some(1_790_000_000),
-            not_after: Some(1_790_086_400),
-        };
+        let window = Validity { not_before: Some(1_790_000_000), not_after: Some(1_790_086_400) };
         let plain = signer.mint(&claims(None, Validity::default()));
         let windowed = signer.mint(&claims(None, window));
         let seated = signer.mint(&claims(Some("BLOCK C ROW 12 SEAT 104"), window));
@@ -133,10 +112,7 @@ mod tests {
 
     #[test]
     fn unknown_output_format_is_refused() {
-        assert!(matches!(
-            write_file("TX1:00", Path::new("code.gif")),
-            Err(QrRenderError::UnknownFormat(_))
-        ));
+        assert!(matches!(write_file("TX1:00", Path::new("code.gif")), Err(QrRenderError::UnknownFormat(_))));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Command line of `gate-agent`: the field tools `decode` and `verify`.
+//! Command line of `gate-agent`: the field tools `decode` and `verify`, and the
+//! replica and ledger commands `replica import`, `scan`, `scans`.
 //!
 //! Exit codes: 0 accept / success; 1 reject, or `decode` read no code (any
 //! reason, one line on stderr); 2 usage error (bad arguments; for `verify`, an
@@ -8,9 +9,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+use schema::entry::Direction;
+use schema::manifest::Manifest;
 use schema::{DecisionLine, Keyring, Reason, UnixSeconds, check_offline};
 use time::OffsetDateTime;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::daemon;
+use crate::gate::Gate;
 use crate::qr::{self, QrError};
 
 /// Exit code of an accepted ticket or a successful command.
@@ -37,6 +45,37 @@ pub enum Command {
         /// PNG or JPEG file.
         image: PathBuf,
     },
+    /// Run the gate daemon: read codes (one per line on stdin), decide, record,
+    /// and announce each decision as a JSON line. SIGTERM drains and exits 0.
+    Run {
+        /// Gate configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage the gate's ticket replica.
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
+    /// Decide one code against the replica and ledger, recorded like a real scan;
+    /// prints the same JSON line as `verify`.
+    Scan {
+        /// Gate configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Record an exit instead of an entry.
+        #[arg(long)]
+        exit: bool,
+        /// The barcode text.
+        barcode: String,
+    },
+    /// Print the scan ledger as JSON lines.
+    Scans {
+        /// Gate configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only scans after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
     /// Verify one ticket offline and print the decision as one JSON line.
     Verify {
         /// Public keyring (JSON) of the ticket issuer.
@@ -56,6 +95,19 @@ pub enum Command {
     },
 }
 
+/// `gate-agent replica …`
+#[derive(Debug, Subcommand)]
+pub enum ReplicaCommand {
+    /// Verify a signed manifest file and apply it atomically.
+    Import {
+        /// Gate configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The manifest file.
+        manifest: PathBuf,
+    },
+}
+
 fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-31T19:30:00Z"))
@@ -65,23 +117,151 @@ fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Decode { image } => decode(&image, out, err),
-        Command::Verify {
-            keyring,
-            event,
-            at,
-            image,
-            barcode,
-        } => {
+        Command::Run { config } => run_daemon(&config, err),
+        Command::Replica(ReplicaCommand::Import { config, manifest }) => {
+            with_gate(&config, out, err, |gate, out, err| import(gate, &manifest, out, err))
+        }
+        Command::Scan { config, exit, barcode } => {
+            let direction = if exit { Direction::Exit } else { Direction::Entry };
+            with_gate(&config, out, err, |gate, out, err| scan(gate, &barcode, direction, out, err))
+        }
+        Command::Scans { config, since } => {
+            with_gate(&config, out, err, |gate, out, err| list_scans(gate, since, out, err))
+        }
+        Command::Verify { keyring, event, at, image, barcode } => {
             let now = keys_time(at.unwrap_or_else(OffsetDateTime::now_utc));
-            verify(
-                &keyring,
-                event,
-                now,
-                image.as_deref(),
-                barcode.as_deref(),
-                out,
-                err,
-            )
+            verify(&keyring, event, now, image.as_deref(), barcode.as_deref(), out, err)
+        }
+    }
+}
+
+/// Opens the gate of a config file and runs `f`; a bad config or state is a
+/// usage error (exit 2).
+fn with_gate(
+    config: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    f: impl FnOnce(&mut Gate, &mut dyn Write, &mut dyn Write) -> u8,
+) -> u8 {
+    let gate = Config::load(config).map_err(|e| e.to_string()).and_then(|c| Gate::open(c).map_err(|e| e.to_string()));
+    match gate {
+        Ok(mut gate) => f(&mut gate, out, err),
+        Err(message) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&message));
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Exit code of `run` when the configuration is unusable (EX_CONFIG), so
+/// systemd's `RestartPreventExitStatus=78` stops a restart loop.
+pub const EXIT_CONFIG: u8 = 78;
+
+fn run_daemon(config: &Path, err: &mut dyn Write) -> u8 {
+    let config = match Config::load(config) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            return EXIT_CONFIG;
+        }
+    };
+    let direction = config.direction;
+    let gate = match Gate::open(config) {
+        Ok(gate) => gate,
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            return EXIT_REJECT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: cannot start the runtime: {e}");
+            return EXIT_REJECT;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone());
+        daemon::run(gate, tokio::io::stdin(), direction, shutdown, Box::new(std::io::stdout())).await
+    });
+    // Every scan is committed by now; a blocking read of stdin must not hold the
+    // exit (tokio cannot interrupt it).
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            EXIT_REJECT
+        }
+    }
+}
+
+/// SIGTERM and SIGINT cancel `shutdown`: the daemon drains and exits 0.
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        shutdown.cancel();
+    });
+}
+
+/// Applies a manifest file; a refused manifest (forged, rolled back, another
+/// venue) exits 1 and leaves the replica as it was.
+fn import(gate: &mut Gate, manifest: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let bytes = match std::fs::read(manifest) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}: {e}", manifest.display());
+            return EXIT_USAGE;
+        }
+    };
+    let now = keys_time(OffsetDateTime::now_utc());
+    let venue = gate.config().venue_id;
+    let applied = Manifest::open(&bytes, gate.keyring(), now)
+        .map_err(|e| e.to_string())
+        .and_then(|m| gate.replica_mut().apply(&m, venue).map_err(|e| e.to_string()));
+    match applied {
+        Ok(applied) => {
+            let kind = if applied.snapshot { "snapshot" } else { "delta" };
+            let _ = writeln!(out, "replica at version {}: {} tickets from a {kind}", applied.version, applied.tickets);
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: manifest {} refused: {}", manifest.display(), one_line(&e));
+            EXIT_REJECT
+        }
+    }
+}
+
+fn scan(gate: &mut Gate, barcode: &str, direction: Direction, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    match gate.scan(barcode, direction, now_ms) {
+        Ok(result) => print_decision(&result.line, out, err),
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            EXIT_USAGE
+        }
+    }
+}
+
+fn list_scans(gate: &mut Gate, since: u64, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match gate.ledger().since(since) {
+        Ok(records) => {
+            for record in records {
+                let _ = writeln!(out, "{}", serde_json::to_string(&record).unwrap_or_default());
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            EXIT_USAGE
         }
     }
 }
@@ -139,8 +319,7 @@ fn verify(
 
 /// Reads and checks a keyring file; the error names the file.
 pub fn load_keyring(path: &Path) -> Result<Keyring, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read keyring {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read keyring {}: {e}", path.display()))?;
     Keyring::from_json(&text).map_err(|e| format!("keyring {}: {e}", path.display()))
 }
 

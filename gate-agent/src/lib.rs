@@ -5,4 +5,8 @@
 //! This library holds the gate's pieces; `main.rs` is only argument parsing.
 
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod gate;
 pub mod qr;
+pub mod store;

@@ -13,9 +13,7 @@ use std::path::Path;
 
 use image::{ImageReader, Limits};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
-use rxing::{
-    BarcodeFormat, Binarizer, BinaryBitmap, DecodeHints, Luma8Source, MultiFormatReader, Reader,
-};
+use rxing::{BarcodeFormat, Binarizer, BinaryBitmap, DecodeHints, Luma8Source, MultiFormatReader, Reader};
 
 /// Largest image accepted from a file, per side.
 pub const MAX_IMAGE_SIDE: u32 = 8_192;
@@ -77,45 +75,21 @@ impl LumaFrame {
     pub fn new(pixels: Vec<u8>, width: u32, height: u32) -> Result<Self, QrError> {
         let expected = u64::from(width) * u64::from(height);
         if width == 0 || height == 0 || pixels.len() as u64 != expected {
-            return Err(QrError::BadFrame {
-                len: pixels.len(),
-                width,
-                height,
-            });
+            return Err(QrError::BadFrame { len: pixels.len(), width, height });
         }
-        Ok(Self {
-            pixels,
-            width,
-            height,
-        })
+        Ok(Self { pixels, width, height })
     }
 
     /// Loads a PNG or JPEG file as greyscale, with size and memory limits.
     pub fn load(path: &Path) -> Result<Self, QrError> {
         let shown = path.display().to_string();
-        let size = std::fs::metadata(path)
-            .map_err(|source| QrError::Read {
-                path: shown.clone(),
-                source,
-            })?
-            .len();
+        let size = std::fs::metadata(path).map_err(|source| QrError::Read { path: shown.clone(), source })?.len();
         if size > MAX_FILE_BYTES {
-            let source = std::io::Error::other(format!(
-                "{size} bytes is more than the {MAX_FILE_BYTES} allowed"
-            ));
-            return Err(QrError::Read {
-                path: shown,
-                source,
-            });
+            let source = std::io::Error::other(format!("{size} bytes is more than the {MAX_FILE_BYTES} allowed"));
+            return Err(QrError::Read { path: shown, source });
         }
-        let bytes = std::fs::read(path).map_err(|source| QrError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::from_encoded(&bytes).map_err(|source| QrError::Image {
-            path: shown,
-            source,
-        })
+        let bytes = std::fs::read(path).map_err(|source| QrError::Read { path: shown.clone(), source })?;
+        Self::from_encoded(&bytes).map_err(|source| QrError::Image { path: shown, source })
     }
 
     /// Decodes PNG or JPEG bytes as greyscale, with size and memory limits.
@@ -128,11 +102,7 @@ impl LumaFrame {
         reader.limits(limits);
         let luma = reader.decode()?.into_luma8();
         let (width, height) = luma.dimensions();
-        Ok(Self {
-            pixels: luma.into_raw(),
-            width,
-            height,
-        })
+        Ok(Self { pixels: luma.into_raw(), width, height })
     }
 }
 
@@ -177,10 +147,7 @@ impl QrReader {
         let source = Luma8Source::new_with_slice(&frame.pixels, frame.width, frame.height).ok()?;
         let mut bitmap = BinaryBitmap::new(binarizer(source));
         let mut reader = MultiFormatReader::default();
-        reader
-            .decode_with_hints(&mut bitmap, &self.hints)
-            .ok()
-            .map(|result| result.getText().to_owned())
+        reader.decode_with_hints(&mut bitmap, &self.hints).ok().map(|result| result.getText().to_owned())
     }
 }
 
@@ -190,17 +157,13 @@ const UPSCALE_MAX_PIXELS: u64 = 640 * 480;
 /// An unsharp-masked copy (p + 1.5·(p − blur(p))), upscaled 2x first if small:
 /// the sampler then has more pixels per module to work with.
 fn sharpened(frame: &LumaFrame) -> LumaFrame {
-    let Some(image) = image::GrayImage::from_raw(frame.width, frame.height, frame.pixels.clone())
-    else {
+    let Some(image) = image::GrayImage::from_raw(frame.width, frame.height, frame.pixels.clone()) else {
         return frame.clone();
     };
     let small = u64::from(frame.width) * u64::from(frame.height) <= UPSCALE_MAX_PIXELS;
     let (image, sigma) = if small {
         let (w, h) = (frame.width * 2, frame.height * 2);
-        (
-            image::imageops::resize(&image, w, h, image::imageops::FilterType::Triangle),
-            4.0,
-        )
+        (image::imageops::resize(&image, w, h, image::imageops::FilterType::Triangle), 4.0)
     } else {
         (image, 2.0)
     };
@@ -215,11 +178,7 @@ fn sharpened(frame: &LumaFrame) -> LumaFrame {
             (p + 1.5 * (p - b)).round().clamp(0.0, 255.0) as u8
         })
         .collect();
-    LumaFrame {
-        pixels,
-        width,
-        height,
-    }
+    LumaFrame { pixels, width, height }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -241,14 +200,8 @@ mod tests {
 
     #[test]
     fn frames_with_wrong_sizes_are_refused() {
-        assert!(matches!(
-            LumaFrame::new(vec![0; 10], 3, 3),
-            Err(QrError::BadFrame { .. })
-        ));
-        assert!(matches!(
-            LumaFrame::new(vec![], 0, 0),
-            Err(QrError::BadFrame { .. })
-        ));
+        assert!(matches!(LumaFrame::new(vec![0; 10], 3, 3), Err(QrError::BadFrame { .. })));
+        assert!(matches!(LumaFrame::new(vec![], 0, 0), Err(QrError::BadFrame { .. })));
     }
 
     #[test]
@@ -256,9 +209,7 @@ mod tests {
         let reader = QrReader::default();
         let blank = LumaFrame::new(vec![255; 64 * 48], 64, 48).expect("frame");
         assert!(matches!(reader.decode(&blank), Err(QrError::NotFound)));
-        let noise: Vec<u8> = (0..640u32 * 480)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let noise: Vec<u8> = (0..640u32 * 480).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let noise = LumaFrame::new(noise, 640, 480).expect("frame");
         assert!(reader.decode(&noise).is_err());
     }

@@ -1,11 +1,6 @@
 //! Criterion: decode + verify of one barcode against the bare Ed25519 check of
 //! the same bytes, measured in the same run; prints the ratio and a JSON line.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests and benches fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests and benches fail loudly")]
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -45,27 +40,18 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(GROUP);
     group.bench_function("decode_verify", |b| {
-        b.iter(|| {
-            ring.verify(black_box(&code), black_box(1_800_000_000))
-                .expect("valid")
-        })
+        b.iter(|| ring.verify(black_box(&code), black_box(1_800_000_000)).expect("valid"))
     });
     group.bench_function("bare_verify_strict", |b| {
-        b.iter(|| {
-            key.verify_strict(black_box(&message), black_box(&signature))
-                .expect("valid")
-        })
+        b.iter(|| key.verify_strict(black_box(&message), black_box(&signature)).expect("valid"))
     });
     group.bench_function("bare_verify", |b| {
         b.iter(|| {
             use ed25519_dalek::Verifier;
-            key.verify(black_box(&message), black_box(&signature))
-                .expect("valid")
+            key.verify(black_box(&message), black_box(&signature)).expect("valid")
         })
     });
-    group.bench_function("decode_only", |b| {
-        b.iter(|| barcode::parse(black_box(&code)).expect("parses"))
-    });
+    group.bench_function("decode_only", |b| b.iter(|| barcode::parse(black_box(&code)).expect("parses")));
     group.finish();
 }
 
@@ -74,11 +60,7 @@ fn mean_ns(name: &str) -> Option<f64> {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = dir
-        .join("criterion")
-        .join(GROUP)
-        .join(name)
-        .join("new/estimates.json");
+    let path = dir.join("criterion").join(GROUP).join(name).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64()
@@ -88,15 +70,9 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();
-    let names = [
-        "decode_verify",
-        "bare_verify_strict",
-        "bare_verify",
-        "decode_only",
-    ];
+    let names = ["decode_verify", "bare_verify_strict", "bare_verify", "decode_only"];
     let [ours, strict, plain, decode] = names.map(mean_ns);
-    let (Some(ours), Some(strict), Some(plain), Some(decode)) = (ours, strict, plain, decode)
-    else {
+    let (Some(ours), Some(strict), Some(plain), Some(decode)) = (ours, strict, plain, decode) else {
         return; // `--list` or a filtered run: nothing to compare.
     };
     println!(
@@ -106,11 +82,7 @@ fn main() {
         plain / 1e3,
         decode / 1e3
     );
-    println!(
-        "ratio to verify_strict (the same check): {:.3}; to plain verify: {:.3}",
-        ours / strict,
-        ours / plain
-    );
+    println!("ratio to verify_strict (the same check): {:.3}; to plain verify: {:.3}", ours / strict, ours / plain);
     println!(
         "{{\"decode_verify_us\":{:.2},\"bare_verify_strict_us\":{:.2},\"bare_verify_us\":{:.2},\"decode_us\":{:.3},\"ratio\":{:.3},\"ratio_plain\":{:.3}}}",
         ours / 1e3,

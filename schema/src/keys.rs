@@ -30,9 +30,7 @@ impl KeyId {
 
     /// Parses the 8-hex-digit form.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(s.as_bytes())
-            .ok()?;
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()?;
         Some(KeyId(bytes.try_into().ok()?))
     }
 }
@@ -116,8 +114,7 @@ impl TicketSigner {
 
     /// Reads a PKCS#8 PEM private key.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
-        let key =
-            SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
+        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
         let key_id = KeyId::of(&key.verifying_key());
         Ok(Self { key, key_id })
     }
@@ -148,17 +145,18 @@ impl TicketSigner {
     }
 
     fn sign_bytes(&self, signed_part: &[u8]) -> [u8; SIGNATURE_LEN] {
-        self.key
-            .sign(&barcode::signing_message(signed_part))
-            .to_bytes()
+        self.sign_message(&barcode::signing_message(signed_part))
+    }
+
+    /// Signs a complete, already domain-separated message.
+    pub(crate) fn sign_message(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.key.sign(message).to_bytes()
     }
 }
 
 impl fmt::Debug for TicketSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TicketSigner")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("TicketSigner").field("key_id", &self.key_id).finish_non_exhaustive()
     }
 }
 
@@ -218,8 +216,7 @@ impl Keyring {
 
     /// Parses and checks keyring JSON: formats, key ids, weak keys, duplicates.
     pub fn from_json(json: &str) -> Result<Self, KeyError> {
-        let file: KeyringFile =
-            serde_json::from_str(json).map_err(|e| KeyError::KeyringSyntax(e.to_string()))?;
+        let file: KeyringFile = serde_json::from_str(json).map_err(|e| KeyError::KeyringSyntax(e.to_string()))?;
         if file.format != KEYRING_FORMAT {
             return Err(KeyError::KeyringFormat(file.format));
         }
@@ -239,10 +236,7 @@ impl Keyring {
 
     /// The keyring as JSON, in the form [`Keyring::from_json`] reads.
     pub fn to_json(&self) -> String {
-        let file = KeyringFile {
-            format: KEYRING_FORMAT.to_owned(),
-            keys: self.keys.iter().map(entry_of).collect(),
-        };
+        let file = KeyringFile { format: KEYRING_FORMAT.to_owned(), keys: self.keys.iter().map(entry_of).collect() };
         // Serialising plain strings and timestamps cannot fail.
         serde_json::to_string_pretty(&file).unwrap_or_default()
     }
@@ -274,35 +268,23 @@ impl Keyring {
 }
 
 fn check_entry(index: usize, entry: KeyringEntry) -> Result<TrustedKey, KeyError> {
-    let raw = data_encoding::BASE64
-        .decode(entry.public_key.as_bytes())
-        .map_err(|_| KeyError::BadPublicKey { index })?;
-    let raw: [u8; 32] = raw
-        .try_into()
-        .map_err(|_| KeyError::BadPublicKey { index })?;
+    let raw =
+        data_encoding::BASE64.decode(entry.public_key.as_bytes()).map_err(|_| KeyError::BadPublicKey { index })?;
+    let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::BadPublicKey { index })?;
     let key = VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::BadPublicKey { index })?;
     if key.is_weak() {
         return Err(KeyError::WeakPublicKey { index });
     }
     let key_id = KeyId::of(&key);
     if KeyId::from_hex(&entry.kid) != Some(key_id) {
-        return Err(KeyError::KidMismatch {
-            index,
-            stated: entry.kid,
-            actual: key_id,
-        });
+        return Err(KeyError::KidMismatch { index, stated: entry.kid, actual: key_id });
     }
     let valid_from = unix_seconds(entry.valid_from);
     let valid_until = entry.valid_until.map(unix_seconds);
     if valid_until.is_some_and(|until| until < valid_from) {
         return Err(KeyError::InvertedWindow { index });
     }
-    Ok(TrustedKey {
-        key_id,
-        key,
-        valid_from,
-        valid_until,
-    })
+    Ok(TrustedKey { key_id, key, valid_from, valid_until })
 }
 
 fn entry_of(key: &TrustedKey) -> KeyringEntry {
@@ -367,10 +349,7 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = TicketSigner::from_pkcs8_pem(&pem).expect("parse");
         assert_eq!(back.key_id(), s.key_id());
-        assert!(matches!(
-            TicketSigner::from_pkcs8_pem("garbage"),
-            Err(KeyError::BadPrivateKey(_))
-        ));
+        assert!(matches!(TicketSigner::from_pkcs8_pem("garbage"), Err(KeyError::BadPrivateKey(_))));
     }
 
     #[test]
@@ -380,43 +359,18 @@ mod tests {
         assert!(Keyring::from_json(&ring_json(&good)).is_ok());
         assert_eq!(
             Keyring::from_json(&ring_json(&entry(&s, "00000000"))),
-            Err(KeyError::KidMismatch {
-                index: 0,
-                stated: "00000000".into(),
-                actual: s.key_id()
-            })
+            Err(KeyError::KidMismatch { index: 0, stated: "00000000".into(), actual: s.key_id() })
         );
-        assert_eq!(
-            Keyring::from_json(&ring_json(&format!("{good},{good}"))),
-            Err(KeyError::DuplicateKey { index: 1 })
-        );
+        assert_eq!(Keyring::from_json(&ring_json(&format!("{good},{good}"))), Err(KeyError::DuplicateKey { index: 1 }));
         assert_eq!(Keyring::from_json(&ring_json("")), Err(KeyError::Empty));
         let weak = r#"{"kid":"x","public_key":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","valid_from":"2026-01-01T00:00:00Z"}"#;
-        assert_eq!(
-            Keyring::from_json(&ring_json(weak)),
-            Err(KeyError::WeakPublicKey { index: 0 })
-        );
+        assert_eq!(Keyring::from_json(&ring_json(weak)), Err(KeyError::WeakPublicKey { index: 0 }));
         let short = r#"{"kid":"x","public_key":"AAAA","valid_from":"2026-01-01T00:00:00Z"}"#;
-        assert_eq!(
-            Keyring::from_json(&ring_json(short)),
-            Err(KeyError::BadPublicKey { index: 0 })
-        );
-        let inverted = good.replace(
-            r#""valid_from""#,
-            r#""valid_until":"2025-01-01T00:00:00Z","valid_from""#,
-        );
-        assert_eq!(
-            Keyring::from_json(&ring_json(&inverted)),
-            Err(KeyError::InvertedWindow { index: 0 })
-        );
+        assert_eq!(Keyring::from_json(&ring_json(short)), Err(KeyError::BadPublicKey { index: 0 }));
+        let inverted = good.replace(r#""valid_from""#, r#""valid_until":"2025-01-01T00:00:00Z","valid_from""#);
+        assert_eq!(Keyring::from_json(&ring_json(&inverted)), Err(KeyError::InvertedWindow { index: 0 }));
         let extra = good.replace(r#""kid""#, r#""private_key":"oops","kid""#);
-        assert!(matches!(
-            Keyring::from_json(&ring_json(&extra)),
-            Err(KeyError::KeyringSyntax(_))
-        ));
-        assert!(matches!(
-            Keyring::from_json(r#"{"format":"v0","keys":[]}"#),
-            Err(KeyError::KeyringFormat(_))
-        ));
+        assert!(matches!(Keyring::from_json(&ring_json(&extra)), Err(KeyError::KeyringSyntax(_))));
+        assert!(matches!(Keyring::from_json(r#"{"format":"v0","keys":[]}"#), Err(KeyError::KeyringFormat(_))));
     }
 }

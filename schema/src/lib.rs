@@ -6,7 +6,11 @@
 //! dependency tree ever grows tokio, rusqlite, axum, rumqttc or quinn.
 
 pub mod barcode;
+pub mod entry;
+pub mod hlc;
+pub mod holder;
 pub mod keys;
+pub mod manifest;
 pub mod reason;
 pub mod verify;
 
@@ -14,6 +18,5 @@ pub use barcode::{BarcodeError, SeatLabel, TicketClaims, TicketFlags, UnixSecond
 pub use keys::{KeyError, KeyId, Keyring, TicketSigner, TrustedKey};
 pub use reason::Reason;
 pub use verify::{
-    Decision, DecisionLine, TicketSummary, VerifiedTicket, VerifyError, check_event_and_time,
-    check_offline,
+    Decision, DecisionLine, TicketSummary, VerifiedTicket, VerifyError, check_event_and_time, check_offline,
 };

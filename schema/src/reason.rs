@@ -116,10 +116,7 @@ mod tests {
         for r in Reason::ALL {
             let code = r.code();
             assert!(seen.insert(code), "duplicate {code}");
-            assert!(
-                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{code}"
-            );
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
             assert_eq!(serde_json::to_string(&r).ok(), Some(format!("\"{code}\"")));
             assert_eq!(Reason::from_code(code), Some(r));
         }

@@ -18,6 +18,9 @@ pub struct VerifiedTicket {
     pub key_id: KeyId,
     /// What the ticket claims; trustworthy now.
     pub claims: TicketClaims,
+    /// The barcode's signature: a secret of the holder's, which also unseals the
+    /// holder's name in the replica (see [`crate::holder`]).
+    pub signature: [u8; crate::barcode::SIGNATURE_LEN],
 }
 
 /// Why a barcode did not verify.
@@ -73,29 +76,18 @@ impl Keyring {
         if candidates.peek().is_none() {
             return Err(VerifyError::UnknownKey(parsed.key_id));
         }
-        let signer = candidates
-            .find(|k| k.key.verify_strict(&message, &signature).is_ok())
-            .ok_or(VerifyError::BadSignature)?;
-        let ticket = VerifiedTicket {
-            key_id: parsed.key_id,
-            claims: parsed.claims,
-        };
+        let signer =
+            candidates.find(|k| k.key.verify_strict(&message, &signature).is_ok()).ok_or(VerifyError::BadSignature)?;
+        let ticket = VerifiedTicket { key_id: parsed.key_id, claims: parsed.claims, signature: parsed.signature };
         if !signer.in_force(now) {
-            return Err(VerifyError::KeyExpired {
-                key_id: parsed.key_id,
-                ticket: Box::new(ticket),
-            });
+            return Err(VerifyError::KeyExpired { key_id: parsed.key_id, ticket: Box::new(ticket) });
         }
         Ok(ticket)
     }
 }
 
 /// The checks that need nothing but the ticket, the gate's event and the time.
-pub fn check_event_and_time(
-    ticket: &VerifiedTicket,
-    event_id: Option<u64>,
-    now: UnixSeconds,
-) -> Result<(), Reason> {
+pub fn check_event_and_time(ticket: &VerifiedTicket, event_id: Option<u64>, now: UnixSeconds) -> Result<(), Reason> {
     if event_id.is_some_and(|e| e != ticket.claims.event_id) {
         return Err(Reason::WrongEvent);
     }
@@ -133,9 +125,7 @@ impl From<&VerifiedTicket> for TicketSummary {
     fn from(t: &VerifiedTicket) -> Self {
         let c = &t.claims;
         let rfc3339 = |s: UnixSeconds| {
-            crate::keys::date_time(s)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
+            crate::keys::date_time(s).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
         };
         Self {
             event_id: c.event_id,
@@ -177,30 +167,17 @@ pub struct DecisionLine {
 impl DecisionLine {
     /// An accept of this ticket.
     pub fn accept(ticket: &VerifiedTicket) -> Self {
-        Self {
-            decision: Decision::Accept,
-            reason: None,
-            ticket: Some(ticket.into()),
-        }
+        Self { decision: Decision::Accept, reason: None, ticket: Some(ticket.into()) }
     }
 
     /// A reject, with the ticket if it was authentic.
     pub fn reject(reason: Reason, ticket: Option<&VerifiedTicket>) -> Self {
-        Self {
-            decision: Decision::Reject,
-            reason: Some(reason),
-            ticket: ticket.map(TicketSummary::from),
-        }
+        Self { decision: Decision::Reject, reason: Some(reason), ticket: ticket.map(TicketSummary::from) }
     }
 }
 
 /// Offline check of one scanned code: signature, key, event, validity window.
-pub fn check_offline(
-    keyring: &Keyring,
-    scanned: &str,
-    event_id: Option<u64>,
-    now: UnixSeconds,
-) -> DecisionLine {
+pub fn check_offline(keyring: &Keyring, scanned: &str, event_id: Option<u64>, now: UnixSeconds) -> DecisionLine {
     match keyring.verify(scanned, now) {
         Ok(ticket) => match check_event_and_time(&ticket, event_id, now) {
             Ok(()) => DecisionLine::accept(&ticket),

@@ -1,18 +1,10 @@
 //! Barcode v1 end to end inside the pure core: mint, parse, verify, and every
 //! way a code can be wrong.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests and benches fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests and benches fail loudly")]
 
 use proptest::prelude::*;
 use schema::barcode::{self, BarcodeError, MAX_TEXT_LEN};
-use schema::{
-    Keyring, Reason, SeatLabel, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity,
-    VerifyError,
-};
+use schema::{Keyring, Reason, SeatLabel, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity, VerifyError};
 
 const NOW: u64 = 1_780_000_000;
 
@@ -24,12 +16,7 @@ fn ring_of(signers: &[&TicketSigner]) -> Keyring {
     Keyring::new(
         signers
             .iter()
-            .map(|s| TrustedKey {
-                key_id: s.key_id(),
-                key: s.verifying_key(),
-                valid_from: 0,
-                valid_until: None,
-            })
+            .map(|s| TrustedKey { key_id: s.key_id(), key: s.verifying_key(), valid_from: 0, valid_until: None })
             .collect(),
     )
 }
@@ -55,34 +42,24 @@ fn claims_strategy() -> impl Strategy<Value = TicketClaims> {
         proptest::option::of(any::<u64>()),
         proptest::option::of("[A-Za-z0-9 ÄÖÜ-]{1,10}"),
     )
-        .prop_map(
-            |(event_id, ticket_id, ticket_type_id, (paper, reentry_allowed), a, b, seat)| {
-                let (not_before, not_after) = match (a, b) {
-                    (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
-                    other => other,
-                };
-                TicketClaims {
-                    event_id,
-                    ticket_id,
-                    ticket_type_id,
-                    flags: TicketFlags {
-                        paper,
-                        reentry_allowed,
-                    },
-                    validity: Validity {
-                        not_before,
-                        not_after,
-                    },
-                    seat: seat.and_then(|s| SeatLabel::new(&s).ok()),
-                }
-            },
-        )
+        .prop_map(|(event_id, ticket_id, ticket_type_id, (paper, reentry_allowed), a, b, seat)| {
+            let (not_before, not_after) = match (a, b) {
+                (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
+                other => other,
+            };
+            TicketClaims {
+                event_id,
+                ticket_id,
+                ticket_type_id,
+                flags: TicketFlags { paper, reentry_allowed },
+                validity: Validity { not_before, not_after },
+                seat: seat.and_then(|s| SeatLabel::new(&s).ok()),
+            }
+        })
 }
 
 fn verify(ring: &Keyring, code: &str) -> Result<TicketClaims, Reason> {
-    ring.verify(code, NOW)
-        .map(|t| t.claims)
-        .map_err(|e| e.reason())
+    ring.verify(code, NOW).map(|t| t.claims).map_err(|e| e.reason())
 }
 
 #[test]
@@ -99,17 +76,9 @@ fn scanner_decorations_do_not_change_the_result() {
     let s = signer(1);
     let code = s.mint(&plain_ticket(5));
     let ring = ring_of(&[&s]);
-    for decorated in [
-        format!("{code}\r\n"),
-        format!("]Q1{code}"),
-        format!("]Q2\\000026{code}\n"),
-        format!("  {code} "),
-    ] {
-        assert_eq!(
-            verify(&ring, &decorated),
-            Ok(plain_ticket(5)),
-            "{decorated:?}"
-        );
+    for decorated in [format!("{code}\r\n"), format!("]Q1{code}"), format!("]Q2\\000026{code}\n"), format!("  {code} ")]
+    {
+        assert_eq!(verify(&ring, &decorated), Ok(plain_ticket(5)), "{decorated:?}");
     }
 }
 
@@ -124,20 +93,10 @@ fn plain_tickets_stay_short() {
     // 154 alphanumeric characters is what a version-6 QR code holds at level M.
     assert!(code.len() <= 154, "{} chars", code.len());
     let typical = s.mint(&plain_ticket(9_876_543_210));
-    println!(
-        "plain ticket with a 10-digit ticket id: {} characters",
-        typical.len()
-    );
-    assert!(
-        typical.len() <= 122,
-        "a typical ticket no longer fits version 5: {} chars",
-        typical.len()
-    );
+    println!("plain ticket with a 10-digit ticket id: {} characters", typical.len());
+    assert!(typical.len() <= 122, "a typical ticket no longer fits version 5: {} chars", typical.len());
     let mut everything = big;
-    everything.validity = Validity {
-        not_before: Some(u64::MAX - 1),
-        not_after: Some(u64::MAX),
-    };
+    everything.validity = Validity { not_before: Some(u64::MAX - 1), not_after: Some(u64::MAX) };
     everything.seat = SeatLabel::new(&"S".repeat(barcode::MAX_SEAT_LEN)).ok();
     let longest = s.mint(&everything);
     println!("longest possible ticket: {} characters", longest.len());
@@ -156,28 +115,17 @@ fn tampered_truncated_resigned_and_random_codes_are_rejected_with_the_right_reas
     let mut forged = barcode::parse(&code).expect("parses");
     forged.claims.ticket_id = 10;
     let forged_part = barcode::signed_part(forged.key_id, &forged.claims);
-    assert_eq!(
-        verify(&ring, &barcode::to_text(&forged_part, &forged.signature)),
-        Err(Reason::BadSignature)
-    );
+    assert_eq!(verify(&ring, &barcode::to_text(&forged_part, &forged.signature)), Err(Reason::BadSignature));
 
     // Re-signed by a key the gate does not trust, under its own id...
-    assert_eq!(
-        verify(&ring, &other.mint(&plain_ticket(9))),
-        Err(Reason::UnknownKey)
-    );
+    assert_eq!(verify(&ring, &other.mint(&plain_ticket(9))), Err(Reason::UnknownKey));
     // ...or claiming the trusted key's id.
     let impostor_part = barcode::signed_part(good.key_id(), &plain_ticket(9));
     let impostor_sig = {
         use ed25519_dalek::Signer;
-        ed25519_dalek::SigningKey::from_bytes(&[2; 32])
-            .sign(&barcode::signing_message(&impostor_part))
-            .to_bytes()
+        ed25519_dalek::SigningKey::from_bytes(&[2; 32]).sign(&barcode::signing_message(&impostor_part)).to_bytes()
     };
-    assert_eq!(
-        verify(&ring, &barcode::to_text(&impostor_part, &impostor_sig)),
-        Err(Reason::BadSignature)
-    );
+    assert_eq!(verify(&ring, &barcode::to_text(&impostor_part, &impostor_sig)), Err(Reason::BadSignature));
 
     // Every truncation.
     for len in 0..code.len() {
@@ -187,21 +135,10 @@ fn tampered_truncated_resigned_and_random_codes_are_rejected_with_the_right_reas
     let parsed = barcode::parse(&code).expect("parses");
     let short_sig = barcode::to_text(&parsed.signed_part, &[0; 64]);
     let without_last_byte = short_sig.get(..short_sig.len() - 3).expect("ascii");
-    assert!(matches!(
-        barcode::parse(without_last_byte),
-        Err(BarcodeError::Truncated("signature"))
-    ));
+    assert!(matches!(barcode::parse(without_last_byte), Err(BarcodeError::Truncated("signature"))));
 
     // Not ours at all.
-    for junk in [
-        "",
-        "hello",
-        "https://tixgate.example/t/1",
-        "TX1:",
-        "TX1:00",
-        "TX9:ABC",
-        "4006381333931",
-    ] {
+    for junk in ["", "hello", "https://tixgate.example/t/1", "TX1:", "TX1:00", "TX9:ABC", "4006381333931"] {
         assert!(verify(&ring, junk).is_err(), "{junk:?}");
     }
     assert_eq!(verify(&ring, "TX9:ABC"), Err(Reason::UnsupportedVersion));
@@ -216,10 +153,7 @@ fn a_retired_key_is_reported_as_key_expired_with_the_ticket() {
     let err = ring.verify(&code, NOW).expect_err("retired");
     assert_eq!(err.reason(), Reason::KeyExpired);
     assert_eq!(err.ticket().map(|t| t.claims.ticket_id), Some(9));
-    assert!(
-        ring.verify(&code, NOW - 1).is_ok(),
-        "still valid up to and including the retirement time"
-    );
+    assert!(ring.verify(&code, NOW - 1).is_ok(), "still valid up to and including the retirement time");
 }
 
 #[test]
@@ -235,10 +169,7 @@ fn keys_rotate_old_and_new_tickets_both_verify() {
 fn event_and_time_checks_use_inclusive_edges() {
     let s = signer(1);
     let mut claims = plain_ticket(1);
-    claims.validity = Validity {
-        not_before: Some(100),
-        not_after: Some(200),
-    };
+    claims.validity = Validity { not_before: Some(100), not_after: Some(200) };
     let ticket = ring_of(&[&s]).verify(&s.mint(&claims), NOW).expect("valid");
     let check = |event, now| schema::check_event_and_time(&ticket, event, now);
     assert_eq!(check(Some(4_242), 100), Ok(()));

@@ -1,10 +1,7 @@
 //! End-to-end tests: the real binaries, in temp dirs.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod cli_round_trip;
+mod gate_daemon;
+mod gate_offline;
 mod qr_decode_rate;

@@ -12,12 +12,7 @@ use tixgate_tests::qr_sets::{degraded_set, photo_cases, photo_dir};
 fn real_photos_decode_at_92_percent_or_better() {
     let dir = photo_dir();
     let cases = photo_cases(&dir).unwrap();
-    assert_eq!(
-        cases.len(),
-        179,
-        "the photo set at {} is incomplete",
-        dir.display()
-    );
+    assert_eq!(cases.len(), 179, "the photo set at {} is incomplete", dir.display());
     let reader = QrReader::default();
     let (mut read, mut misread) = (0, Vec::new());
     let start = Instant::now();
@@ -25,11 +20,9 @@ fn real_photos_decode_at_92_percent_or_better() {
         let frame = LumaFrame::load(&case.path).expect("photo loads");
         match reader.decode(&frame) {
             Ok(text) if text == case.expected => read += 1,
-            Ok(text) => misread.push(format!(
-                "{}: got {:?}",
-                case.path.display(),
-                text.chars().take(40).collect::<String>()
-            )),
+            Ok(text) => {
+                misread.push(format!("{}: got {:?}", case.path.display(), text.chars().take(40).collect::<String>()))
+            }
             Err(_) => {}
         }
     }
@@ -47,10 +40,7 @@ fn real_photos_decode_at_92_percent_or_better() {
     assert!(rate >= 0.92, "decode rate {rate:.3} below 0.92");
     // qrcode-2/16 holds two nested codes; reading the inner one is a correct read of
     // a code that is really there, not a corrupted one.
-    assert!(
-        misread.iter().all(|m| m.contains("qrcode-2/16.png")),
-        "misreads: {misread:?}"
-    );
+    assert!(misread.iter().all(|m| m.contains("qrcode-2/16.png")), "misreads: {misread:?}");
 }
 
 #[test]

@@ -1,11 +1,7 @@
 //! Harness for tixgate's end-to-end tests: finds the real binaries, runs them in
 //! temp dirs and captures what they print.
 
-#![allow(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a test harness: failing loudly is its job"
-)]
+#![allow(clippy::expect_used, clippy::panic, reason = "a test harness: failing loudly is its job")]
 
 pub mod qr_sets;
 
@@ -26,31 +22,15 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     BUILT.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args([
-            "build",
-            "--quiet",
-            "--bin",
-            "gate-agent",
-            "--bin",
-            "cloud-api",
-        ]);
+        cargo.args(["build", "--quiet", "--bin", "gate-agent", "--bin", "cloud-api"]);
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
         }
-        let status = cargo
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build of the workspace binaries failed"
-        );
+        let status = cargo.current_dir(workspace_root()).status().expect("run cargo build");
+        assert!(status.success(), "cargo build of the workspace binaries failed");
     });
     let path = profile_dir.join(name);
     assert!(path.exists(), "binary {} not found", path.display());

@@ -35,16 +35,13 @@ pub fn photo_cases(dir: &Path) -> Result<Vec<PhotoCase>, String> {
     let mut cases = Vec::new();
     for folder in 1..=6 {
         let sub = dir.join(format!("qrcode-{folder}"));
-        let entries = std::fs::read_dir(&sub)
-            .map_err(|e| format!("photo set missing at {}: {e}", sub.display()))?;
+        let entries = std::fs::read_dir(&sub).map_err(|e| format!("photo set missing at {}: {e}", sub.display()))?;
         for entry in entries {
             let path = entry.map_err(|e| e.to_string())?.path();
             if path.extension().is_some_and(|e| e == "png") {
                 let txt = path.with_extension("txt");
-                let expected =
-                    std::fs::read(&txt).map_err(|e| format!("{}: {e}", txt.display()))?;
-                let expected =
-                    String::from_utf8(expected).map_err(|e| format!("{}: {e}", txt.display()))?;
+                let expected = std::fs::read(&txt).map_err(|e| format!("{}: {e}", txt.display()))?;
+                let expected = String::from_utf8(expected).map_err(|e| format!("{}: {e}", txt.display()))?;
                 cases.push(PhotoCase { path, expected });
             }
         }
@@ -86,67 +83,37 @@ pub fn degraded_set(n: usize, seed: u64) -> Vec<SynthCase> {
 
 /// The code drawn black on white, 4 px per module, 4-module quiet zone.
 pub fn render(code: &str) -> GrayImage {
-    let qr = qrcode::QrCode::with_error_correction_level(code, qrcode::EcLevel::M)
-        .expect("fits a QR code");
-    qr.render::<Luma<u8>>()
-        .module_dimensions(PX_PER_MODULE, PX_PER_MODULE)
-        .quiet_zone(true)
-        .build()
+    let qr = qrcode::QrCode::with_error_correction_level(code, qrcode::EcLevel::M).expect("fits a QR code");
+    qr.render::<Luma<u8>>().module_dimensions(PX_PER_MODULE, PX_PER_MODULE).quiet_zone(true).build()
 }
 
 fn degrade(code: &GrayImage, rng: &mut StdRng) -> LumaFrame {
     let side = code.width() as f32;
     let canvas_side = (side * 1.6) as u32;
     let centre = canvas_side as f32 / 2.0;
-    let theta =
-        rng.random_range(0.0f32..30.0).to_radians() * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+    let theta = rng.random_range(0.0f32..30.0).to_radians() * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
     let (sin, cos) = theta.sin_cos();
     let half = side / 2.0;
     let corners = [(-half, -half), (half, -half), (half, half), (-half, half)];
     let to = corners.map(|(x, y)| {
-        let (jx, jy) = (
-            rng.random_range(-1.0f32..1.0),
-            rng.random_range(-1.0f32..1.0),
-        );
-        (
-            centre + x * cos - y * sin + jx * 0.10 * side,
-            centre + x * sin + y * cos + jy * 0.10 * side,
-        )
+        let (jx, jy) = (rng.random_range(-1.0f32..1.0), rng.random_range(-1.0f32..1.0));
+        (centre + x * cos - y * sin + jx * 0.10 * side, centre + x * sin + y * cos + jy * 0.10 * side)
     });
     let from = [(0.0, 0.0), (side, 0.0), (side, side), (0.0, side)];
     let projection = Projection::from_control_points(from, to).expect("non-degenerate corners");
     let mut canvas = GrayImage::from_pixel(canvas_side, canvas_side, Luma([255]));
-    warp_into(
-        code,
-        &projection,
-        Interpolation::Bilinear,
-        Luma([255]),
-        &mut canvas,
-    );
+    warp_into(code, &projection, Interpolation::Bilinear, Luma([255]), &mut canvas);
 
     let sigma = rng.random_range(0.0f32..2.0);
-    let blurred = if sigma < 0.01 {
-        canvas
-    } else {
-        imageproc::filter::gaussian_blur_f32(&canvas, sigma)
-    };
+    let blurred = if sigma < 0.01 { canvas } else { imageproc::filter::gaussian_blur_f32(&canvas, sigma) };
     let scale = rng.random_range(0.6f32..1.0);
     let out_side = (canvas_side as f32 * scale).round() as u32;
-    let scaled = image::imageops::resize(
-        &blurred,
-        out_side,
-        out_side,
-        image::imageops::FilterType::Triangle,
-    );
+    let scaled = image::imageops::resize(&blurred, out_side, out_side, image::imageops::FilterType::Triangle);
     let noise_sigma = rng.random_range(0.0f64..20.0);
     let pixels = scaled
         .into_raw()
         .into_iter()
-        .map(|p| {
-            (f64::from(p) + gaussian(rng) * noise_sigma)
-                .round()
-                .clamp(0.0, 255.0) as u8
-        })
+        .map(|p| (f64::from(p) + gaussian(rng) * noise_sigma).round().clamp(0.0, 255.0) as u8)
         .collect();
     LumaFrame::new(pixels, out_side, out_side).expect("square frame")
 }
@@ -160,31 +127,14 @@ fn gaussian(rng: &mut StdRng) -> f64 {
 
 /// A `width`×`height` frame of mid-grey sensor noise with `code` drawn at
 /// `px_per_module` off-centre; an empty `code` gives the noise alone.
-pub fn place_in_frame(
-    code: &str,
-    width: u32,
-    height: u32,
-    px_per_module: u32,
-    seed: u64,
-) -> LumaFrame {
+pub fn place_in_frame(code: &str, width: u32, height: u32, px_per_module: u32, seed: u64) -> LumaFrame {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut frame = GrayImage::from_fn(width, height, |_, _| {
-        Luma([(128.0 + gaussian(&mut rng) * 12.0).clamp(0.0, 255.0) as u8])
-    });
+    let mut frame =
+        GrayImage::from_fn(width, height, |_, _| Luma([(128.0 + gaussian(&mut rng) * 12.0).clamp(0.0, 255.0) as u8]));
     if !code.is_empty() {
-        let qr = qrcode::QrCode::with_error_correction_level(code, qrcode::EcLevel::M)
-            .expect("fits a QR code");
-        let symbol = qr
-            .render::<Luma<u8>>()
-            .module_dimensions(px_per_module, px_per_module)
-            .quiet_zone(true)
-            .build();
-        image::imageops::overlay(
-            &mut frame,
-            &symbol,
-            i64::from(width) * 3 / 5,
-            i64::from(height) / 5,
-        );
+        let qr = qrcode::QrCode::with_error_correction_level(code, qrcode::EcLevel::M).expect("fits a QR code");
+        let symbol = qr.render::<Luma<u8>>().module_dimensions(px_per_module, px_per_module).quiet_zone(true).build();
+        image::imageops::overlay(&mut frame, &symbol, i64::from(width) * 3 / 5, i64::from(height) / 5);
     }
     let (w, h) = frame.dimensions();
     LumaFrame::new(frame.into_raw(), w, h).expect("sized frame")

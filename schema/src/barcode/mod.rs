@@ -52,25 +52,18 @@ pub struct Validity {
 
 impl Validity {
     /// A window; refuses one that ends before it starts.
-    pub fn new(
-        not_before: Option<UnixSeconds>,
-        not_after: Option<UnixSeconds>,
-    ) -> Result<Self, Malformed> {
+    pub fn new(not_before: Option<UnixSeconds>, not_after: Option<UnixSeconds>) -> Result<Self, Malformed> {
         if let (Some(from), Some(until)) = (not_before, not_after)
             && from > until
         {
             return Err(Malformed::InvertedValidity);
         }
-        Ok(Self {
-            not_before,
-            not_after,
-        })
+        Ok(Self { not_before, not_after })
     }
 
     /// Whether `now` lies inside the window.
     pub fn contains(&self, now: UnixSeconds) -> bool {
-        self.not_before.is_none_or(|from| now >= from)
-            && self.not_after.is_none_or(|until| now <= until)
+        self.not_before.is_none_or(|from| now >= from) && self.not_after.is_none_or(|until| now <= until)
     }
 }
 

@@ -46,9 +46,7 @@ pub fn clean_scanned_text(raw: &str) -> Result<&str, BarcodeError> {
 fn strip_symbology_id(s: &str) -> &str {
     let b = s.as_bytes();
     match b {
-        [b']', code, modifier, ..]
-            if code.is_ascii_alphabetic() && modifier.is_ascii_alphanumeric() =>
-        {
+        [b']', code, modifier, ..] if code.is_ascii_alphabetic() && modifier.is_ascii_alphanumeric() => {
             s.get(3..).unwrap_or(s)
         }
         _ => s,
@@ -58,9 +56,7 @@ fn strip_symbology_id(s: &str) -> &str {
 /// A backslash and six digits: an ECI designator in the transmitted data.
 fn strip_eci_escape(s: &str) -> &str {
     match s.as_bytes() {
-        [b'\\', digits @ ..]
-            if digits.len() >= 6 && digits.iter().take(6).all(u8::is_ascii_digit) =>
-        {
+        [b'\\', digits @ ..] if digits.len() >= 6 && digits.iter().take(6).all(u8::is_ascii_digit) => {
             s.get(7..).unwrap_or(s)
         }
         _ => s,
@@ -129,29 +125,17 @@ mod tests {
         check("]Q1", Err(BarcodeError::Empty));
         check("TX1:A\u{0}BC", Err(BarcodeError::ControlCharacter(5)));
         check("TX1:A\u{1b}[2J", Err(BarcodeError::ControlCharacter(5)));
-        check(
-            &"A".repeat(MAX_TEXT_LEN + 1),
-            Err(BarcodeError::TooLong(MAX_TEXT_LEN + 1)),
-        );
-        check(
-            &"A".repeat(MAX_RAW_LEN + 1),
-            Err(BarcodeError::TooLong(MAX_RAW_LEN + 1)),
-        );
+        check(&"A".repeat(MAX_TEXT_LEN + 1), Err(BarcodeError::TooLong(MAX_TEXT_LEN + 1)));
+        check(&"A".repeat(MAX_RAW_LEN + 1), Err(BarcodeError::TooLong(MAX_RAW_LEN + 1)));
     }
 
     #[test]
     fn prefixes_are_told_apart() {
         assert_eq!(decode("TX2:AAAA"), Err(BarcodeError::UnsupportedVersion(2)));
-        assert_eq!(
-            decode("TX300:AAAA"),
-            Err(BarcodeError::UnsupportedVersion(255))
-        );
+        assert_eq!(decode("TX300:AAAA"), Err(BarcodeError::UnsupportedVersion(255)));
         assert_eq!(decode("TXA:AAAA"), Err(BarcodeError::NotTixgate));
         assert_eq!(decode("TX1AAAA"), Err(BarcodeError::NotTixgate));
-        assert_eq!(
-            decode("https://example.com/t/1"),
-            Err(BarcodeError::NotTixgate)
-        );
+        assert_eq!(decode("https://example.com/t/1"), Err(BarcodeError::NotTixgate));
         assert_eq!(decode("tx1:AAAA"), Err(BarcodeError::NotTixgate));
     }
 

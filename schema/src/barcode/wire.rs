@@ -87,16 +87,12 @@ pub fn decode(bytes: &[u8]) -> Result<ParsedBarcode, BarcodeError> {
     }
     let event_id = r.varint("event id")?;
     let ticket_id = r.varint("ticket id")?;
-    let ticket_type_id = u32::try_from(r.varint("ticket type id")?)
-        .map_err(|_| Malformed::Overflow("ticket type id"))?;
+    let ticket_type_id =
+        u32::try_from(r.varint("ticket type id")?).map_err(|_| Malformed::Overflow("ticket type id"))?;
     let not_before = r.varint_if(flags & FLAG_NOT_BEFORE != 0, "valid-from time")?;
     let not_after = r.varint_if(flags & FLAG_NOT_AFTER != 0, "valid-until time")?;
     let validity = Validity::new(not_before, not_after).map_err(BarcodeError::Malformed)?;
-    let seat = if flags & FLAG_SEAT != 0 {
-        Some(r.seat()?)
-    } else {
-        None
-    };
+    let seat = if flags & FLAG_SEAT != 0 { Some(r.seat()?) } else { None };
     let signed_len = bytes.len() - r.rest.len();
     let signature = r.array::<SIGNATURE_LEN>("signature")?;
     if !r.rest.is_empty() {
@@ -106,19 +102,11 @@ pub fn decode(bytes: &[u8]) -> Result<ParsedBarcode, BarcodeError> {
         event_id,
         ticket_id,
         ticket_type_id,
-        flags: TicketFlags {
-            paper: flags & FLAG_PAPER != 0,
-            reentry_allowed: flags & FLAG_REENTRY != 0,
-        },
+        flags: TicketFlags { paper: flags & FLAG_PAPER != 0, reentry_allowed: flags & FLAG_REENTRY != 0 },
         validity,
         seat,
     };
-    Ok(ParsedBarcode {
-        key_id,
-        claims,
-        signed_part: bytes.get(..signed_len).unwrap_or_default().to_vec(),
-        signature,
-    })
+    Ok(ParsedBarcode { key_id, claims, signed_part: bytes.get(..signed_len).unwrap_or_default().to_vec(), signature })
 }
 
 /// LEB128, least significant group first.
@@ -150,10 +138,7 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self, field: &'static str) -> Result<u8, BarcodeError> {
-        let (&first, tail) = self
-            .rest
-            .split_first()
-            .ok_or(BarcodeError::Truncated(field))?;
+        let (&first, tail) = self.rest.split_first().ok_or(BarcodeError::Truncated(field))?;
         self.rest = tail;
         Ok(first)
     }
@@ -183,11 +168,7 @@ impl<'a> Reader<'a> {
         Err(Malformed::Overflow(field).into())
     }
 
-    fn varint_if(
-        &mut self,
-        present: bool,
-        field: &'static str,
-    ) -> Result<Option<u64>, BarcodeError> {
+    fn varint_if(&mut self, present: bool, field: &'static str) -> Result<Option<u64>, BarcodeError> {
         present.then(|| self.varint(field)).transpose()
     }
 
@@ -214,17 +195,7 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_group_edges() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            u64::from(u32::MAX),
-            u64::MAX - 1,
-            u64::MAX,
-        ] {
+        for v in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
             let bytes = varint_bytes(v);
             let mut r = Reader { rest: &bytes };
             assert_eq!(r.varint("x"), Ok(v), "value {v}");
@@ -234,20 +205,13 @@ mod tests {
 
     #[test]
     fn varint_with_padding_group_is_not_canonical() {
-        let mut r = Reader {
-            rest: &[0x81, 0x00],
-        };
-        assert_eq!(
-            r.varint("x"),
-            Err(Malformed::NonCanonicalNumber("x").into())
-        );
+        let mut r = Reader { rest: &[0x81, 0x00] };
+        assert_eq!(r.varint("x"), Err(Malformed::NonCanonicalNumber("x").into()));
     }
 
     #[test]
     fn varint_past_64_bits_overflows() {
-        let mut r = Reader {
-            rest: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
-        };
+        let mut r = Reader { rest: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02] };
         assert_eq!(r.varint("x"), Err(Malformed::Overflow("x").into()));
         let mut r = Reader { rest: &[0xff; 11] };
         assert_eq!(r.varint("x"), Err(Malformed::Overflow("x").into()));
@@ -255,9 +219,7 @@ mod tests {
 
     #[test]
     fn varint_cut_short_is_truncated() {
-        let mut r = Reader {
-            rest: &[0x80, 0x80],
-        };
+        let mut r = Reader { rest: &[0x80, 0x80] };
         assert_eq!(r.varint("x"), Err(BarcodeError::Truncated("x")));
     }
 }

@@ -11,9 +11,7 @@ use clap::Parser;
 use cloud_api::{keystore, qr_render};
 use gate_agent::qr::{LumaFrame, QrReader};
 use schema::keys::unix_seconds;
-use schema::{
-    Decision, SeatLabel, TicketClaims, TicketFlags, TicketSigner, Validity, check_offline,
-};
+use schema::{Decision, SeatLabel, TicketClaims, TicketFlags, TicketSigner, Validity, check_offline};
 use time::OffsetDateTime;
 
 /// Run the tixgate venue demo.
@@ -51,37 +49,24 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let kept = args.keep.is_some();
     let dir = args.keep.unwrap_or_else(|| temp.path().to_owned());
     let now = unix_seconds(OffsetDateTime::now_utc());
-    let signer =
-        keystore::generate(&dir.join("keys"), now - DAY).context("generating issuer keys")?;
+    let signer = keystore::generate(&dir.join("keys"), now - DAY).context("generating issuer keys")?;
     let ring = keystore::read_keyring(&dir.join("keys").join(keystore::KEYRING_FILE))?;
-    println!(
-        "issuer key {} generated; gates get only its public keyring",
-        signer.key_id()
-    );
+    println!("issuer key {} generated; gates get only its public keyring", signer.key_id());
 
     let presentations = presentations(&signer, now);
     let reader = QrReader::default();
     let mut all_as_expected = true;
-    println!(
-        "\n{:<34} {:>5} {:>4}  {:<8} {:<16} result",
-        "ticket", "chars", "QR v", "decision", "reason"
-    );
+    println!("\n{:<34} {:>5} {:>4}  {:<8} {:<16} result", "ticket", "chars", "QR v", "decision", "reason");
     for (i, p) in presentations.iter().enumerate() {
         let png = dir.join(format!("ticket-{i}.png"));
         qr_render::write_file(&p.code, &png)?;
         let version = qr_render::qr_version(&p.code)?;
-        let seen = reader
-            .decode(&LumaFrame::load(&png)?)
-            .context("camera path read nothing")?;
+        let seen = reader.decode(&LumaFrame::load(&png)?).context("camera path read nothing")?;
         let line = check_offline(&ring, &seen, Some(EVENT), now);
         let reason = line.reason.map(|r| r.code());
         let ok = seen == p.code && reason == p.expected;
         all_as_expected &= ok;
-        let decision = if line.decision == Decision::Accept {
-            "ACCEPT"
-        } else {
-            "REJECT"
-        };
+        let decision = if line.decision == Decision::Accept { "ACCEPT" } else { "REJECT" };
         println!(
             "{:<34} {:>5} {:>4}  {:<8} {:<16} {}",
             p.label,
@@ -95,14 +80,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
     if kept {
         println!("\nkeys and QR images kept in {}", dir.display());
     }
-    println!(
-        "{}",
-        if all_as_expected {
-            "all decisions as expected"
-        } else {
-            "SOME DECISIONS WERE WRONG"
-        }
-    );
+    println!("{}", if all_as_expected { "all decisions as expected" } else { "SOME DECISIONS WERE WRONG" });
     Ok(all_as_expected)
 }
 
@@ -117,17 +95,11 @@ fn presentations(signer: &TicketSigner, now: u64) -> Vec<Presentation> {
     };
     let seated = TicketClaims {
         seat: SeatLabel::new("BLOCK C ROW 12 SEAT 4").ok(),
-        validity: Validity {
-            not_before: Some(now - DAY),
-            not_after: Some(now + DAY),
-        },
+        validity: Validity { not_before: Some(now - DAY), not_after: Some(now + DAY) },
         ..ticket(1_000_002, EVENT)
     };
     let expired = TicketClaims {
-        validity: Validity {
-            not_before: Some(now - 3 * DAY),
-            not_after: Some(now - 2 * DAY),
-        },
+        validity: Validity { not_before: Some(now - 3 * DAY), not_after: Some(now - 2 * DAY) },
         ..ticket(1_000_003, EVENT)
     };
     let good = signer.mint(&ticket(1_000_001, EVENT));
@@ -137,16 +109,8 @@ fn presentations(signer: &TicketSigner, now: u64) -> Vec<Presentation> {
     }
     let forger = TicketSigner::from_secret_bytes(&[0x66; 32]);
     vec![
-        Presentation {
-            label: "general admission",
-            code: good.clone(),
-            expected: None,
-        },
-        Presentation {
-            label: "seated, valid today",
-            code: signer.mint(&seated),
-            expected: None,
-        },
+        Presentation { label: "general admission", code: good.clone(), expected: None },
+        Presentation { label: "seated, valid today", code: signer.mint(&seated), expected: None },
         Presentation {
             label: "ticket for another event",
             code: signer.mint(&ticket(1_000_004, 1999)),
@@ -167,10 +131,6 @@ fn presentations(signer: &TicketSigner, now: u64) -> Vec<Presentation> {
             code: forger.mint(&ticket(1_000_001, EVENT)),
             expected: Some("unknown_key"),
         },
-        Presentation {
-            label: "cut short",
-            code: good.chars().take(60).collect(),
-            expected: Some("malformed"),
-        },
+        Presentation { label: "cut short", code: good.chars().take(60).collect(), expected: Some("malformed") },
     ]
 }

@@ -39,10 +39,7 @@ fn bare_rxing(frame: &LumaFrame) -> Option<String> {
     };
     let source = Luma8Source::new_with_slice(&frame.pixels, frame.width, frame.height).ok()?;
     let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-    MultiFormatReader::default()
-        .decode_with_hints(&mut bitmap, &hints)
-        .ok()
-        .map(|r| r.getText().to_owned())
+    MultiFormatReader::default().decode_with_hints(&mut bitmap, &hints).ok().map(|r| r.getText().to_owned())
 }
 
 /// The p-quantile (nearest rank) of sorted values.
@@ -67,12 +64,7 @@ impl Tally {
         cases: impl Iterator<Item = (&'a LumaFrame, &'a str)>,
         decode: impl Fn(&LumaFrame) -> Option<String>,
     ) -> Self {
-        let mut t = Tally {
-            read: 0,
-            misread: 0,
-            total: 0,
-            times: Vec::new(),
-        };
+        let mut t = Tally { read: 0, misread: 0, total: 0, times: Vec::new() };
         for (frame, expected) in cases {
             let run = time_best(|| decode(frame));
             t.total += 1;
@@ -107,19 +99,11 @@ pub fn run() -> anyhow::Result<()> {
         .iter()
         .map(|c| LumaFrame::load(&c.path).with_context(|| c.path.display().to_string()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let pairs = || {
-        frames
-            .iter()
-            .zip(photos.iter().map(|c| c.expected.as_str()))
-    };
+    let pairs = || frames.iter().zip(photos.iter().map(|c| c.expected.as_str()));
     let vga = || pairs().filter(|(f, _)| (f.width, f.height) == (640, 480));
     let (ours_all, bare_all) = (Tally::over(pairs(), ours), Tally::over(pairs(), bare_rxing));
     let (ours_vga, bare_vga) = (Tally::over(vga(), ours), Tally::over(vga(), bare_rxing));
-    println!(
-        "real photos ({} images, {}):",
-        ours_all.total,
-        dir.display()
-    );
+    println!("real photos ({} images, {}):", ours_all.total, dir.display());
     println!(
         "  ours: {}/{} read ({:.1}%), {} misread, p50 {:.3} ms, p95 {:.3} ms",
         ours_all.read,
@@ -147,10 +131,7 @@ pub fn run() -> anyhow::Result<()> {
 
     let synth = degraded_set(200, 20_261_125);
     let synth_pairs = || synth.iter().map(|c| (&c.frame, c.code.as_str()));
-    let (ours_syn, bare_syn) = (
-        Tally::over(synth_pairs(), ours),
-        Tally::over(synth_pairs(), bare_rxing),
-    );
+    let (ours_syn, bare_syn) = (Tally::over(synth_pairs(), ours), Tally::over(synth_pairs(), bare_rxing));
     println!(
         "synthetic degraded tickets: ours {}/{} ({:.1}%), {} misread, p50 {:.3} ms; bare rxing {:.1}%",
         ours_syn.read,
@@ -164,10 +145,7 @@ pub fn run() -> anyhow::Result<()> {
     let code = synth.first().context("synthetic set is empty")?;
     let hd = place_in_frame(&code.code, 1280, 720, 3, 7);
     let hd_run = time_best(|| ours(&hd));
-    anyhow::ensure!(
-        hd_run.text.as_deref() == Some(code.code.as_str()),
-        "1280x720 frame not read"
-    );
+    anyhow::ensure!(hd_run.text.as_deref() == Some(code.code.as_str()), "1280x720 frame not read");
     let empty = place_in_frame("", 1280, 720, 3, 7);
     let empty_run = time_best(|| ours(&empty));
     println!(

@@ -1,0 +1,139 @@
+//! Gate configuration: TOML → [`RawConfig`] (unknown keys refused) → checked
+//! [`Config`]. Errors name the file and the key. Relative paths are resolved
+//! against the config file's folder.
+
+use std::path::{Path, PathBuf};
+
+use schema::entry::Direction;
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Gate name, unique in the venue.
+    pub gate_id: String,
+    /// Venue this gate belongs to.
+    pub venue_id: u64,
+    /// Check-in list the gate serves.
+    pub list_id: u32,
+    /// Folder for the replica and the ledger.
+    pub state_dir: PathBuf,
+    /// Issuer keyring (JSON).
+    pub keyring: PathBuf,
+    /// Whether this gate lets people in or out; default entry.
+    #[serde(default)]
+    pub direction: Option<Direction>,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Gate name: 1–32 of `A-Z a-z 0-9 - _` (it appears in scan ids and topics).
+    pub gate_id: String,
+    /// Venue id.
+    pub venue_id: u64,
+    /// Check-in list id.
+    pub list_id: u32,
+    /// Folder for `replica.db` and `ledger.db`.
+    pub state_dir: PathBuf,
+    /// Keyring file.
+    pub keyring: PathBuf,
+    /// Direction of the scans this gate records.
+    pub direction: Direction,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// TOML syntax, a missing or unknown key, or a wrong type.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, naming the key.
+        message: String,
+    },
+    /// A value that parses but is not allowed.
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string().trim().to_owned() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::check(raw, base).map_err(|(key, message)| ConfigError::Invalid { path: path.to_owned(), key, message })
+    }
+
+    /// Checks a raw configuration; relative paths are taken from `base`.
+    pub fn check(raw: RawConfig, base: &Path) -> Result<Self, (&'static str, String)> {
+        let id_ok = !raw.gate_id.is_empty()
+            && raw.gate_id.len() <= 32
+            && raw.gate_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(("gate_id", format!("{:?} must be 1-32 of A-Z a-z 0-9 - _", raw.gate_id)));
+        }
+        Ok(Self {
+            gate_id: raw.gate_id,
+            venue_id: raw.venue_id,
+            list_id: raw.list_id,
+            state_dir: base.join(raw.state_dir),
+            keyring: base.join(raw.keyring),
+            direction: raw.direction.unwrap_or(Direction::Entry),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gate.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path)
+    }
+
+    const GOOD: &str =
+        "gate_id = \"north-1\"\nvenue_id = 5\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n";
+
+    #[test]
+    fn a_good_file_loads_with_paths_beside_it() {
+        let c = load(GOOD).expect("loads");
+        assert_eq!((c.gate_id.as_str(), c.venue_id, c.list_id), ("north-1", 5, 1));
+        assert!(c.state_dir.ends_with("state") && c.state_dir.is_absolute());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let unknown = load(&format!("{GOOD}turnstyle = 1\n")).expect_err("unknown key");
+        assert!(unknown.to_string().contains("turnstyle"), "{unknown}");
+        let missing = load("gate_id = \"a\"\n").expect_err("missing keys");
+        assert!(missing.to_string().contains("venue_id"), "{missing}");
+        let bad_id = load(&GOOD.replace("north-1", "north 1/x")).expect_err("bad id");
+        assert!(bad_id.to_string().contains("`gate_id`"), "{bad_id}");
+        let wrong_type = load(&GOOD.replace("venue_id = 5", "venue_id = \"five\"")).expect_err("type");
+        assert!(wrong_type.to_string().contains("venue_id"), "{wrong_type}");
+    }
+}

@@ -1,0 +1,251 @@
+//! The scan ledger: every scan, accepted or rejected, durable before anyone is
+//! let through.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a commit returns only after the
+//! WAL is fsynced, so a scan the gate has shown as accepted survives SIGKILL and
+//! power loss. Scan ids are `gate:seq`, unique across the venue.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use schema::entry::{Direction, PastScan};
+use schema::hlc::HlcTimestamp;
+use schema::{Decision, Reason};
+use serde::Serialize;
+
+use super::{StoreError, open_wal};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS scans (
+    seq            INTEGER PRIMARY KEY,     -- gate-local sequence, from 1
+    scan_id        TEXT NOT NULL UNIQUE,    -- gate:seq
+    hlc            INTEGER NOT NULL,        -- hybrid logical time
+    wall_ms        INTEGER NOT NULL,        -- the gate's wall clock
+    ticket_id      INTEGER,                 -- NULL unless the signature verified
+    event_id       INTEGER,
+    code_hash      BLOB NOT NULL,           -- SHA-256 of the scanned code, never the code
+    direction      TEXT NOT NULL,           -- entry | exit
+    list_id        INTEGER NOT NULL,
+    decision       TEXT NOT NULL,           -- accept | reject
+    reason         TEXT,                    -- reason code when rejected or annulled
+    not_in_replica INTEGER NOT NULL,
+    offline        INTEGER NOT NULL,        -- decided without the hub
+    annulled       INTEGER NOT NULL DEFAULT 0,
+    acked          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS scans_by_ticket ON scans (ticket_id, list_id);
+";
+
+/// A scan about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewScan {
+    /// Hybrid logical time.
+    pub hlc: HlcTimestamp,
+    /// Wall clock, Unix milliseconds.
+    pub wall_ms: u64,
+    /// Ticket, when authentic.
+    pub ticket_id: Option<u64>,
+    /// Event, when authentic.
+    pub event_id: Option<u64>,
+    /// SHA-256 of the cleaned scanned text.
+    pub code_hash: [u8; 32],
+    /// Entry or exit.
+    pub direction: Direction,
+    /// Check-in list.
+    pub list_id: u32,
+    /// The decision shown.
+    pub decision: Decision,
+    /// Its reason.
+    pub reason: Option<Reason>,
+    /// Ticket missing from the replica.
+    pub not_in_replica: bool,
+    /// Decided without the hub.
+    pub offline: bool,
+}
+
+/// A recorded scan, as `gate-agent scans` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanRecord {
+    /// Gate-local sequence number.
+    pub seq: u64,
+    /// Venue-unique scan id.
+    pub scan_id: String,
+    /// Hybrid logical time.
+    pub hlc: u64,
+    /// Wall clock, Unix ms.
+    pub wall_ms: u64,
+    /// Ticket id, when authentic.
+    pub ticket_id: Option<u64>,
+    /// Event id, when authentic.
+    pub event_id: Option<u64>,
+    /// Entry or exit.
+    pub direction: Direction,
+    /// Check-in list.
+    pub list_id: u32,
+    /// Accept or reject.
+    pub decision: Decision,
+    /// Reason code.
+    pub reason: Option<Reason>,
+    /// Ticket missing from the replica.
+    pub not_in_replica: bool,
+    /// Decided without the hub.
+    pub offline: bool,
+    /// Admission withdrawn (nobody passed).
+    pub annulled: bool,
+    /// Acknowledged upstream.
+    pub acked: bool,
+}
+
+/// The ledger database.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    gate_id: String,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger of gate `gate_id` at `path`.
+    pub fn open(path: &Path, gate_id: &str) -> Result<Self, StoreError> {
+        let conn = open_wal(path, "FULL")?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::sqlite(path))?;
+        Ok(Self { conn, path: path.to_owned(), gate_id: gate_id.to_owned() })
+    }
+
+    fn err(&self) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        StoreError::sqlite(&self.path)
+    }
+
+    /// The highest logical time recorded, to resume the clock after a restart.
+    pub fn last_hlc(&self) -> Result<HlcTimestamp, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(hlc), 0) FROM scans", [], |r| r.get::<_, i64>(0))
+            .map(|v| HlcTimestamp(v as u64))
+            .map_err(self.err())
+    }
+
+    /// Accepted, not annulled scans of a ticket on a list: the decision's history.
+    pub fn history(&self, ticket_id: u64, list_id: u32) -> Result<Vec<PastScan>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT hlc, direction FROM scans
+                 WHERE ticket_id = ?1 AND list_id = ?2 AND decision = 'accept' AND annulled = 0",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![ticket_id as i64, list_id], |r| {
+                Ok(PastScan {
+                    at: HlcTimestamp(r.get::<_, i64>(0)? as u64),
+                    direction: direction_from(&r.get::<_, String>(1)?),
+                    gate: self.gate_id.clone(),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Records one scan durably (fsynced) and returns it with its id.
+    pub fn record(&mut self, scan: &NewScan) -> Result<ScanRecord, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(StoreError::sqlite(&path))?;
+        let seq: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM scans", [], |r| r.get(0))
+            .map_err(StoreError::sqlite(&path))?;
+        let scan_id = format!("{}:{seq}", self.gate_id);
+        tx.execute(
+            "INSERT INTO scans (seq, scan_id, hlc, wall_ms, ticket_id, event_id, code_hash, direction, list_id,
+                                decision, reason, not_in_replica, offline)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                seq,
+                scan_id,
+                scan.hlc.0 as i64,
+                scan.wall_ms as i64,
+                scan.ticket_id.map(|t| t as i64),
+                scan.event_id.map(|e| e as i64),
+                scan.code_hash.as_slice(),
+                direction_code(scan.direction),
+                scan.list_id,
+                decision_code(scan.decision),
+                scan.reason.map(Reason::code),
+                scan.not_in_replica,
+                scan.offline,
+            ],
+        )
+        .map_err(StoreError::sqlite(&path))?;
+        tx.commit().map_err(StoreError::sqlite(&path))?;
+        self.get(seq as u64)?.ok_or_else(|| StoreError::Corrupt(format!("scan {scan_id} vanished after commit")))
+    }
+
+    /// Withdraws an admission (the turnstile reported nobody passed).
+    /// Returns false if there is no such accepted, unannulled scan.
+    pub fn annul(&mut self, seq: u64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE scans SET annulled = 1, reason = 'annulled'
+                 WHERE seq = ?1 AND decision = 'accept' AND annulled = 0",
+                [seq as i64],
+            )
+            .map_err(self.err())?;
+        Ok(changed == 1)
+    }
+
+    /// One scan by sequence number.
+    pub fn get(&self, seq: u64) -> Result<Option<ScanRecord>, StoreError> {
+        self.conn
+            .query_row(&format!("{SELECT_RECORD} WHERE seq = ?1"), [seq as i64], record_from)
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Every scan after `seq`, in order.
+    pub fn since(&self, seq: u64) -> Result<Vec<ScanRecord>, StoreError> {
+        let mut stmt =
+            self.conn.prepare(&format!("{SELECT_RECORD} WHERE seq > ?1 ORDER BY seq")).map_err(self.err())?;
+        let rows = stmt.query_map([seq as i64], record_from).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+const SELECT_RECORD: &str = "SELECT seq, scan_id, hlc, wall_ms, ticket_id, event_id, direction, list_id, decision,
+    reason, not_in_replica, offline, annulled, acked FROM scans";
+
+fn record_from(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
+    let reason: Option<String> = r.get(9)?;
+    Ok(ScanRecord {
+        seq: r.get::<_, i64>(0)? as u64,
+        scan_id: r.get(1)?,
+        hlc: r.get::<_, i64>(2)? as u64,
+        wall_ms: r.get::<_, i64>(3)? as u64,
+        ticket_id: r.get::<_, Option<i64>>(4)?.map(|t| t as u64),
+        event_id: r.get::<_, Option<i64>>(5)?.map(|e| e as u64),
+        direction: direction_from(&r.get::<_, String>(6)?),
+        list_id: r.get(7)?,
+        decision: if r.get::<_, String>(8)? == "accept" { Decision::Accept } else { Decision::Reject },
+        reason: reason.as_deref().and_then(Reason::from_code),
+        not_in_replica: r.get(10)?,
+        offline: r.get(11)?,
+        annulled: r.get(12)?,
+        acked: r.get(13)?,
+    })
+}
+
+fn direction_code(d: Direction) -> &'static str {
+    match d {
+        Direction::Entry => "entry",
+        Direction::Exit => "exit",
+    }
+}
+
+/// Anything but "exit" reads as an entry: the stricter reading for history.
+fn direction_from(s: &str) -> Direction {
+    if s == "exit" { Direction::Exit } else { Direction::Entry }
+}
+
+fn decision_code(d: Decision) -> &'static str {
+    match d {
+        Decision::Accept => "accept",
+        Decision::Reject => "reject",
+    }
+}

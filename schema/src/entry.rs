@@ -1,0 +1,214 @@
+//! The entry decision: may this ticket pass this gate now? Pure — the caller
+//! passes the verified barcode, the replica row, the ticket's scan history, the
+//! gate's check-in list and `now`, and gets a decision with a reason back.
+//!
+//! Checks run in a fixed, documented order (after pretix's offline engine); the
+//! first that fails decides:
+//!
+//! 1. signature and key validity (done by [`Keyring::verify`](crate::Keyring::verify));
+//! 2. event: the ticket's event is the list's event — `wrong_event`;
+//! 3. replica: a ticket absent from the replica follows the list's policy —
+//!    `unknown_ticket`, or continue flagged as not in the replica;
+//! 4. revoked — `revoked`; 5. blocked — `blocked`;
+//! 6. validity window, entries only — `invalid_time`;
+//! 7. ticket type on the list — `product`;
+//! 8. history, entries only: single entry unless the list allows multiple entries,
+//!    re-entry only after an exit and only where allowed — `already_redeemed`;
+//! 9. accept.
+//!
+//! Exits are recorded, not policed: they skip the time window and history, since
+//! nobody is kept inside a venue; they still need an authentic, unrevoked ticket
+//! of this event and list.
+
+use std::collections::BTreeSet;
+
+use crate::barcode::{SeatLabel, UnixSeconds};
+use crate::hlc::HlcTimestamp;
+use crate::reason::Reason;
+use crate::verify::{Decision, VerifiedTicket, VerifyError};
+
+/// Entering or leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Coming in.
+    Entry,
+    /// Going out.
+    Exit,
+}
+
+/// What a gate does with a validly signed ticket its replica does not hold
+/// (typically bought after the last sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTicketPolicy {
+    /// Admit it (flagged): the signature proves it was sold.
+    Accept,
+    /// Refuse it with `unknown_ticket`.
+    Reject,
+}
+
+/// The rules of one check-in list, which a gate serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInList {
+    /// List id, unique per venue.
+    pub id: u32,
+    /// The event the list admits to.
+    pub event_id: u64,
+    /// Ticket types admitted; `None` admits every type.
+    pub ticket_types: Option<BTreeSet<u32>>,
+    /// A ticket may enter any number of times.
+    pub allow_multiple_entries: bool,
+    /// A ticket may enter again after an exit.
+    pub allow_entry_after_exit: bool,
+    /// Tickets missing from the replica.
+    pub unknown_tickets: UnknownTicketPolicy,
+}
+
+/// State of a ticket in the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Sold and usable.
+    Valid,
+    /// Refunded, cancelled or re-issued; never valid again.
+    Revoked,
+    /// Held back for now; may return to valid.
+    Blocked,
+}
+
+/// What the replica knows of one ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaTicket {
+    /// Current state.
+    pub status: TicketStatus,
+    /// Display name of the ticket type, e.g. "Standing, early entry".
+    pub type_name: Option<String>,
+    /// Holder name, if the replica could decrypt it with this barcode.
+    pub holder: Option<String>,
+}
+
+/// One admission or exit already recorded for the ticket on this list (annulled
+/// scans excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastScan {
+    /// Hybrid logical time of the scan: orders scans across gates.
+    pub at: HlcTimestamp,
+    /// Entry or exit.
+    pub direction: Direction,
+    /// Gate that recorded it.
+    pub gate: String,
+}
+
+/// Everything the decision looks at.
+#[derive(Debug, Clone)]
+pub struct ScanContext<'a> {
+    /// The barcode after verification.
+    pub verified: &'a Result<VerifiedTicket, VerifyError>,
+    /// The replica's row for the ticket, if any.
+    pub replica: Option<&'a ReplicaTicket>,
+    /// Accepted scans of the ticket on this list, in any order.
+    pub history: &'a [PastScan],
+    /// The gate's check-in list.
+    pub list: &'a CheckInList,
+    /// Entry or exit.
+    pub direction: Direction,
+    /// Now, by the gate's clock.
+    pub now: UnixSeconds,
+}
+
+/// What door staff need to see besides ACCEPT/REJECT.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Display {
+    /// Ticket type name.
+    pub type_name: Option<String>,
+    /// Seat label.
+    pub seat: Option<SeatLabel>,
+    /// Holder name.
+    pub holder: Option<String>,
+    /// For `already_redeemed`: when and where the ticket first entered.
+    pub first_entry: Option<(HlcTimestamp, String)>,
+}
+
+/// The answer for one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// ACCEPT or REJECT.
+    pub decision: Decision,
+    /// Why, when rejected.
+    pub reason: Option<Reason>,
+    /// The ticket was not in the replica (accepted or not): worth a look later.
+    pub not_in_replica: bool,
+    /// What to show.
+    pub display: Display,
+}
+
+impl Outcome {
+    fn reject(reason: Reason, display: Display, not_in_replica: bool) -> Self {
+        Self { decision: Decision::Reject, reason: Some(reason), not_in_replica, display }
+    }
+}
+
+/// Decides one scan. Total: every context gives an outcome.
+pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
+    let ticket = match ctx.verified {
+        Ok(ticket) => ticket,
+        Err(e) => return Outcome::reject(e.reason(), Display::default(), false),
+    };
+    let claims = &ticket.claims;
+    let replica = ctx.replica;
+    let not_in_replica = replica.is_none();
+    let mut display = Display {
+        type_name: replica.and_then(|r| r.type_name.clone()),
+        seat: claims.seat.clone(),
+        holder: replica.and_then(|r| r.holder.clone()),
+        first_entry: None,
+    };
+    let reject = |reason, display| Outcome::reject(reason, display, not_in_replica);
+
+    if claims.event_id != ctx.list.event_id {
+        return reject(Reason::WrongEvent, display);
+    }
+    match replica.map(|r| r.status) {
+        None if ctx.list.unknown_tickets == UnknownTicketPolicy::Reject => {
+            return reject(Reason::UnknownTicket, display);
+        }
+        Some(TicketStatus::Revoked) => return reject(Reason::Revoked, display),
+        Some(TicketStatus::Blocked) => return reject(Reason::Blocked, display),
+        None | Some(TicketStatus::Valid) => {}
+    }
+    let entering = ctx.direction == Direction::Entry;
+    if entering && !claims.validity.contains(ctx.now) {
+        return reject(Reason::InvalidTime, display);
+    }
+    if ctx.list.ticket_types.as_ref().is_some_and(|types| !types.contains(&claims.ticket_type_id)) {
+        return reject(Reason::Product, display);
+    }
+    if entering {
+        let reentry = ctx.list.allow_entry_after_exit || claims.flags.reentry_allowed;
+        if let Err(first_entry) = may_enter(ctx.history, ctx.list.allow_multiple_entries, reentry) {
+            display.first_entry = first_entry;
+            return reject(Reason::AlreadyRedeemed, display);
+        }
+    }
+    Outcome { decision: Decision::Accept, reason: None, not_in_replica, display }
+}
+
+/// `Ok` if history permits another entry; otherwise the first entry to show.
+fn may_enter(history: &[PastScan], multiple: bool, after_exit: bool) -> Result<(), Option<(HlcTimestamp, String)>> {
+    if multiple {
+        return Ok(());
+    }
+    let first_entry =
+        history.iter().filter(|s| s.direction == Direction::Entry).min_by_key(|s| s.at).map(|s| (s.at, s.gate.clone()));
+    let Some(first) = first_entry else {
+        return Ok(()); // never entered: no history, or exits only
+    };
+    // The latest scan by logical time, not by arrival order; on equal times an
+    // entry is taken as latest (the safe reading: the person is inside).
+    let last = history.iter().max_by_key(|s| (s.at, s.direction == Direction::Entry));
+    match last {
+        Some(last) if after_exit && last.direction == Direction::Exit => Ok(()),
+        _ => Err(Some(first)),
+    }
+}

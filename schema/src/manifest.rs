@@ -1,0 +1,305 @@
+//! Signed replica manifests: the ticket lists the cloud sends a venue's gates,
+//! as a full snapshot or as a delta since an earlier version.
+//!
+//! File layout: `TXM1` ‖ key id (4) ‖ Ed25519 signature (64) ‖ body, where the
+//! body is the postcard encoding of [`Manifest`] and the signature covers
+//! `tixgate/manifest/v1\0 ‖ key id ‖ body`. The signature is checked before a
+//! single byte of the body is parsed.
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::barcode::UnixSeconds;
+use crate::entry::{TicketStatus, UnknownTicketPolicy};
+use crate::keys::{KeyId, Keyring, TicketSigner};
+
+/// First bytes of every manifest file.
+pub const MAGIC: &[u8; 4] = b"TXM1";
+/// Signature domain of manifests.
+pub const SIGNING_DOMAIN: &[u8] = b"tixgate/manifest/v1\0";
+/// Largest manifest accepted: about 10 million tickets.
+pub const MAX_MANIFEST_BYTES: usize = 512 << 20;
+const HEADER_LEN: usize = 4 + 4 + 64;
+
+/// The content of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The venue whose gates this is for.
+    pub venue_id: u64,
+    /// Monotonic version of the venue's replica.
+    pub version: u64,
+    /// `None` for a full snapshot; for a delta, the version it applies on top of.
+    pub base_version: Option<u64>,
+    /// When the cloud produced it.
+    pub issued_at: UnixSeconds,
+    /// Every ticket type of the venue's events (complete in deltas too).
+    pub ticket_types: Vec<TicketTypeRecord>,
+    /// Every check-in list of the venue (complete in deltas too).
+    pub lists: Vec<ListRecord>,
+    /// All tickets (snapshot) or the tickets changed since `base_version` (delta).
+    pub tickets: Vec<TicketRecord>,
+}
+
+/// A ticket type, for display at the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketTypeRecord {
+    /// Type id (as in barcodes).
+    pub id: u32,
+    /// Its event.
+    pub event_id: u64,
+    /// Display name.
+    pub name: String,
+}
+
+/// A check-in list as the cloud configures it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRecord {
+    /// List id.
+    pub id: u32,
+    /// Display name, e.g. "North entrance".
+    pub name: String,
+    /// The event it admits to.
+    pub event_id: u64,
+    /// Admitted ticket types; `None` admits all.
+    pub ticket_types: Option<Vec<u32>>,
+    /// Any number of entries.
+    pub allow_multiple_entries: bool,
+    /// Entry again after an exit.
+    pub allow_entry_after_exit: bool,
+    /// Tickets missing from the replica.
+    pub unknown_tickets: UnknownTicketPolicy,
+}
+
+/// One ticket's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    /// Ticket id.
+    pub ticket_id: u64,
+    /// Its event.
+    pub event_id: u64,
+    /// Its type.
+    pub ticket_type_id: u32,
+    /// Valid, revoked or blocked.
+    pub status: TicketStatus,
+    /// Holder details sealed with a key only the ticket's barcode gives
+    /// (see [`crate::holder`]).
+    pub sealed_holder: Option<Vec<u8>>,
+}
+
+impl Manifest {
+    /// Whether this is a full snapshot.
+    pub fn is_snapshot(&self) -> bool {
+        self.base_version.is_none()
+    }
+
+    /// Encodes and signs the manifest.
+    pub fn sign(&self, signer: &TicketSigner) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        let key_id = signer.key_id();
+        let signature = signer.sign_message(&signing_message(key_id, &body));
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&key_id.0);
+        out.extend_from_slice(&signature);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Checks magic, size, key and signature, then parses. Total.
+    pub fn open(bytes: &[u8], keyring: &Keyring, now: UnixSeconds) -> Result<Self, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let (header, body) = bytes.split_at_checked(HEADER_LEN).ok_or(ManifestError::Truncated)?;
+        let (magic, rest) = header.split_at(4);
+        if magic != MAGIC {
+            return Err(ManifestError::NotAManifest);
+        }
+        let (kid, sig) = rest.split_at(4);
+        let key_id = KeyId(kid.try_into().map_err(|_| ManifestError::Truncated)?);
+        let signature = Signature::from_bytes(&sig.try_into().map_err(|_| ManifestError::Truncated)?);
+        let message = signing_message(key_id, body);
+        let mut candidates = keyring.candidates(key_id).peekable();
+        if candidates.peek().is_none() {
+            return Err(ManifestError::UnknownKey(key_id));
+        }
+        let signer = candidates
+            .find(|k| k.key.verify_strict(&message, &signature).is_ok())
+            .ok_or(ManifestError::BadSignature)?;
+        if !signer.in_force(now) {
+            return Err(ManifestError::KeyExpired(key_id));
+        }
+        let (manifest, rest) =
+            postcard::take_from_bytes::<Manifest>(body).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(ManifestError::Malformed(format!("{} bytes after the body", rest.len())));
+        }
+        manifest.check_consistent()?;
+        Ok(manifest)
+    }
+
+    fn check_consistent(&self) -> Result<(), ManifestError> {
+        if let Some(base) = self.base_version
+            && base >= self.version
+        {
+            return Err(ManifestError::Malformed(format!("delta from {base} to {} goes backwards", self.version)));
+        }
+        Ok(())
+    }
+
+    /// Whether a gate of `venue_id` holding `current` (its replica version, if any)
+    /// may apply this manifest: right venue, never older, deltas only on their base.
+    pub fn applicable_to(&self, venue_id: u64, current: Option<u64>) -> Result<(), ManifestError> {
+        if self.venue_id != venue_id {
+            return Err(ManifestError::WrongVenue { expected: venue_id, found: self.venue_id });
+        }
+        if let Some(have) = current
+            && self.version <= have
+        {
+            return Err(ManifestError::Rollback { have, offered: self.version });
+        }
+        match (self.base_version, current) {
+            (Some(base), have) if Some(base) != have => Err(ManifestError::WrongBase { have, base }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn signing_message(key_id: KeyId, body: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(SIGNING_DOMAIN.len() + 4 + body.len());
+    msg.extend_from_slice(SIGNING_DOMAIN);
+    msg.extend_from_slice(&key_id.0);
+    msg.extend_from_slice(body);
+    msg
+}
+
+/// Why a manifest is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest of {0} bytes is larger than allowed")]
+    TooLarge(usize),
+    /// Shorter than its header.
+    #[error("manifest is truncated")]
+    Truncated,
+    /// No `TXM1` magic: unsigned, or not a manifest at all.
+    #[error("not a signed tixgate manifest")]
+    NotAManifest,
+    /// Signed by a key the gate does not trust.
+    #[error("manifest signed by unknown key {0}")]
+    UnknownKey(KeyId),
+    /// Signature does not verify: altered or forged.
+    #[error("manifest signature does not verify")]
+    BadSignature,
+    /// Signed by a key outside its validity window.
+    #[error("manifest signing key {0} is not in force")]
+    KeyExpired(KeyId),
+    /// Authentic but not parseable (a bug on the cloud side).
+    #[error("manifest body is malformed: {0}")]
+    Malformed(String),
+    /// For another venue.
+    #[error("manifest is for venue {found}, this gate serves venue {expected}")]
+    WrongVenue {
+        /// This gate's venue.
+        expected: u64,
+        /// The manifest's venue.
+        found: u64,
+    },
+    /// Not newer than what the gate has: refused to prevent rollback.
+    #[error("manifest version {offered} is not newer than the replica's {have}")]
+    Rollback {
+        /// The replica's version.
+        have: u64,
+        /// The manifest's version.
+        offered: u64,
+    },
+    /// A delta whose base is not the replica's version.
+    #[error("delta applies on version {base}, the replica is at {have:?}")]
+    WrongBase {
+        /// The replica's version, if any.
+        have: Option<u64>,
+        /// The delta's base.
+        base: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::TrustedKey;
+
+    fn signer(seed: u8) -> TicketSigner {
+        TicketSigner::from_secret_bytes(&[seed; 32])
+    }
+
+    fn ring() -> Keyring {
+        let s = signer(1);
+        Keyring::new(vec![TrustedKey { key_id: s.key_id(), key: s.verifying_key(), valid_from: 0, valid_until: None }])
+    }
+
+    fn manifest(version: u64, base: Option<u64>) -> Manifest {
+        Manifest {
+            venue_id: 5,
+            version,
+            base_version: base,
+            issued_at: 1_800_000_000,
+            ticket_types: vec![TicketTypeRecord { id: 1, event_id: 9, name: "Standing".into() }],
+            lists: vec![ListRecord {
+                id: 1,
+                name: "Main".into(),
+                event_id: 9,
+                ticket_types: None,
+                allow_multiple_entries: false,
+                allow_entry_after_exit: true,
+                unknown_tickets: UnknownTicketPolicy::Accept,
+            }],
+            tickets: vec![TicketRecord {
+                ticket_id: 77,
+                event_id: 9,
+                ticket_type_id: 1,
+                status: TicketStatus::Valid,
+                sealed_holder: Some(vec![1, 2, 3]),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_signed_manifest_opens_to_itself() {
+        let m = manifest(3, None);
+        assert_eq!(Manifest::open(&m.sign(&signer(1)), &ring(), 0), Ok(m));
+    }
+
+    #[test]
+    fn unsigned_forged_altered_and_foreign_manifests_are_refused() {
+        let bytes = manifest(3, None).sign(&signer(1));
+        assert_eq!(Manifest::open(&bytes[..10], &ring(), 0), Err(ManifestError::Truncated));
+        assert_eq!(Manifest::open(b"{\"tickets\":[]}", &ring(), 0), Err(ManifestError::Truncated));
+        let mut unsigned = bytes.clone();
+        unsigned[..4].copy_from_slice(b"TXM0");
+        assert_eq!(Manifest::open(&unsigned, &ring(), 0), Err(ManifestError::NotAManifest));
+        let mut altered = bytes.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_eq!(Manifest::open(&altered, &ring(), 0), Err(ManifestError::BadSignature));
+        let foreign = manifest(3, None).sign(&signer(2));
+        assert_eq!(Manifest::open(&foreign, &ring(), 0), Err(ManifestError::UnknownKey(signer(2).key_id())));
+        let mut impostor = foreign;
+        impostor[4..8].copy_from_slice(&signer(1).key_id().0);
+        assert_eq!(Manifest::open(&impostor, &ring(), 0), Err(ManifestError::BadSignature));
+    }
+
+    #[test]
+    fn rollback_wrong_venue_and_wrong_base_are_refused() {
+        let full = manifest(3, None);
+        assert_eq!(full.applicable_to(5, None), Ok(()));
+        assert_eq!(full.applicable_to(5, Some(2)), Ok(()));
+        assert_eq!(full.applicable_to(5, Some(3)), Err(ManifestError::Rollback { have: 3, offered: 3 }));
+        assert_eq!(full.applicable_to(6, None), Err(ManifestError::WrongVenue { expected: 6, found: 5 }));
+        let delta = manifest(4, Some(3));
+        assert_eq!(delta.applicable_to(5, Some(3)), Ok(()));
+        assert_eq!(delta.applicable_to(5, Some(2)), Err(ManifestError::WrongBase { have: Some(2), base: 3 }));
+        assert_eq!(delta.applicable_to(5, None), Err(ManifestError::WrongBase { have: None, base: 3 }));
+        let backwards = manifest(3, Some(3)).sign(&signer(1));
+        assert!(matches!(Manifest::open(&backwards, &ring(), 0), Err(ManifestError::Malformed(_))));
+    }
+}
