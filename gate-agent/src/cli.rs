@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use schema::entry::Direction;
-use schema::manifest::Manifest;
 use schema::{DecisionLine, Keyring, Reason, UnixSeconds, check_offline};
 use time::OffsetDateTime;
 
@@ -165,7 +164,7 @@ fn run_daemon(config: &Path, err: &mut dyn Write) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let direction = config.direction;
+    let (direction, devices, stdin) = (config.direction, config.devices.clone(), config.stdin);
     let gate = match Gate::open(config) {
         Ok(gate) => gate,
         Err(e) => {
@@ -183,7 +182,8 @@ fn run_daemon(config: &Path, err: &mut dyn Write) -> u8 {
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
-        daemon::run(gate, tokio::io::stdin(), direction, shutdown, Box::new(std::io::stdout())).await
+        let stdin = stdin.then(tokio::io::stdin);
+        daemon::run(gate, stdin, devices, direction, shutdown, Box::new(std::io::stdout())).await
     });
     // Every scan is committed by now; a blocking read of stdin must not hold the
     // exit (tokio cannot interrupt it).
@@ -223,10 +223,7 @@ fn import(gate: &mut Gate, manifest: &Path, out: &mut dyn Write, err: &mut dyn W
         }
     };
     let now = keys_time(OffsetDateTime::now_utc());
-    let venue = gate.config().venue_id;
-    let applied = Manifest::open(&bytes, gate.keyring(), now)
-        .map_err(|e| e.to_string())
-        .and_then(|m| gate.replica_mut().apply(&m, venue).map_err(|e| e.to_string()));
+    let applied = gate.import(&bytes, now);
     match applied {
         Ok(applied) => {
             let kind = if applied.snapshot { "snapshot" } else { "delta" };
@@ -234,7 +231,7 @@ fn import(gate: &mut Gate, manifest: &Path, out: &mut dyn Write, err: &mut dyn W
             EXIT_OK
         }
         Err(e) => {
-            let _ = writeln!(err, "gate-agent: manifest {} refused: {}", manifest.display(), one_line(&e));
+            let _ = writeln!(err, "gate-agent: manifest {} refused: {}", manifest.display(), one_line(&e.to_string()));
             EXIT_REJECT
         }
     }

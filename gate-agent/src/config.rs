@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use firmware_config::{Profile, ScannerProfile, TurnstileProfile};
 use schema::entry::Direction;
+
+use crate::daemon::Devices;
 use serde::Deserialize;
 
 /// The file as written.
@@ -24,10 +27,29 @@ pub struct RawConfig {
     /// Whether this gate lets people in or out; default entry.
     #[serde(default)]
     pub direction: Option<Direction>,
+    /// Read codes typed or wedged on stdin; default true.
+    #[serde(default)]
+    pub stdin: Option<bool>,
+    /// Serial barcode scanner.
+    #[serde(default)]
+    pub scanner: Option<RawDevice>,
+    /// Turnstile or relay controller.
+    #[serde(default)]
+    pub turnstile: Option<RawDevice>,
+}
+
+/// A serial device: which profile, on which port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// A built-in profile name (`firmware-config list`) or a path to a profile file.
+    pub profile: String,
+    /// The serial port, e.g. `/dev/ttyACM0`.
+    pub port: String,
 }
 
 /// A checked configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Gate name: 1–32 of `A-Z a-z 0-9 - _` (it appears in scan ids and topics).
     pub gate_id: String,
@@ -41,6 +63,10 @@ pub struct Config {
     pub keyring: PathBuf,
     /// Direction of the scans this gate records.
     pub direction: Direction,
+    /// Read codes from stdin.
+    pub stdin: bool,
+    /// Serial scanner and turnstile.
+    pub devices: Devices,
 }
 
 /// Why a configuration was refused.
@@ -100,7 +126,42 @@ impl Config {
             state_dir: base.join(raw.state_dir),
             keyring: base.join(raw.keyring),
             direction: raw.direction.unwrap_or(Direction::Entry),
+            stdin: raw.stdin.unwrap_or(true),
+            devices: Devices {
+                scanner: raw.scanner.map(|d| scanner_profile(&d, base).map(|p| (d.port, p))).transpose()?,
+                turnstile: raw.turnstile.map(|d| turnstile_profile(&d, base).map(|p| (d.port, p))).transpose()?,
+            },
         })
+    }
+}
+
+/// A built-in profile by name, or a profile file (relative to `base`).
+fn load_profile(device: &RawDevice, base: &Path, key: &'static str) -> Result<Profile, (&'static str, String)> {
+    if device.profile.ends_with(".toml") {
+        let path = base.join(&device.profile);
+        let text = std::fs::read_to_string(&path).map_err(|e| (key, format!("{}: {e}", path.display())))?;
+        return firmware_config::parse_profile(&text).map_err(|e| (key, format!("{}: {e}", path.display())));
+    }
+    match firmware_config::built_in(&device.profile) {
+        Some(result) => result.map_err(|e| (key, e.to_string())),
+        None => Err((
+            key,
+            format!("no built-in profile {:?}; known: {}", device.profile, firmware_config::names().join(", ")),
+        )),
+    }
+}
+
+fn scanner_profile(device: &RawDevice, base: &Path) -> Result<ScannerProfile, (&'static str, String)> {
+    match load_profile(device, base, "scanner.profile")? {
+        Profile::Scanner(p) => Ok(p),
+        other => Err(("scanner.profile", format!("{} is not a scanner profile", other.name()))),
+    }
+}
+
+fn turnstile_profile(device: &RawDevice, base: &Path) -> Result<TurnstileProfile, (&'static str, String)> {
+    match load_profile(device, base, "turnstile.profile")? {
+        Profile::Turnstile(p) => Ok(p),
+        other => Err(("turnstile.profile", format!("{} is not a turnstile profile", other.name()))),
     }
 }
 
@@ -135,5 +196,14 @@ mod tests {
         assert!(bad_id.to_string().contains("`gate_id`"), "{bad_id}");
         let wrong_type = load(&GOOD.replace("venue_id = 5", "venue_id = \"five\"")).expect_err("type");
         assert!(wrong_type.to_string().contains("venue_id"), "{wrong_type}");
+        let no_profile = load(&format!("{GOOD}[scanner]\nprofile = \"acme-9000\"\nport = \"/dev/ttyACM0\"\n"))
+            .expect_err("unknown profile");
+        assert!(no_profile.to_string().contains("scanner.profile"), "{no_profile}");
+        let wrong_kind = load(&format!("{GOOD}[turnstile]\nprofile = \"uvc-camera-vga\"\nport = \"/dev/ttyUSB0\"\n"))
+            .expect_err("camera as turnstile");
+        assert!(wrong_kind.to_string().contains("not a turnstile"), "{wrong_kind}");
+        let good = load(&format!("{GOOD}[scanner]\nprofile = \"zebra-ds2208-usb-cdc\"\nport = \"/dev/ttyACM0\"\n"))
+            .expect("built-in profile");
+        assert_eq!(good.devices.scanner.map(|(port, p)| (port, p.baud)), Some(("/dev/ttyACM0".into(), 115_200)));
     }
 }

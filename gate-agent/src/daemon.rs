@@ -1,9 +1,10 @@
 //! `gate-agent run`: the gate daemon.
 //!
-//! Input sources (today: lines on stdin, as from a keyboard-wedge scanner or
-//! manual entry) are tasks that send [`Input`]s into one channel. One owner
-//! thread holds the [`Gate`] and handles inputs in order: decide, commit to the
-//! ledger, then announce — so what is shown has always been stored first.
+//! Input sources — lines on stdin (keyboard-wedge scanner, manual entry) and a
+//! serial barcode scanner — send [`Input`]s into one channel, as does the
+//! turnstile driver when nobody passed. One owner thread holds the [`Gate`] and
+//! handles inputs in order: decide, commit to the ledger, then drive the
+//! turnstile and announce — so nothing acts on a scan that is not stored.
 //! Shutdown: the token is cancelled (SIGTERM/SIGINT) or every source ends; sources
 //! stop, the owner drains what was already read, commits, and returns.
 
@@ -15,8 +16,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Gate, GateError, ScanResult};
-use schema::DecisionLine;
+use crate::hardware::scanner;
+use crate::hardware::turnstile::{self, Command};
+use firmware_config::{ScannerProfile, TurnstileProfile};
 use schema::entry::Direction;
+use schema::{DecisionLine, Reason};
 
 /// Something the owner loop must handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,20 @@ pub enum Input {
         /// Entry or exit.
         direction: Direction,
     },
+    /// The turnstile was released for admission `seq` and nobody went through.
+    NobodyPassed {
+        /// Ledger sequence of the admission.
+        seq: u64,
+    },
+}
+
+/// The serial devices a gate drives, from its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Devices {
+    /// Barcode scanner: port and profile.
+    pub scanner: Option<(String, ScannerProfile)>,
+    /// Turnstile or relay controller: port and profile.
+    pub turnstile: Option<(String, TurnstileProfile)>,
 }
 
 /// Inputs queued between sources and the owner; a burst larger than this waits.
@@ -79,10 +97,12 @@ fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Runs the daemon until `shutdown` is cancelled or its input ends.
+/// Runs the daemon until `shutdown` is cancelled or every source has ended
+/// (stdin at end of input and no serial scanner).
 pub async fn run<R>(
     gate: Gate,
-    input: R,
+    stdin: Option<R>,
+    devices: Devices,
     direction: Direction,
     shutdown: CancellationToken,
     out: Box<dyn Write + Send>,
@@ -91,9 +111,19 @@ where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let owner = std::thread::spawn(move || owner_loop(gate, rx, out));
-    read_lines(input, direction, tx, shutdown).await;
-    // The sender is gone: the owner drains what is queued, then returns.
+    let turnstile =
+        devices.turnstile.map(|(port, profile)| turnstile::spawn(port, profile, tx.downgrade(), shutdown.clone()));
+    let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, out));
+    if let Some(input) = stdin {
+        tokio::spawn(read_lines(input, direction, tx.clone(), shutdown.clone()));
+    }
+    if let Some((port, profile)) = devices.scanner {
+        let (tx, shutdown) = (tx.clone(), shutdown.clone());
+        std::thread::spawn(move || scanner::run(&port, &profile, direction, &tx, &shutdown));
+    }
+    drop(tx);
+    // When every source has dropped its sender, the owner drains what is queued
+    // and returns.
     tokio::task::spawn_blocking(move || owner.join())
         .await
         .map_err(|_| DaemonError::OwnerLost)?
@@ -104,14 +134,43 @@ where
 fn owner_loop(
     mut gate: Gate,
     mut rx: mpsc::Receiver<Input>,
+    turnstile: Option<std::sync::mpsc::Sender<Command>>,
     mut out: Box<dyn Write + Send>,
 ) -> Result<(), DaemonError> {
-    while let Some(Input::Scan { text, direction }) = rx.blocking_recv() {
-        let result = gate.scan(&text, direction, now_ms())?;
-        // Announcing fails only if nobody listens any more; the scan is stored.
-        let _ = announce(&result, &mut *out);
+    while let Some(input) = rx.blocking_recv() {
+        match input {
+            Input::Scan { text, direction } => {
+                let result = gate.scan(&text, direction, now_ms())?;
+                // The scan is on disk; only now does anything act on it.
+                if let Some(turnstile) = &turnstile {
+                    let command = match result.line.reason {
+                        None => Command::Admit { seq: result.record.seq },
+                        Some(_) => Command::Deny,
+                    };
+                    let _ = turnstile.send(command);
+                }
+                // Announcing fails only if nobody listens any more; the scan is stored.
+                let _ = announce(&result, &mut *out);
+            }
+            Input::NobodyPassed { seq } => {
+                if let Some(record) = gate.annul(seq)? {
+                    let _ = announce_annulled(&record.scan_id, &mut *out);
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn announce_annulled(scan_id: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    let line = serde_json::json!({
+        "scan_id": scan_id,
+        "decision": "annulled",
+        "reason": Reason::Annulled,
+        "words": Reason::Annulled.words(),
+    });
+    writeln!(out, "{line}")?;
+    out.flush()
 }
 
 /// Longest line kept from a source; longer input is cut (and then fails to parse).

@@ -7,11 +7,14 @@
 
 use schema::entry::{self, CheckInList, Direction, Outcome, ReplicaTicket, ScanContext};
 use schema::hlc::Hlc;
-use schema::{DecisionLine, Keyring, VerifiedTicket, barcode, holder};
+use schema::manifest::Manifest;
+use schema::{DecisionLine, Keyring, UnixSeconds, VerifiedTicket, barcode, holder};
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::store::{Ledger, NewScan, Replica, ScanRecord, StoreError};
+use crate::store::{Applied, Ledger, NewScan, Replica, ScanRecord, StoreError};
 
 /// File name of the replica inside the state folder.
 pub const REPLICA_FILE: &str = "replica.db";
@@ -40,6 +43,19 @@ pub enum GateError {
     NoList(u32),
 }
 
+/// A decision not yet recorded.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The decision with what staff need to see.
+    pub outcome: Outcome,
+    /// The authentic ticket, if the signature verified.
+    pub ticket: Option<VerifiedTicket>,
+    code_hash: [u8; 32],
+    direction: Direction,
+    list_id: u32,
+    now_ms: u64,
+}
+
 /// The result of one scan.
 #[derive(Debug, Clone)]
 pub struct ScanResult {
@@ -58,6 +74,10 @@ pub struct Gate {
     replica: Replica,
     ledger: Ledger,
     clock: Hlc,
+    /// The check-in list this gate serves, as the replica last defined it.
+    list: Option<CheckInList>,
+    /// Ticket type names, for display (a handful; kept in memory).
+    type_names: HashMap<u32, String>,
 }
 
 impl Gate {
@@ -69,17 +89,14 @@ impl Gate {
         let replica = Replica::open(&config.state_dir.join(REPLICA_FILE))?;
         let ledger = Ledger::open(&config.state_dir.join(LEDGER_FILE), &config.gate_id)?;
         let clock = Hlc::resume(ledger.last_hlc()?);
-        Ok(Self { config, keyring, replica, ledger, clock })
+        let list = replica.list(config.list_id)?.map(|(_, list)| list);
+        let type_names = replica.type_names()?;
+        Ok(Self { config, keyring, replica, ledger, clock, list, type_names })
     }
 
-    /// The keyring the gate verifies with (manifests too).
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
-    }
-
-    /// The replica, for imports and status.
-    pub fn replica_mut(&mut self) -> &mut Replica {
-        &mut self.replica
+    /// The replica.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
     }
 
     /// The ledger.
@@ -94,8 +111,14 @@ impl Gate {
 
     /// Decides one scanned code at wall-clock `now_ms` and records it durably.
     pub fn scan(&mut self, scanned: &str, direction: Direction, now_ms: u64) -> Result<ScanResult, GateError> {
+        let decided = self.decide(scanned, direction, now_ms)?;
+        self.record(decided)
+    }
+
+    /// The decision alone: verify, replica, history, rules. Reads only.
+    pub fn decide(&self, scanned: &str, direction: Direction, now_ms: u64) -> Result<Decided, GateError> {
         let now = now_ms / 1_000;
-        let list = self.list()?;
+        let list = self.list.as_ref().ok_or(GateError::NoList(self.config.list_id))?;
         let verified = self.keyring.verify(scanned, now);
         let (replica, history) = match &verified {
             Ok(ticket) => (self.replica_view(ticket)?, self.ledger.history(ticket.claims.ticket_id, list.id)?),
@@ -105,36 +128,60 @@ impl Gate {
             verified: &verified,
             replica: replica.as_ref(),
             history: &history,
-            list: &list,
+            list,
             direction,
             now,
         });
-        if outcome.display.type_name.is_none()
-            && let Ok(ticket) = &verified
-        {
-            outcome.display.type_name = self.replica.type_name(ticket.claims.ticket_type_id)?;
+        if let Ok(ticket) = &verified {
+            outcome.display.type_name = self.type_names.get(&ticket.claims.ticket_type_id).cloned();
         }
-        let ticket = verified.as_ref().ok().or_else(|| verified.as_ref().err().and_then(|e| e.ticket()));
+        let ticket = match verified {
+            Ok(ticket) => Some(ticket),
+            Err(e) => e.ticket().cloned(),
+        };
+        Ok(Decided { outcome, ticket, code_hash: code_hash(scanned), direction, list_id: list.id, now_ms })
+    }
+
+    /// Records a decision in the ledger (fsynced) and returns it with its scan id.
+    pub fn record(&mut self, decided: Decided) -> Result<ScanResult, GateError> {
+        let Decided { outcome, ticket, code_hash, direction, list_id, now_ms } = decided;
         let record = self.ledger.record(&NewScan {
             hlc: self.clock.tick(now_ms),
             wall_ms: now_ms,
-            ticket_id: ticket.map(|t| t.claims.ticket_id),
-            event_id: ticket.map(|t| t.claims.event_id),
-            code_hash: code_hash(scanned),
+            ticket_id: ticket.as_ref().map(|t| t.claims.ticket_id),
+            event_id: ticket.as_ref().map(|t| t.claims.event_id),
+            code_hash,
             direction,
-            list_id: list.id,
+            list_id,
             decision: outcome.decision,
             reason: outcome.reason,
             not_in_replica: outcome.not_in_replica,
             offline: true,
         })?;
-        let line = DecisionLine { decision: outcome.decision, reason: outcome.reason, ticket: ticket.map(Into::into) };
+        let line = DecisionLine {
+            decision: outcome.decision,
+            reason: outcome.reason,
+            ticket: ticket.as_ref().map(Into::into),
+        };
         Ok(ScanResult { outcome, line, record })
     }
 
-    fn list(&self) -> Result<CheckInList, GateError> {
-        let list_id = self.config.list_id;
-        self.replica.list(list_id)?.map(|(_, list)| list).ok_or(GateError::NoList(list_id))
+    /// Annuls admission `seq` (nobody passed the turnstile); returns it, or `None`
+    /// if it was not an accepted, unannulled scan.
+    pub fn annul(&mut self, seq: u64) -> Result<Option<ScanRecord>, GateError> {
+        if !self.ledger.annul(seq)? {
+            return Ok(None);
+        }
+        Ok(self.ledger.get(seq)?)
+    }
+
+    /// Verifies and applies a manifest file's bytes; the gate's list follows it.
+    pub fn import(&mut self, bytes: &[u8], now: UnixSeconds) -> Result<Applied, GateError> {
+        let manifest = Manifest::open(bytes, &self.keyring, now).map_err(StoreError::from)?;
+        let applied = self.replica.apply(&manifest, self.config.venue_id)?;
+        self.list = self.replica.list(self.config.list_id)?.map(|(_, list)| list);
+        self.type_names = self.replica.type_names()?;
+        Ok(applied)
     }
 
     fn replica_view(&self, ticket: &VerifiedTicket) -> Result<Option<ReplicaTicket>, GateError> {
@@ -145,7 +192,7 @@ impl Gate {
             .sealed_holder
             .as_deref()
             .and_then(|sealed| holder::open(&ticket.signature, ticket.claims.ticket_id, sealed));
-        Ok(Some(ReplicaTicket { status: stored.status, type_name: stored.type_name, holder }))
+        Ok(Some(ReplicaTicket { status: stored.status, type_name: None, holder }))
     }
 }
 

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod gate;
+pub mod hardware;
 pub mod qr;
 pub mod store;

@@ -4,4 +4,5 @@
 mod cli_round_trip;
 mod gate_daemon;
 mod gate_offline;
+mod gate_serial;
 mod qr_decode_rate;

@@ -5,7 +5,7 @@
 //! imports cannot interleave. The replica lives in its own file, apart from the
 //! scan ledger: a long import never blocks recording a scan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -47,8 +47,6 @@ CREATE TABLE IF NOT EXISTS tickets (
 pub struct StoredTicket {
     /// Valid, revoked or blocked.
     pub status: TicketStatus,
-    /// Ticket type display name, if the type is known.
-    pub type_name: Option<String>,
     /// Holder name sealed to the ticket's barcode.
     pub sealed_holder: Option<Vec<u8>>,
 }
@@ -104,24 +102,20 @@ impl Replica {
     pub fn ticket(&self, ticket_id: u64) -> Result<Option<StoredTicket>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT t.status, y.name, t.sealed_holder FROM tickets t
-                 LEFT JOIN ticket_types y ON y.id = t.type_id WHERE t.ticket_id = ?1",
-            )
+            .prepare_cached("SELECT status, sealed_holder FROM tickets WHERE ticket_id = ?1")
             .map_err(self.err())?;
         stmt.query_row([ticket_id as i64], |row| {
-            Ok(StoredTicket { status: status_from(row.get(0)?), type_name: row.get(1)?, sealed_holder: row.get(2)? })
+            Ok(StoredTicket { status: status_from(row.get(0)?), sealed_holder: row.get(1)? })
         })
         .optional()
         .map_err(self.err())
     }
 
-    /// Display name of a ticket type.
-    pub fn type_name(&self, type_id: u32) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT name FROM ticket_types WHERE id = ?1", [type_id], |r| r.get(0))
-            .optional()
-            .map_err(self.err())
+    /// Display names of all ticket types.
+    pub fn type_names(&self) -> Result<HashMap<u32, String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, name FROM ticket_types").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// A check-in list with its name.

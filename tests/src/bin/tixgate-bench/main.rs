@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod gate;
 mod qr;
 
 /// tixgate benchmarks.
@@ -19,6 +20,10 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Area {
+    /// A gate with a 1,000,000-ticket replica: decision and durable-scan latency
+    /// against bare verify+lookup and bare fsynced commit, import time, daemon
+    /// memory, camera path.
+    Gate,
     /// Camera path: QR decode rate and time on real photos, synthetic degraded
     /// tickets and 1280x720 frames, against a single rxing pass.
     Qr,
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         eprintln!("warning: a debug build; figures mean little. Use --release.");
     }
     let result = match Args::parse().area {
+        Area::Gate => gate::run(),
         Area::Qr => qr::run(),
     };
     match result {

@@ -1,0 +1,172 @@
+//! Serial barcode scanners: bytes in, one code per terminator out.
+//!
+//! [`CodeFramer`] is the pure part: it splits the byte stream on the profile's
+//! terminator, strips the configured prefix/suffix, and survives noise — partial
+//! lines, binary garbage, lines longer than the profile allows (discarded up to
+//! the next terminator). [`run`] is the I/O loop around it.
+
+use std::io::Read;
+
+use firmware_config::ScannerProfile;
+use schema::entry::Direction;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{REOPEN_DELAY, parity};
+use crate::daemon::Input;
+
+/// Splits a scanner's byte stream into codes.
+#[derive(Debug)]
+pub struct CodeFramer {
+    terminator: u8,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    max_len: usize,
+    line: Vec<u8>,
+    discarding: bool,
+    /// Lines dropped for being too long.
+    pub dropped: u64,
+}
+
+impl CodeFramer {
+    /// A framer for this scanner profile.
+    pub fn new(profile: &ScannerProfile) -> Self {
+        let terminator = profile.terminator.bytes().last().copied().unwrap_or(b'\r');
+        Self {
+            terminator,
+            prefix: profile.prefix.as_bytes().to_vec(),
+            suffix: profile.suffix.as_bytes().to_vec(),
+            max_len: profile.max_code_len,
+            line: Vec::new(),
+            discarding: false,
+            dropped: 0,
+        }
+    }
+
+    /// Feeds bytes as they arrive; returns the codes completed by them.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut codes = Vec::new();
+        for &b in bytes {
+            if b == self.terminator {
+                if !self.discarding
+                    && let Some(code) = self.finish()
+                {
+                    codes.push(code);
+                }
+                self.line.clear();
+                self.discarding = false;
+            } else if self.discarding {
+            } else if self.line.len() >= self.max_len {
+                self.line.clear();
+                self.discarding = true;
+                self.dropped += 1;
+            } else {
+                self.line.push(b);
+            }
+        }
+        codes
+    }
+
+    fn finish(&self) -> Option<String> {
+        let mut body: &[u8] = &self.line;
+        // A CR before an LF terminator, NULs and spaces from line noise.
+        while let [rest @ .., last] = body
+            && (last.is_ascii_whitespace() || *last == 0)
+        {
+            body = rest;
+        }
+        while let [first, rest @ ..] = body
+            && (first.is_ascii_whitespace() || *first == 0)
+        {
+            body = rest;
+        }
+        let body = body.strip_prefix(self.prefix.as_slice()).unwrap_or(body);
+        let body = body.strip_suffix(self.suffix.as_slice()).unwrap_or(body);
+        (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned())
+    }
+}
+
+/// Reads codes from the scanner at `path` until `shutdown`; reopens the port if it
+/// disappears (a USB scanner unplugged and plugged back). Blocking: run it on its
+/// own thread.
+pub fn run(
+    path: &str,
+    profile: &ScannerProfile,
+    direction: Direction,
+    tx: &mpsc::Sender<Input>,
+    shutdown: &CancellationToken,
+) {
+    let mut framer = CodeFramer::new(profile);
+    let mut buf = [0u8; 512];
+    while !shutdown.is_cancelled() {
+        let mut port = match open(path, profile) {
+            Ok(port) => port,
+            Err(e) => {
+                eprintln!("gate-agent: scanner {path}: {e}; retrying");
+                std::thread::sleep(REOPEN_DELAY);
+                continue;
+            }
+        };
+        while !shutdown.is_cancelled() {
+            match port.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    for text in framer.push(buf.get(..n).unwrap_or_default()) {
+                        if tx.blocking_send(Input::Scan { text, direction }).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => {
+                    eprintln!("gate-agent: scanner {path}: {e}; reopening");
+                    std::thread::sleep(REOPEN_DELAY);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn open(path: &str, p: &ScannerProfile) -> serialport::Result<Box<dyn serialport::SerialPort>> {
+    serialport::new(path, p.baud)
+        .data_bits(if p.data_bits == 7 { serialport::DataBits::Seven } else { serialport::DataBits::Eight })
+        .parity(parity(p.parity))
+        .stop_bits(if p.stop_bits == 2 { serialport::StopBits::Two } else { serialport::StopBits::One })
+        .timeout(super::POLL)
+        .open()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(terminator: &str, prefix: &str, max: usize) -> ScannerProfile {
+        let text = format!(
+            "kind = \"scanner\"\nname = \"t\"\ndescription = \"t\"\nbaud = 9600\ndata_bits = 8\nparity = \"none\"\nstop_bits = 1\nterminator = \"{terminator}\"\nprefix = \"{prefix}\"\nmax_code_len = {max}\n"
+        );
+        match firmware_config::parse_profile(&text) {
+            Ok(firmware_config::Profile::Scanner(p)) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn codes_split_across_reads_are_joined() {
+        let mut f = CodeFramer::new(&profile("cr", "", 64));
+        assert!(f.push(b"TX1:AB").is_empty());
+        assert_eq!(f.push(b"C\rTX1:D\r\rTX1:"), vec!["TX1:ABC", "TX1:D"]);
+        assert_eq!(f.push(b"E\r"), vec!["TX1:E"]);
+    }
+
+    #[test]
+    fn prefix_crlf_noise_and_overlong_lines_are_handled() {
+        let mut f = CodeFramer::new(&profile("crlf", "STX", 64));
+        assert_eq!(f.push(b"STXTX1:AB\r\n\x00\r\n"), vec!["TX1:AB"]);
+        let long = [b'A'; 100];
+        assert!(f.push(&long).is_empty());
+        assert_eq!(f.push(b"more\r\nSTXTX1:OK\r\n"), vec!["TX1:OK"], "the overlong line is dropped whole");
+        assert_eq!(f.dropped, 1);
+        assert_eq!(f.push(b"\xff\xfe\n"), vec!["\u{fffd}\u{fffd}"], "garbage is passed on and rejected later");
+    }
+}
