@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use firmware_config::{Profile, ScannerProfile, TurnstileProfile};
 use schema::entry::Direction;
 
+use firmware_config::CameraProfile;
+
 use crate::daemon::Devices;
+use crate::hardware::camera::FrameOrigin;
 use serde::Deserialize;
 
 /// The file as written.
@@ -36,6 +39,23 @@ pub struct RawConfig {
     /// Turnstile or relay controller.
     #[serde(default)]
     pub turnstile: Option<RawDevice>,
+    /// Camera, or recorded frames.
+    #[serde(default)]
+    pub camera: Option<RawCamera>,
+}
+
+/// A camera: which profile, and a device index or a folder of frames.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    /// A built-in profile name or a path to a profile file.
+    pub profile: String,
+    /// V4L2 device index (`/dev/videoN`); needs a build with the `camera` feature.
+    #[serde(default)]
+    pub device: Option<u32>,
+    /// A folder (or file) of PNG/JPEG frames, played at the profile's rate.
+    #[serde(default)]
+    pub frames: Option<PathBuf>,
 }
 
 /// A serial device: which profile, on which port.
@@ -130,6 +150,7 @@ impl Config {
             devices: Devices {
                 scanner: raw.scanner.map(|d| scanner_profile(&d, base).map(|p| (d.port, p))).transpose()?,
                 turnstile: raw.turnstile.map(|d| turnstile_profile(&d, base).map(|p| (d.port, p))).transpose()?,
+                camera: raw.camera.map(|c| camera(c, base)).transpose()?,
             },
         })
     }
@@ -163,6 +184,28 @@ fn turnstile_profile(device: &RawDevice, base: &Path) -> Result<TurnstileProfile
         Profile::Turnstile(p) => Ok(p),
         other => Err(("turnstile.profile", format!("{} is not a turnstile profile", other.name()))),
     }
+}
+
+fn camera(raw: RawCamera, base: &Path) -> Result<(FrameOrigin, CameraProfile), (&'static str, String)> {
+    let device = RawDevice { profile: raw.profile, port: String::new() };
+    let profile = match load_profile(&device, base, "camera.profile")? {
+        Profile::Camera(p) => p,
+        other => return Err(("camera.profile", format!("{} is not a camera profile", other.name()))),
+    };
+    let origin = match (raw.device, raw.frames) {
+        (Some(index), None) => {
+            if !cfg!(feature = "camera") {
+                return Err((
+                    "camera.device",
+                    "this build has no live capture: build with --features camera, or use `frames`".into(),
+                ));
+            }
+            FrameOrigin::Device(index)
+        }
+        (None, Some(frames)) => FrameOrigin::Files(base.join(frames)),
+        _ => return Err(("camera", "set exactly one of `device` and `frames`".into())),
+    };
+    Ok((origin, profile))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `gate-agent run`: the gate daemon.
 //!
-//! Input sources — lines on stdin (keyboard-wedge scanner, manual entry) and a
-//! serial barcode scanner — send [`Input`]s into one channel, as does the
+//! Input sources — lines on stdin (keyboard-wedge scanner, manual entry), a
+//! serial barcode scanner, a camera — send [`Input`]s into one channel, as does the
 //! turnstile driver when nobody passed. One owner thread holds the [`Gate`] and
 //! handles inputs in order: decide, commit to the ledger, then drive the
 //! turnstile and announce — so nothing acts on a scan that is not stored.
@@ -16,9 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Gate, GateError, ScanResult};
+use crate::hardware::camera::{self, FrameOrigin};
 use crate::hardware::scanner;
 use crate::hardware::turnstile::{self, Command};
-use firmware_config::{ScannerProfile, TurnstileProfile};
+use firmware_config::{CameraProfile, ScannerProfile, TurnstileProfile};
 use schema::entry::Direction;
 use schema::{DecisionLine, Reason};
 
@@ -46,6 +47,8 @@ pub struct Devices {
     pub scanner: Option<(String, ScannerProfile)>,
     /// Turnstile or relay controller: port and profile.
     pub turnstile: Option<(String, TurnstileProfile)>,
+    /// Camera (or recorded frames) and profile.
+    pub camera: Option<(FrameOrigin, CameraProfile)>,
 }
 
 /// Inputs queued between sources and the owner; a burst larger than this waits.
@@ -120,6 +123,10 @@ where
     if let Some((port, profile)) = devices.scanner {
         let (tx, shutdown) = (tx.clone(), shutdown.clone());
         std::thread::spawn(move || scanner::run(&port, &profile, direction, &tx, &shutdown));
+    }
+    if let Some((origin, profile)) = devices.camera {
+        let (tx, shutdown) = (tx.clone(), shutdown.clone());
+        std::thread::spawn(move || camera::run(&origin, &profile, direction, &tx, &shutdown));
     }
     drop(tx);
     // When every source has dropped its sender, the owner drains what is queued

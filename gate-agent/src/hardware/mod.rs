@@ -1,7 +1,8 @@
-//! Real hardware around a gate: serial barcode scanners in, turnstile or relay
-//! controllers out. Both use the `serialport` crate and the device profiles of
+//! Real hardware around a gate: serial barcode scanners and cameras in,
+//! turnstile or relay controllers out. Both use the `serialport` crate and the device profiles of
 //! `firmware-config`; tests drive them through pseudo-terminals.
 
+pub mod camera;
 pub mod scanner;
 pub mod turnstile;
 

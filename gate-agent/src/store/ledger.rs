@@ -101,6 +101,8 @@ pub struct Ledger {
     conn: Connection,
     path: PathBuf,
     gate_id: String,
+    /// Sequence number of the next scan; this connection is the only writer.
+    next_seq: u64,
 }
 
 impl Ledger {
@@ -108,7 +110,10 @@ impl Ledger {
     pub fn open(path: &Path, gate_id: &str) -> Result<Self, StoreError> {
         let conn = open_wal(path, "FULL")?;
         conn.execute_batch(SCHEMA).map_err(StoreError::sqlite(path))?;
-        Ok(Self { conn, path: path.to_owned(), gate_id: gate_id.to_owned() })
+        let last: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM scans", [], |r| r.get(0))
+            .map_err(StoreError::sqlite(path))?;
+        Ok(Self { conn, path: path.to_owned(), gate_id: gate_id.to_owned(), next_seq: last as u64 + 1 })
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -146,18 +151,20 @@ impl Ledger {
 
     /// Records one scan durably (fsynced) and returns it with its id.
     pub fn record(&mut self, scan: &NewScan) -> Result<ScanRecord, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(StoreError::sqlite(&path))?;
-        let seq: i64 = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM scans", [], |r| r.get(0))
-            .map_err(StoreError::sqlite(&path))?;
+        let seq = self.next_seq;
         let scan_id = format!("{}:{seq}", self.gate_id);
-        tx.execute(
-            "INSERT INTO scans (seq, scan_id, hlc, wall_ms, ticket_id, event_id, code_hash, direction, list_id,
-                                decision, reason, not_in_replica, offline)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                seq,
+        // One statement in autocommit mode: one transaction, one fsync of the WAL.
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO scans (seq, scan_id, hlc, wall_ms, ticket_id, event_id, code_hash, direction, list_id,
+                                    decision, reason, not_in_replica, offline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .map_err(StoreError::sqlite(&self.path))?;
+        insert
+            .execute(params![
+                seq as i64,
                 scan_id,
                 scan.hlc.0 as i64,
                 scan.wall_ms as i64,
@@ -170,11 +177,25 @@ impl Ledger {
                 scan.reason.map(Reason::code),
                 scan.not_in_replica,
                 scan.offline,
-            ],
-        )
-        .map_err(StoreError::sqlite(&path))?;
-        tx.commit().map_err(StoreError::sqlite(&path))?;
-        self.get(seq as u64)?.ok_or_else(|| StoreError::Corrupt(format!("scan {scan_id} vanished after commit")))
+            ])
+            .map_err(StoreError::sqlite(&self.path))?;
+        self.next_seq += 1;
+        Ok(ScanRecord {
+            seq,
+            scan_id,
+            hlc: scan.hlc.0,
+            wall_ms: scan.wall_ms,
+            ticket_id: scan.ticket_id,
+            event_id: scan.event_id,
+            direction: scan.direction,
+            list_id: scan.list_id,
+            decision: scan.decision,
+            reason: scan.reason,
+            not_in_replica: scan.not_in_replica,
+            offline: scan.offline,
+            annulled: false,
+            acked: false,
+        })
     }
 
     /// Withdraws an admission (the turnstile reported nobody passed).
