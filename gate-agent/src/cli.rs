@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::daemon;
+use crate::daemon::{self, Output};
+use crate::display::Screen;
 use crate::gate::Gate;
 use crate::qr::{self, QrError};
 
@@ -50,6 +51,9 @@ pub enum Command {
         /// Gate configuration.
         #[arg(long)]
         config: PathBuf,
+        /// `json`: one line per decision; `tui`: full-screen green/red for door staff.
+        #[arg(long, value_enum, default_value_t = DisplayMode::Json)]
+        display: DisplayMode,
     },
     /// Manage the gate's ticket replica.
     #[command(subcommand)]
@@ -94,6 +98,15 @@ pub enum Command {
     },
 }
 
+/// How `run` shows decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DisplayMode {
+    /// One JSON line per decision on stdout.
+    Json,
+    /// Full-screen terminal display.
+    Tui,
+}
+
 /// `gate-agent replica …`
 #[derive(Debug, Subcommand)]
 pub enum ReplicaCommand {
@@ -116,7 +129,7 @@ fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Decode { image } => decode(&image, out, err),
-        Command::Run { config } => run_daemon(&config, err),
+        Command::Run { config, display } => run_daemon(&config, display, err),
         Command::Replica(ReplicaCommand::Import { config, manifest }) => {
             with_gate(&config, out, err, |gate, out, err| import(gate, &manifest, out, err))
         }
@@ -156,7 +169,7 @@ fn with_gate(
 /// systemd's `RestartPreventExitStatus=78` stops a restart loop.
 pub const EXIT_CONFIG: u8 = 78;
 
-fn run_daemon(config: &Path, err: &mut dyn Write) -> u8 {
+fn run_daemon(config: &Path, display: DisplayMode, err: &mut dyn Write) -> u8 {
     let config = match Config::load(config) {
         Ok(config) => config,
         Err(e) => {
@@ -183,7 +196,11 @@ fn run_daemon(config: &Path, err: &mut dyn Write) -> u8 {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
         let stdin = stdin.then(tokio::io::stdin);
-        daemon::run(gate, stdin, devices, direction, shutdown, Box::new(std::io::stdout())).await
+        let output = match display {
+            DisplayMode::Json => Output::Json(Box::new(std::io::stdout())),
+            DisplayMode::Tui => Output::Screen(Box::new(std::io::stdout()), Screen::default()),
+        };
+        daemon::run(gate, stdin, devices, direction, shutdown, output).await
     });
     // Every scan is committed by now; a blocking read of stdin must not hold the
     // exit (tokio cannot interrupt it).

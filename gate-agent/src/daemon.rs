@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::display::{self, Screen};
 use crate::gate::{Gate, GateError, ScanResult};
 use crate::hardware::camera::{self, FrameOrigin};
 use crate::hardware::scanner;
@@ -85,6 +86,43 @@ struct FirstEntry<'a> {
     gate: &'a str,
 }
 
+/// Where decisions go.
+pub enum Output {
+    /// One JSON line per decision, for integration and logs.
+    Json(Box<dyn Write + Send>),
+    /// The full-screen display for door staff.
+    Screen(Box<dyn Write + Send>, Screen),
+}
+
+impl Output {
+    // Showing fails only if nobody looks any more; the scan is stored regardless.
+    fn scan(&mut self, result: &ScanResult) {
+        let _ = match self {
+            Output::Json(out) => announce(result, &mut **out),
+            Output::Screen(out, screen) => {
+                screen.show(result);
+                display::draw(out, screen)
+            }
+        };
+    }
+
+    fn annulled(&mut self, scan_id: &str) {
+        let _ = match self {
+            Output::Json(out) => announce_annulled(scan_id, &mut **out),
+            Output::Screen(out, screen) => {
+                screen.annulled();
+                display::draw(out, screen)
+            }
+        };
+    }
+
+    fn start(&mut self) {
+        if let Output::Screen(out, screen) = self {
+            let _ = display::draw(out, screen);
+        }
+    }
+}
+
 fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
     let display = &result.outcome.display;
     let line = Announcement {
@@ -108,7 +146,7 @@ pub async fn run<R>(
     devices: Devices,
     direction: Direction,
     shutdown: CancellationToken,
-    out: Box<dyn Write + Send>,
+    output: Output,
 ) -> Result<(), DaemonError>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -116,7 +154,7 @@ where
     let (tx, rx) = mpsc::channel(QUEUE);
     let turnstile =
         devices.turnstile.map(|(port, profile)| turnstile::spawn(port, profile, tx.downgrade(), shutdown.clone()));
-    let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, out));
+    let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, output));
     if let Some(input) = stdin {
         tokio::spawn(read_lines(input, direction, tx.clone(), shutdown.clone()));
     }
@@ -142,8 +180,9 @@ fn owner_loop(
     mut gate: Gate,
     mut rx: mpsc::Receiver<Input>,
     turnstile: Option<std::sync::mpsc::Sender<Command>>,
-    mut out: Box<dyn Write + Send>,
+    mut output: Output,
 ) -> Result<(), DaemonError> {
+    output.start();
     while let Some(input) = rx.blocking_recv() {
         match input {
             Input::Scan { text, direction } => {
@@ -156,12 +195,11 @@ fn owner_loop(
                     };
                     let _ = turnstile.send(command);
                 }
-                // Announcing fails only if nobody listens any more; the scan is stored.
-                let _ = announce(&result, &mut *out);
+                output.scan(&result);
             }
             Input::NobodyPassed { seq } => {
                 if let Some(record) = gate.annul(seq)? {
-                    let _ = announce_annulled(&record.scan_id, &mut *out);
+                    output.annulled(&record.scan_id);
                 }
             }
         }

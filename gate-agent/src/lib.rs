@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod display;
 pub mod gate;
 pub mod hardware;
 pub mod qr;
