@@ -118,6 +118,12 @@ pub enum ReplicaCommand {
         /// The manifest file.
         manifest: PathBuf,
     },
+    /// Print the replica's version and ticket count as one JSON line.
+    Status {
+        /// Gate configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
@@ -132,6 +138,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Run { config, display } => run_daemon(&config, display, err),
         Command::Replica(ReplicaCommand::Import { config, manifest }) => {
             with_gate(&config, out, err, |gate, out, err| import(gate, &manifest, out, err))
+        }
+        Command::Replica(ReplicaCommand::Status { config }) => {
+            with_gate(&config, out, err, |gate, out, err| replica_status(gate, out, err))
         }
         Command::Scan { config, exit, barcode } => {
             let direction = if exit { Direction::Exit } else { Direction::Entry };
@@ -250,6 +259,20 @@ fn import(gate: &mut Gate, manifest: &Path, out: &mut dyn Write, err: &mut dyn W
         Err(e) => {
             let _ = writeln!(err, "gate-agent: manifest {} refused: {}", manifest.display(), one_line(&e.to_string()));
             EXIT_REJECT
+        }
+    }
+}
+
+fn replica_status(gate: &mut Gate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let replica = gate.replica();
+    match replica.version().and_then(|v| replica.ticket_count().map(|n| (v, n))) {
+        Ok((version, tickets)) => {
+            let _ = writeln!(out, "{}", serde_json::json!({ "version": version, "tickets": tickets }));
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "gate-agent: {}", one_line(&e.to_string()));
+            EXIT_USAGE
         }
     }
 }

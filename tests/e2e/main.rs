@@ -5,6 +5,7 @@ mod cli_round_trip;
 mod gate_camera;
 mod gate_daemon;
 mod gate_display;
+mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
 mod qr_decode_rate;
