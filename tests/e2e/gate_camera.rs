@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use tixgate_tests::gate_fixture::GateFixture;
 use tixgate_tests::qr_sets::place_in_frame;
 use tixgate_tests::{binary, run};
 
@@ -13,14 +14,8 @@ fn save(frame: &gate_agent::qr::LumaFrame, path: &std::path::Path) {
 
 #[test]
 fn recorded_frames_are_decoded_debounced_and_decided() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], p).code, 0);
-    let mint =
-        ["tickets", "mint-batch", "--key", "keys/signing-key.pem", "--event", "9", "--count", "2", "--out", "batch"];
-    assert_eq!(run("cloud-api", &mint, p).code, 0);
-    let codes: Vec<String> =
-        std::fs::read_to_string(p.join("batch/barcodes.txt")).unwrap().lines().map(str::to_owned).collect();
+    let gate = GateFixture::new(2, "stdin = false\n[camera]\nprofile = \"uvc-camera-vga\"\nframes = \"frames\"\n");
+    let (p, codes) = (gate.path(), &gate.codes);
     let mut forged = codes[1].clone();
     let last = forged.pop().unwrap();
     forged.push(if last == '0' { '1' } else { '0' });
@@ -32,13 +27,6 @@ fn recorded_frames_are_decoded_debounced_and_decided() {
     for (i, code) in scenes.iter().enumerate() {
         save(&place_in_frame(code, 640, 480, 3, i as u64), &frames.join(format!("{i:03}.png")));
     }
-    std::fs::write(
-        p.join("gate.toml"),
-        "gate_id = \"cam\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keys/keyring.json\"\nstdin = false\n\
-         [camera]\nprofile = \"uvc-camera-vga\"\nframes = \"frames\"\n",
-    )
-    .unwrap();
-    assert_eq!(run("gate-agent", &["replica", "import", "--config", "gate.toml", "batch/manifest.txm"], p).code, 0);
 
     let out = Command::new(binary("gate-agent"))
         .args(["run", "--config", "gate.toml"])

@@ -9,27 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tixgate_tests::gate_fixture::GateFixture;
 use tixgate_tests::{binary, run};
-
-/// A venue with `count` tickets imported into a gate's replica.
-fn venue(count: u32) -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], p).code, 0);
-    let n = count.to_string();
-    let args =
-        ["tickets", "mint-batch", "--key", "keys/signing-key.pem", "--event", "9", "--count", &n, "--out", "batch"];
-    assert_eq!(run("cloud-api", &args, p).code, 0);
-    std::fs::write(
-        p.join("gate.toml"),
-        "gate_id = \"g1\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keys/keyring.json\"\n",
-    )
-    .unwrap();
-    let out = run("gate-agent", &["replica", "import", "--config", "gate.toml", "batch/manifest.txm"], p);
-    assert_eq!(out.code, 0, "{out:?}");
-    let codes = std::fs::read_to_string(p.join("batch/barcodes.txt")).unwrap().lines().map(str::to_owned).collect();
-    (dir, codes)
-}
 
 /// Starts the daemon; returns the child and a channel of its announced lines.
 fn start(dir: &Path) -> (Child, mpsc::Receiver<Value>) {
@@ -76,9 +57,10 @@ fn burst(codes: &[String]) -> Vec<String> {
 
 #[test]
 fn sigkill_mid_burst_loses_no_announced_scan() {
-    let (dir, codes) = venue(150);
-    let lines = burst(&codes);
-    let (mut child, rx) = start(dir.path());
+    let v = GateFixture::new(150, "");
+    let (dir, codes) = (v.path(), &v.codes);
+    let lines = burst(codes);
+    let (mut child, rx) = start(dir);
     let mut stdin = child.stdin.take().unwrap();
     let feed = lines.clone();
     let writer = std::thread::spawn(move || {
@@ -99,7 +81,7 @@ fn sigkill_mid_burst_loses_no_announced_scan() {
     announced.extend(rx.try_iter());
     drop(writer);
 
-    let stored = ledger(dir.path());
+    let stored = ledger(dir);
     assert!(
         announced.len() >= 120 && stored.len() >= announced.len(),
         "{} announced, {} stored",
@@ -113,16 +95,16 @@ fn sigkill_mid_burst_loses_no_announced_scan() {
     }
 
     // Restart: the rest of the burst is decided against what survived.
-    let (mut child, rx) = start(dir.path());
+    let (mut child, rx) = start(dir);
     let mut stdin = child.stdin.take().unwrap();
-    for code in &codes {
+    for code in codes {
         writeln!(stdin, "{code}").unwrap();
     }
     drop(stdin); // end of input: the daemon drains and exits
     assert!(child.wait().unwrap().success());
     let after: Vec<Value> = rx.iter().collect();
     assert_eq!(after.len(), codes.len());
-    let stored = ledger(dir.path());
+    let stored = ledger(dir);
     let mut accepted_per_ticket: HashMap<u64, usize> = HashMap::new();
     for s in stored.values().filter(|s| s["decision"] == "accept") {
         *accepted_per_ticket.entry(s["ticket_id"].as_u64().unwrap()).or_default() += 1;
@@ -133,10 +115,11 @@ fn sigkill_mid_burst_loses_no_announced_scan() {
 
 #[test]
 fn sigterm_drains_commits_and_exits_0() {
-    let (dir, codes) = venue(40);
-    let (mut child, rx) = start(dir.path());
+    let v = GateFixture::new(40, "");
+    let (dir, codes) = (v.path(), &v.codes);
+    let (mut child, rx) = start(dir);
     let mut stdin = child.stdin.take().unwrap();
-    for code in &codes {
+    for code in codes {
         writeln!(stdin, "{code}").unwrap();
     }
     stdin.flush().unwrap();
@@ -149,13 +132,14 @@ fn sigterm_drains_commits_and_exits_0() {
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
     drop(stdin);
     let announced = 5 + rx.iter().count();
-    assert_eq!(ledger(dir.path()).len(), announced, "everything read was decided, stored and announced");
+    assert_eq!(ledger(dir).len(), announced, "everything read was decided, stored and announced");
 }
 
 #[test]
 fn binary_garbage_and_huge_lines_do_not_stop_the_gate() {
-    let (dir, codes) = venue(2);
-    let (mut child, rx) = start(dir.path());
+    let v = GateFixture::new(2, "");
+    let (dir, codes) = (v.path(), &v.codes);
+    let (mut child, rx) = start(dir);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"\xff\xfe\x00\x01binary\n").unwrap();
     stdin.write_all(&vec![b'A'; 1 << 20]).unwrap();

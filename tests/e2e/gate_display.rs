@@ -4,7 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tixgate_tests::{binary, run};
+use tixgate_tests::binary;
+use tixgate_tests::gate_fixture::GateFixture;
 
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux is installed (.ci/run installs it)");
@@ -26,28 +27,17 @@ fn pane_with(session: &str, text: &str) -> String {
 
 #[test]
 fn the_screen_turns_green_then_red_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], p).code, 0);
-    let mint =
-        ["tickets", "mint-batch", "--key", "keys/signing-key.pem", "--event", "9", "--count", "1", "--out", "batch"];
-    assert_eq!(run("cloud-api", &mint, p).code, 0);
-    std::fs::write(
-        p.join("gate.toml"),
-        "gate_id = \"north-1\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keys/keyring.json\"\n",
-    )
-    .unwrap();
-    assert_eq!(run("gate-agent", &["replica", "import", "--config", "gate.toml", "batch/manifest.txm"], p).code, 0);
-    let code = std::fs::read_to_string(p.join("batch/barcodes.txt")).unwrap().trim().to_owned();
+    let gate = GateFixture::build("north-1", 1, 1, "", true);
+    let (p, code) = (gate.path(), &gate.codes[0]);
 
     let session = format!("tixgate-display-{}", std::process::id());
     let command =
         format!("cd {} && {} run --config gate.toml --display tui", p.display(), binary("gate-agent").display());
     tmux(&["new-session", "-d", "-s", &session, "-x", "60", "-y", "16", &command]);
     let ready = pane_with(&session, "R E A D Y");
-    tmux(&["send-keys", "-t", &session, &code, "Enter"]);
+    tmux(&["send-keys", "-t", &session, code, "Enter"]);
     let accepted = pane_with(&session, "A C C E P T");
-    tmux(&["send-keys", "-t", &session, &code, "Enter"]);
+    tmux(&["send-keys", "-t", &session, code, "Enter"]);
     let rejected = pane_with(&session, "Already used");
     let _ = Command::new("tmux").args(["kill-session", "-t", &session]).status();
 

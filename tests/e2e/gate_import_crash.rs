@@ -7,6 +7,7 @@ use std::time::Instant;
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
 use schema::manifest::{ListRecord, Manifest, TicketRecord};
 use serde_json::Value;
+use tixgate_tests::gate_fixture::GateFixture;
 use tixgate_tests::{binary, run};
 
 fn snapshot(version: u64, tickets: u64) -> Manifest {
@@ -46,18 +47,12 @@ fn status(dir: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn an_import_killed_midway_leaves_the_old_replica_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], p).code, 0);
+    let gate = GateFixture::build("g1", 1, 1, "", false);
+    let p = gate.path();
     let signer = cloud_api::keystore::read_signer(&p.join("keys/signing-key.pem")).unwrap();
     std::fs::write(p.join("v1.txm"), snapshot(1, 10).sign(&signer)).unwrap();
     std::fs::write(p.join("v2.txm"), snapshot(2, 300_000).sign(&signer)).unwrap();
-    std::fs::write(
-        p.join("gate.toml"),
-        "gate_id = \"g1\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keys/keyring.json\"\n",
-    )
-    .unwrap();
-    assert_eq!(run("gate-agent", &["replica", "import", "--config", "gate.toml", "v1.txm"], p).code, 0);
+    gate.ok("gate-agent", &["replica", "import", "--config", "gate.toml", "v1.txm"]);
 
     // How long a whole import takes here, on a copy of the state.
     let copy = tempfile::tempdir().unwrap();

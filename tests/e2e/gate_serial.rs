@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
+use tixgate_tests::gate_fixture::GateFixture;
 use tixgate_tests::{binary, run};
 
 /// Reads one `\r`-terminated command from the turnstile's side of the link.
@@ -27,36 +28,23 @@ fn read_command(port: &mut TTYPort) -> String {
 
 #[test]
 fn scanner_and_turnstile_over_serial_with_annul_when_nobody_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], p).code, 0);
-    let mint =
-        ["tickets", "mint-batch", "--key", "keys/signing-key.pem", "--event", "9", "--count", "3", "--out", "batch"];
-    assert_eq!(run("cloud-api", &mint, p).code, 0);
-    let codes: Vec<String> =
-        std::fs::read_to_string(p.join("batch/barcodes.txt")).unwrap().lines().map(str::to_owned).collect();
-
     let (mut scanner, scanner_tty) = TTYPort::pair().unwrap();
     let (mut turnstile, turnstile_tty) = TTYPort::pair().unwrap();
     turnstile.set_timeout(Duration::from_millis(50)).unwrap();
+    let extra = format!(
+        "stdin = false\n[scanner]\nprofile = \"zebra-ds2208-usb-cdc\"\nport = \"{}\"\n[turnstile]\nprofile = \"tripod.toml\"\nport = \"{}\"\n",
+        scanner_tty.name().unwrap(),
+        turnstile_tty.name().unwrap()
+    );
+    // The turnstile profile file must exist before the config is read.
+    let gate = GateFixture::build("g1", 1, 3, &extra, false);
+    let (p, codes) = (gate.path(), &gate.codes);
     std::fs::write(
         p.join("tripod.toml"),
         "kind = \"turnstile\"\nname = \"test-tripod\"\ndescription = \"test\"\nbaud = 9600\nline_ending = \"cr\"\nopen = \"OPEN 1\"\ndeny = \"DENY\"\nidle = \"IDLE\"\npulse_ms = 50\npassage = \"PASSED\"\npassage_timeout_ms = 1000\n",
     )
     .unwrap();
-    std::fs::write(
-        p.join("gate.toml"),
-        format!(
-            "gate_id = \"g1\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keys/keyring.json\"\nstdin = false\n\
-             [scanner]\nprofile = \"zebra-ds2208-usb-cdc\"\nport = \"{}\"\n\
-             [turnstile]\nprofile = \"tripod.toml\"\nport = \"{}\"\n",
-            scanner_tty.name().unwrap(),
-            turnstile_tty.name().unwrap()
-        ),
-    )
-    .unwrap();
-    let out = run("gate-agent", &["replica", "import", "--config", "gate.toml", "batch/manifest.txm"], p);
-    assert_eq!(out.code, 0, "{out:?}");
+    gate.ok("gate-agent", &["replica", "import", "--config", "gate.toml", "batch/manifest.txm"]);
 
     let mut child = Command::new(binary("gate-agent"))
         .args(["run", "--config", "gate.toml"])
