@@ -95,14 +95,7 @@ impl Manifest {
     /// Encodes and signs the manifest.
     pub fn sign(&self, signer: &TicketSigner) -> Vec<u8> {
         let body = postcard::to_stdvec(self).unwrap_or_default();
-        let key_id = signer.key_id();
-        let signature = signer.sign_message(&signing_message(key_id, &body));
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&key_id.0);
-        out.extend_from_slice(&signature);
-        out.extend_from_slice(&body);
-        out
+        sign_body(signer, &body).unwrap_or_default()
     }
 
     /// Checks magic, size, key and signature, then parses. Total.
@@ -163,6 +156,22 @@ impl Manifest {
             _ => Ok(()),
         }
     }
+}
+
+/// Signs bytes as a manifest body (used by [`Manifest::sign`]; tests and fuzzers
+/// also use it to reach the body parser). `None` if the body is too large.
+pub fn sign_body(signer: &TicketSigner, body: &[u8]) -> Option<Vec<u8>> {
+    if body.len() > MAX_MANIFEST_BYTES - HEADER_LEN {
+        return None;
+    }
+    let key_id = signer.key_id();
+    let signature = signer.sign_message(&signing_message(key_id, body));
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&key_id.0);
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(body);
+    Some(out)
 }
 
 fn signing_message(key_id: KeyId, body: &[u8]) -> Vec<u8> {

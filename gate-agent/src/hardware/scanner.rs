@@ -151,6 +151,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn how_the_stream_is_cut_into_reads_does_not_matter(
+            codes in proptest::collection::vec("[A-Z0-9:$%*+./ -]{1,80}", 0..8),
+            cuts in proptest::collection::vec(0usize..1_000, 0..10),
+        ) {
+            let stream: Vec<u8> = codes.iter().flat_map(|c| format!("{c}\r").into_bytes()).collect();
+            let whole = CodeFramer::new(&profile("cr", "", 64)).push(&stream);
+            let mut framer = CodeFramer::new(&profile("cr", "", 64));
+            let mut pieces = Vec::new();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut last = 0;
+            for cut in cuts.into_iter().chain([stream.len()]) {
+                pieces.extend(framer.push(&stream[last..cut]));
+                last = cut;
+            }
+            proptest::prop_assert_eq!(&pieces, &whole);
+            let expected: Vec<String> =
+                codes.iter().filter(|c| c.len() <= 64).map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+            proptest::prop_assert_eq!(whole, expected);
+        }
+
+        #[test]
+        fn any_bytes_give_codes_no_longer_than_the_profile_allows(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let codes = CodeFramer::new(&profile("crlf", "STX", 64)).push(&bytes);
+            proptest::prop_assert!(codes.iter().all(|c| c.len() <= 64 * 3 && !c.contains('\n')));
+        }
+    }
+
     #[test]
     fn codes_split_across_reads_are_joined() {
         let mut f = CodeFramer::new(&profile("cr", "", 64));
