@@ -192,7 +192,7 @@ impl Gate {
             .sealed_holder
             .as_deref()
             .and_then(|sealed| holder::open(&ticket.signature, ticket.claims.ticket_id, sealed));
-        Ok(Some(ReplicaTicket { status: stored.status, type_name: None, holder }))
+        Ok(Some(ReplicaTicket { status: stored.status, holder }))
     }
 }
 

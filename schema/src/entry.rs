@@ -82,8 +82,6 @@ pub enum TicketStatus {
 pub struct ReplicaTicket {
     /// Current state.
     pub status: TicketStatus,
-    /// Display name of the ticket type, e.g. "Standing, early entry".
-    pub type_name: Option<String>,
     /// Holder name, if the replica could decrypt it with this barcode.
     pub holder: Option<String>,
 }
@@ -120,7 +118,7 @@ pub struct ScanContext<'a> {
 /// What door staff need to see besides ACCEPT/REJECT.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Display {
-    /// Ticket type name.
+    /// Ticket type name; left for the caller, which holds the type table.
     pub type_name: Option<String>,
     /// Seat label.
     pub seat: Option<SeatLabel>,
@@ -159,7 +157,7 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
     let replica = ctx.replica;
     let not_in_replica = replica.is_none();
     let mut display = Display {
-        type_name: replica.and_then(|r| r.type_name.clone()),
+        type_name: None,
         seat: claims.seat.clone(),
         holder: replica.and_then(|r| r.holder.clone()),
         first_entry: None,

@@ -69,7 +69,7 @@ fn run(case: &Case) -> (Decision, Option<&'static str>, bool) {
         code.push(if last == '0' { '1' } else { '0' });
     }
     let verified = keyring().verify(&code, case.now);
-    let replica = case.replica.map(|status| ReplicaTicket { status, type_name: None, holder: None });
+    let replica = case.replica.map(|status| ReplicaTicket { status, holder: None });
     let history: Vec<PastScan> = case
         .history
         .iter()
@@ -195,8 +195,7 @@ fn already_redeemed_shows_the_first_entry() {
         .iter()
         .map(|&(at, direction, gate)| PastScan { at: HlcTimestamp(at), direction, gate: gate.into() })
         .collect();
-    let replica =
-        ReplicaTicket { status: TicketStatus::Valid, type_name: Some("Standing".into()), holder: Some("Ada".into()) };
+    let replica = ReplicaTicket { status: TicketStatus::Valid, holder: Some("Ada".into()) };
     let out = decide(&ScanContext {
         verified: &verified,
         replica: Some(&replica),
@@ -207,7 +206,7 @@ fn already_redeemed_shows_the_first_entry() {
     });
     assert_eq!(out.reason, Some(Reason::AlreadyRedeemed));
     assert_eq!(out.display.first_entry, Some((HlcTimestamp(NOW - 90), "north-1".to_owned())));
-    assert_eq!((out.display.type_name.as_deref(), out.display.holder.as_deref()), (Some("Standing"), Some("Ada")));
+    assert_eq!(out.display.holder.as_deref(), Some("Ada"));
 }
 
 #[test]
