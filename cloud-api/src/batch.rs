@@ -33,6 +33,35 @@ pub struct BatchSpec {
     pub now: UnixSeconds,
 }
 
+/// A full snapshot for one event: one ticket type ("General admission") and one
+/// check-in list (id 1, "Main entrance") admitting every type once.
+pub fn single_list_snapshot(
+    venue_id: u64,
+    version: u64,
+    event_id: u64,
+    ticket_type_id: u32,
+    now: UnixSeconds,
+    tickets: Vec<TicketRecord>,
+) -> Manifest {
+    Manifest {
+        venue_id,
+        version,
+        base_version: None,
+        issued_at: now,
+        ticket_types: vec![TicketTypeRecord { id: ticket_type_id, event_id, name: "General admission".into() }],
+        lists: vec![ListRecord {
+            id: 1,
+            name: "Main entrance".into(),
+            event_id,
+            ticket_types: None,
+            allow_multiple_entries: false,
+            allow_entry_after_exit: false,
+            unknown_tickets: UnknownTicketPolicy::Reject,
+        }],
+        tickets,
+    }
+}
+
 /// Mints the batch into `dir`; returns the number of tickets written.
 pub fn mint_batch(signer: &TicketSigner, spec: &BatchSpec, dir: &Path) -> std::io::Result<u64> {
     std::fs::create_dir_all(dir)?;
@@ -62,27 +91,8 @@ pub fn mint_batch(signer: &TicketSigner, spec: &BatchSpec, dir: &Path) -> std::i
         });
     }
     codes.flush()?;
-    let manifest = Manifest {
-        venue_id: spec.venue_id,
-        version: spec.version,
-        base_version: None,
-        issued_at: spec.now,
-        ticket_types: vec![TicketTypeRecord {
-            id: spec.ticket_type_id,
-            event_id: spec.event_id,
-            name: "General admission".into(),
-        }],
-        lists: vec![ListRecord {
-            id: 1,
-            name: "Main entrance".into(),
-            event_id: spec.event_id,
-            ticket_types: None,
-            allow_multiple_entries: false,
-            allow_entry_after_exit: false,
-            unknown_tickets: UnknownTicketPolicy::Reject,
-        }],
-        tickets,
-    };
+    let manifest =
+        single_list_snapshot(spec.venue_id, spec.version, spec.event_id, spec.ticket_type_id, spec.now, tickets);
     std::fs::write(dir.join(MANIFEST_FILE), manifest.sign(signer))?;
     Ok(spec.count)
 }

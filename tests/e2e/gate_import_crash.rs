@@ -4,38 +4,24 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use schema::entry::{TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListRecord, Manifest, TicketRecord};
+use cloud_api::batch::single_list_snapshot;
+use schema::entry::TicketStatus;
+use schema::manifest::{Manifest, TicketRecord};
 use serde_json::Value;
 use tixgate_tests::gate_fixture::GateFixture;
 use tixgate_tests::{binary, run};
 
 fn snapshot(version: u64, tickets: u64) -> Manifest {
-    Manifest {
-        venue_id: 1,
-        version,
-        base_version: None,
-        issued_at: 0,
-        ticket_types: Vec::new(),
-        lists: vec![ListRecord {
-            id: 1,
-            name: "Main".into(),
+    let records = (1..=tickets)
+        .map(|ticket_id| TicketRecord {
+            ticket_id,
             event_id: 9,
-            ticket_types: None,
-            allow_multiple_entries: false,
-            allow_entry_after_exit: false,
-            unknown_tickets: UnknownTicketPolicy::Reject,
-        }],
-        tickets: (1..=tickets)
-            .map(|ticket_id| TicketRecord {
-                ticket_id,
-                event_id: 9,
-                ticket_type_id: 1,
-                status: TicketStatus::Valid,
-                sealed_holder: Some(vec![7; 40]),
-            })
-            .collect(),
-    }
+            ticket_type_id: 1,
+            status: TicketStatus::Valid,
+            sealed_holder: Some(vec![7; 40]),
+        })
+        .collect();
+    single_list_snapshot(1, version, 9, 1, 0, records)
 }
 
 fn status(dir: &std::path::Path) -> (u64, u64) {

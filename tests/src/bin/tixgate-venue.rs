@@ -9,13 +9,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use cloud_api::batch::single_list_snapshot;
 use cloud_api::{keystore, qr_render};
 use gate_agent::config::{Config, RawConfig};
 use gate_agent::gate::Gate;
 use gate_agent::qr::{LumaFrame, QrReader};
-use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
+use schema::entry::{Direction, TicketStatus};
 use schema::keys::unix_seconds;
-use schema::manifest::{ListRecord, Manifest, TicketRecord, TicketTypeRecord};
+use schema::manifest::TicketRecord;
 use schema::{SeatLabel, TicketClaims, TicketFlags, TicketSigner, Validity, barcode, holder};
 use time::OffsetDateTime;
 
@@ -60,7 +61,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
 
     let (queue, tickets) = queue(&signer, now)?;
     let mut gate = open_gate(&dir)?;
-    let applied = gate.import(&manifest(tickets, now).sign(&signer), now)?;
+    let applied = gate.import(&single_list_snapshot(VENUE, 1, EVENT, 1, now, tickets).sign(&signer), now)?;
     println!("gate north-1: replica at version {} with {} tickets (one revoked)", applied.version, applied.tickets);
 
     let reader = QrReader::default();
@@ -185,24 +186,4 @@ fn queue(signer: &TicketSigner, now: u64) -> anyhow::Result<(Vec<Presentation>, 
         Presentation { label: "cut short", code: first.chars().take(60).collect(), expected: Some("malformed") },
     ];
     Ok((queue, tickets))
-}
-
-fn manifest(tickets: Vec<TicketRecord>, now: u64) -> Manifest {
-    Manifest {
-        venue_id: VENUE,
-        version: 1,
-        base_version: None,
-        issued_at: now,
-        ticket_types: vec![TicketTypeRecord { id: 1, event_id: EVENT, name: "General admission".into() }],
-        lists: vec![ListRecord {
-            id: 1,
-            name: "North entrance".into(),
-            event_id: EVENT,
-            ticket_types: None,
-            allow_multiple_entries: false,
-            allow_entry_after_exit: false,
-            unknown_tickets: UnknownTicketPolicy::Reject,
-        }],
-        tickets,
-    }
 }

@@ -9,13 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use cloud_api::batch::single_list_snapshot;
 use ed25519_dalek::Signature;
 use gate_agent::config::{Config, RawConfig};
 use gate_agent::gate::{Gate, REPLICA_FILE};
 use rusqlite::Connection;
-use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
+use schema::entry::{Direction, TicketStatus};
 use schema::keys::unix_seconds;
-use schema::manifest::{ListRecord, Manifest, TicketRecord, TicketTypeRecord};
+use schema::manifest::TicketRecord;
 use schema::{Keyring, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity, barcode, holder};
 use serde_json::json;
 
@@ -180,23 +181,7 @@ fn build_manifest(signer: &TicketSigner, now: u64) -> anyhow::Result<(Vec<u8>, V
             sealed_holder: Some(holder::seal(&signature, ticket_id, &format!("Guest {ticket_id}"), nonce)),
         });
     }
-    let manifest = Manifest {
-        venue_id: 1,
-        version: 1,
-        base_version: None,
-        issued_at: now,
-        ticket_types: vec![TicketTypeRecord { id: 1, event_id: EVENT, name: "General admission".into() }],
-        lists: vec![ListRecord {
-            id: 1,
-            name: "Main".into(),
-            event_id: EVENT,
-            ticket_types: None,
-            allow_multiple_entries: false,
-            allow_entry_after_exit: false,
-            unknown_tickets: UnknownTicketPolicy::Reject,
-        }],
-        tickets,
-    };
+    let manifest = single_list_snapshot(1, 1, EVENT, 1, now, tickets);
     Ok((manifest.sign(signer), codes))
 }
 
