@@ -193,7 +193,8 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
 }
 
 /// `Ok` if history permits another entry; otherwise the first entry to show.
-fn may_enter(history: &[PastScan], multiple: bool, after_exit: bool) -> Result<(), Option<(HlcTimestamp, String)>> {
+/// The gate's step 8, and the hub's arbitration between gates.
+pub fn may_enter(history: &[PastScan], multiple: bool, after_exit: bool) -> Result<(), Option<(HlcTimestamp, String)>> {
     if multiple {
         return Ok(());
     }

@@ -12,6 +12,7 @@ pub mod holder;
 pub mod keys;
 pub mod manifest;
 pub mod reason;
+pub mod sync;
 pub mod verify;
 
 pub use barcode::{BarcodeError, SeatLabel, TicketClaims, TicketFlags, UnixSeconds, Validity};
