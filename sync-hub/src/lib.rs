@@ -2,4 +2,7 @@
 //! QUIC; it arbitrates so one ticket enters once across gates, broadcasts
 //! admissions, passes fresh ticket lists down and sends scans up to the cloud.
 //!
-//! Reserved in the workspace; the hub is built by its own issue (see ARCHITECTURE.md).
+//! `arbiter` is the pure rule book; `store` makes its changes durable (grouped
+//! commits); `hub` is the loop between transports and the two.
+
+pub mod arbiter;
