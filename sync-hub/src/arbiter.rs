@@ -311,22 +311,23 @@ impl Arbiter {
             annulled: false,
             confirmed: true,
         };
-        if admitted.direction == Direction::Entry && !report.rule.multiple {
-            if let Some(conflict) = self.double_entry(&admitted) {
-                effects.changes.push(Change::Conflict(conflict));
-            }
+        if admitted.direction == Direction::Entry
+            && !report.rule.multiple
+            && let Some(conflict) = self.double_entry(&admitted)
+        {
+            effects.changes.push(Change::Conflict(conflict));
         }
         self.restore_admission(admitted.clone());
         effects.admit(admitted);
     }
 
     fn annul(&mut self, key: &str, effects: &mut Effects) {
-        if let Some(admission) = self.find_mut(key) {
-            if !admission.annulled {
-                admission.annulled = true;
-                effects.broadcasts.push(admission.broadcast());
-                effects.changes.push(Change::Annul { key: key.to_owned() });
-            }
+        if let Some(admission) = self.find_mut(key)
+            && !admission.annulled
+        {
+            admission.annulled = true;
+            effects.broadcasts.push(admission.broadcast());
+            effects.changes.push(Change::Annul { key: key.to_owned() });
         }
     }
 

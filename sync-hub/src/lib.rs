@@ -1,8 +1,18 @@
-//! tixgate venue hub: runs on a box at the venue. Gates talk to it over MQTT or
-//! QUIC; it arbitrates so one ticket enters once across gates, broadcasts
+//! tixgate venue hub: runs on a box at the venue. Gates talk to it over MQTT (or
+//! QUIC); it arbitrates so one ticket enters once across gates, broadcasts
 //! admissions, passes fresh ticket lists down and sends scans up to the cloud.
 //!
-//! `arbiter` is the pure rule book; `store` makes its changes durable (grouped
-//! commits); `hub` is the loop between transports and the two.
+//! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
+//! commits; `core` is the single writer between transports and the two; `mqtt`
+//! embeds a broker or connects to one; `daemon` wires them; `status` is what the
+//! operator sees.
 
 pub mod arbiter;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod enroll;
+pub mod mqtt;
+pub mod status;
+pub mod store;

@@ -352,3 +352,61 @@ mod tests {
         assert_eq!(HubMessage::decode(&bad_gate.encode()), Err(MessageError::BadGateId));
     }
 }
+
+/// The gate's private key in its enrolment folder.
+pub const GATE_KEY_FILE: &str = "gate-key.pem";
+/// The enrolment description in its folder.
+pub const ENROLMENT_FILE: &str = "enrolment.json";
+
+/// What a gate is told at enrolment (`enrolment.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrolment {
+    /// The venue.
+    pub venue_id: u32,
+    /// This gate's id.
+    pub gate_id: String,
+    /// The hub's Ed25519 public key, hex.
+    pub hub_public_key: String,
+    /// The MQTT broker, `host:port`.
+    pub mqtt_address: String,
+}
+
+impl Enrolment {
+    /// The hub's public key, if the hex is a valid Ed25519 key.
+    pub fn hub_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        let bytes: [u8; 32] =
+            data_encoding::HEXLOWER_PERMISSIVE.decode(self.hub_public_key.as_bytes()).ok()?.try_into().ok()?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
+    }
+}
+
+/// MQTT topics of one venue. Gates publish on their own `up` topic only; the hub
+/// checks that a frame's signer is the gate the topic names.
+pub mod topics {
+    /// Where gate `gate` publishes.
+    pub fn up(venue: u32, gate: &str) -> String {
+        format!("tixgate/{venue}/up/{gate}")
+    }
+
+    /// What the hub subscribes to: every gate's `up` topic.
+    pub fn up_filter(venue: u32) -> String {
+        format!("tixgate/{venue}/up/+")
+    }
+
+    /// Where the hub answers gate `gate`.
+    pub fn down(venue: u32, gate: &str) -> String {
+        format!("tixgate/{venue}/down/{gate}")
+    }
+
+    /// Broadcasts to every gate.
+    pub fn broadcast(venue: u32) -> String {
+        format!("tixgate/{venue}/all")
+    }
+
+    /// The gate an `up` topic names, if it is one of this venue's.
+    pub fn gate_of_up(venue: u32, topic: &str) -> Option<&str> {
+        let prefix = format!("tixgate/{venue}/up/");
+        topic.strip_prefix(prefix.as_str()).filter(|g| super::valid_node_id(g))
+    }
+}

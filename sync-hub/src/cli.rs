@@ -1,0 +1,162 @@
+//! The command line: `run`, `enroll-gate`, `revoke-gate`, `gates`, `conflicts`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HubConfig;
+use crate::core::now_ms;
+use crate::daemon;
+use crate::enroll;
+use crate::status::Status;
+
+/// Exit code for a configuration error (EX_CONFIG), so systemd does not restart in a loop.
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(name = "sync-hub", about = "tixgate venue hub: one ticket, one entry, across every gate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the hub.
+    Run {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Enrols a gate: makes its key, registers it, writes its folder.
+    EnrollGate {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The gate's id.
+        #[arg(long)]
+        gate_id: String,
+        /// The folder to write (`gate-key.pem`, `enrolment.json`).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revokes a gate: its frames are refused from now on.
+    RevokeGate {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The gate's id.
+        #[arg(long)]
+        gate_id: String,
+    },
+    /// Lists enrolled gates as JSON lines.
+    Gates {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Lists recorded conflicts (double entries) as JSON lines.
+    Conflicts {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttd=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config_path = match &cli.command {
+        Command::Run { config }
+        | Command::EnrollGate { config, .. }
+        | Command::RevokeGate { config, .. }
+        | Command::Gates { config }
+        | Command::Conflicts { config } => config.clone(),
+    };
+    let config = match HubConfig::load(&config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sync-hub: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match execute(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sync-hub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command, config: HubConfig) -> anyhow::Result<()> {
+    match command {
+        Command::Run { .. } => run(config),
+        Command::EnrollGate { gate_id, out, .. } => {
+            let enrolment = enroll::enroll_gate(&config, &gate_id, &out, now_ms())?;
+            println!("{}", serde_json::to_string(&enrolment)?);
+            Ok(())
+        }
+        Command::RevokeGate { gate_id, .. } => {
+            enroll::open_store(&config)?.revoke(&gate_id, now_ms())?;
+            Ok(())
+        }
+        Command::Gates { .. } => {
+            for gate in enroll::open_store(&config)?.gates()? {
+                println!("{}", serde_json::to_string(&gate)?);
+            }
+            Ok(())
+        }
+        Command::Conflicts { .. } => {
+            for (ticket_id, first_gate, second_gate) in enroll::open_store(&config)?.conflicts()? {
+                let line =
+                    serde_json::json!({ "ticket_id": ticket_id, "first_gate": first_gate, "second_gate": second_gate });
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run(config: HubConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let shutdown = CancellationToken::new();
+    let result = runtime.block_on(async {
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signals.cancel();
+        });
+        daemon::run(config, Status::default(), shutdown, |config| {
+            let (host, port) = config.broker.connect_to();
+            println!("{}", serde_json::json!({ "event": "ready", "mqtt": format!("{host}:{port}") }));
+        })
+        .await
+    });
+    // The embedded broker's threads never return; leave them behind.
+    runtime.shutdown_background();
+    result.map_err(Into::into)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

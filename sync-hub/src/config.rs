@@ -1,0 +1,151 @@
+//! `hub.toml`: read once at start, checked, then trusted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How gates reach the hub over MQTT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broker {
+    /// The hub runs its own broker listening here (the default: a venue needs nothing else).
+    Embedded(SocketAddr),
+    /// An external broker (e.g. Mosquitto) at `host:port`.
+    External(String, u16),
+}
+
+impl Broker {
+    /// The address gates and the hub connect to.
+    pub fn connect_to(&self) -> (String, u16) {
+        match self {
+            Broker::Embedded(addr) => (addr.ip().to_string(), addr.port()),
+            Broker::External(host, port) => (host.clone(), *port),
+        }
+    }
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    /// The venue this hub serves.
+    pub venue_id: u32,
+    /// Folder of `hub.db` and `hub-key.pem`.
+    pub state_dir: PathBuf,
+    /// MQTT broker.
+    pub broker: Broker,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    venue_id: u32,
+    state_dir: PathBuf,
+    mqtt: RawMqtt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    /// "embedded" or "external".
+    broker: String,
+    /// Embedded: where to listen. External: the broker's `host:port`.
+    address: String,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for a hub, or unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's words.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl HubConfig {
+    /// Reads and checks `path`; relative paths inside are relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks the text of `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        let invalid = |key, message: String| ConfigError::Invalid { path: path.into(), key, message };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let broker = match raw.mqtt.broker.as_str() {
+            "embedded" => Broker::Embedded(
+                raw.mqtt
+                    .address
+                    .parse()
+                    .map_err(|_| invalid("mqtt.address", format!("{:?} is not an IP:port", raw.mqtt.address)))?,
+            ),
+            "external" => {
+                let (host, port) = raw
+                    .mqtt
+                    .address
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+                    .filter(|(h, p)| !h.is_empty() && *p != 0)
+                    .ok_or_else(|| invalid("mqtt.address", format!("{:?} is not host:port", raw.mqtt.address)))?;
+                Broker::External(host, port)
+            }
+            other => return Err(invalid("mqtt.broker", format!("{other:?}: expected \"embedded\" or \"external\""))),
+        };
+        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HubConfig, ConfigError> {
+        HubConfig::parse(text, Path::new("/etc/tixgate/hub.toml"))
+    }
+
+    #[test]
+    fn embedded_and_external_brokers_parse() {
+        let c = parse("venue_id = 5\nstate_dir = \"hub\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"0.0.0.0:1884\"\n")
+            .expect("valid");
+        assert_eq!(c.state_dir, PathBuf::from("/etc/tixgate/hub"));
+        assert_eq!(c.broker, Broker::Embedded("0.0.0.0:1884".parse().expect("addr")));
+        let c = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"external\"\naddress = \"mqtt.lan:1883\"\n")
+            .expect("valid");
+        assert_eq!(c.broker.connect_to(), ("mqtt.lan".into(), 1883));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown =
+            parse("venue_id = 5\nstate_dir = \"h\"\nextra = 1\n[mqtt]\nbroker = \"embedded\"\naddress = \"1\"\n");
+        assert!(matches!(unknown, Err(ConfigError::Parse { .. })));
+        let bad = parse("venue_id = 5\nstate_dir = \"h\"\n[mqtt]\nbroker = \"cloud\"\naddress = \"a:1\"\n");
+        assert!(matches!(bad, Err(ConfigError::Invalid { key: "mqtt.broker", .. })));
+        let bad = parse("venue_id = 5\nstate_dir = \"h\"\n[mqtt]\nbroker = \"external\"\naddress = \"nohost\"\n");
+        assert!(matches!(bad, Err(ConfigError::Invalid { key: "mqtt.address", .. })));
+    }
+}

@@ -1,0 +1,209 @@
+//! The hub's core loop: frames in, arbitration, one grouped commit, replies out.
+//!
+//! Transports (MQTT, QUIC) hand every received frame to one [`Core`] thread
+//! through a channel. The core takes everything waiting (up to [`MAX_GROUP`]
+//! frames), opens and checks each, runs the arbiter, commits all the changes in
+//! one transaction, and only then sends replies and broadcasts. A refused frame
+//! (garbage, oversized, forged, unknown or revoked sender, wrong topic) is logged
+//! and counted, and changes nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use schema::sync::{self, FrameError, GateMessage, HUB_ID, HubMessage, MAX_BATCH, MessageError, NodeKey, Recipient};
+use tokio::sync::mpsc;
+
+use crate::arbiter::{Arbiter, Change};
+use crate::status::{Status, Transport};
+use crate::store::{HubStore, StoreError};
+
+/// Most frames handled in one commit.
+pub const MAX_GROUP: usize = 1_024;
+/// How often an unknown sender may trigger a re-read of the enrolled gates.
+const KEY_RELOAD: Duration = Duration::from_millis(500);
+
+/// A frame as a transport received it.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The transport it came over.
+    pub transport: Transport,
+    /// The gate the transport vouches for: the MQTT topic's gate, or the QUIC
+    /// client certificate's. The signer must be this gate.
+    pub claimed_gate: Option<String>,
+    /// The frame.
+    pub bytes: Vec<u8>,
+}
+
+/// A frame to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// To one gate.
+    To {
+        /// The gate.
+        gate: String,
+        /// The sealed frame.
+        frame: Vec<u8>,
+    },
+    /// To every gate.
+    All(Vec<u8>),
+}
+
+/// Why a frame was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Bad frame: layout, size, signature, sender.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Bad body.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// Signed by one gate, sent on another's topic or connection.
+    #[error("frame signed by {signer:?} arrived as {transport_gate:?}")]
+    WrongGate {
+        /// The signer.
+        signer: String,
+        /// What the transport said.
+        transport_gate: String,
+    },
+    /// Addressed to someone else.
+    #[error("frame not addressed to the hub")]
+    NotForHub,
+}
+
+/// Why the core stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The store failed; nothing more can be acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The hub's single writer.
+pub struct Core {
+    store: HubStore,
+    arbiter: Arbiter,
+    keys: HashMap<String, VerifyingKey>,
+    keys_read: Instant,
+    hub_key: NodeKey,
+    status: Status,
+}
+
+/// What one handled frame wants sent after the commit.
+#[derive(Default)]
+struct Pending {
+    changes: Vec<Change>,
+    replies: Vec<(String, HubMessage)>,
+    broadcasts: Vec<sync::Admission>,
+}
+
+impl Core {
+    /// Opens the core over `store`, rebuilding the arbiter from it.
+    pub fn new(store: HubStore, hub_key: NodeKey, status: Status) -> Result<Self, CoreError> {
+        let arbiter = store.load()?;
+        let keys = store.gate_keys()?;
+        for gate in store.gates()? {
+            status.enrolled(&gate.gate_id, gate.revoked_ms.is_some());
+        }
+        status.set_inside(arbiter.inside());
+        Ok(Self { store, arbiter, keys, keys_read: Instant::now(), hub_key, status })
+    }
+
+    /// The arbiter, for inspection.
+    pub fn arbiter(&self) -> &Arbiter {
+        &self.arbiter
+    }
+
+    /// Runs until every transport has dropped its sender.
+    pub fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, outbound: &dyn Fn(Outbound)) -> Result<(), CoreError> {
+        while let Some(first) = inbound.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match inbound.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.handle_group(group, outbound)?;
+        }
+        Ok(())
+    }
+
+    /// Handles frames as one group: one commit, then every reply.
+    pub fn handle_group(&mut self, group: Vec<Inbound>, outbound: &dyn Fn(Outbound)) -> Result<(), CoreError> {
+        let mut pending = Pending::default();
+        for inbound in group {
+            if let Err(refusal) = self.handle(&inbound, &mut pending) {
+                tracing::warn!(transport = ?inbound.transport, gate = ?inbound.claimed_gate, %refusal, "frame refused");
+                self.status.refused(&refusal.to_string());
+            }
+        }
+        if !pending.changes.is_empty() {
+            self.store.commit(&pending.changes, now_ms())?;
+            self.status.committed(&pending.changes);
+            self.status.set_inside(self.arbiter.inside());
+        }
+        // Durable: now answer.
+        for (gate, message) in pending.replies {
+            let frame = self.hub_key.seal(HUB_ID, Recipient::Node(&gate), &message.encode());
+            outbound(Outbound::To { gate, frame });
+        }
+        for chunk in pending.broadcasts.chunks(MAX_BATCH) {
+            let message = HubMessage::Admissions(chunk.to_vec());
+            outbound(Outbound::All(self.hub_key.seal(HUB_ID, Recipient::Everyone, &message.encode())));
+        }
+        Ok(())
+    }
+
+    fn key_of(&mut self, sender: &str) -> Option<VerifyingKey> {
+        if !self.keys.contains_key(sender) && self.keys_read.elapsed() > KEY_RELOAD {
+            // A gate enrolled (or revoked) while the hub runs.
+            if let Ok(keys) = self.store.gate_keys() {
+                self.keys = keys;
+            }
+            self.keys_read = Instant::now();
+        }
+        self.keys.get(sender).copied()
+    }
+
+    fn handle(&mut self, inbound: &Inbound, pending: &mut Pending) -> Result<(), Refusal> {
+        let key = sync::frame::peek_sender(&inbound.bytes).and_then(|sender| self.key_of(sender));
+        let frame = sync::frame::open(&inbound.bytes, |_| key)?;
+        if frame.recipient != Recipient::Node(HUB_ID) {
+            return Err(Refusal::NotForHub);
+        }
+        let gate = frame.sender.to_owned();
+        if let Some(transport_gate) = &inbound.claimed_gate
+            && *transport_gate != gate
+        {
+            return Err(Refusal::WrongGate { signer: gate, transport_gate: transport_gate.clone() });
+        }
+        let message = GateMessage::decode(frame.body)?;
+        self.status.seen(&gate, inbound.transport, &message);
+        match message {
+            GateMessage::Hello(_) => {
+                let acked_through = self.arbiter.acked_through(&gate);
+                pending.replies.push((gate, HubMessage::Welcome { acked_through }));
+            }
+            GateMessage::Claim(claim) => {
+                let (verdict, effects) = self.arbiter.claim(&gate, &claim);
+                pending.changes.extend(effects.changes);
+                pending.broadcasts.extend(effects.broadcasts);
+                pending.replies.push((gate, HubMessage::Verdict { claim_id: claim.claim_id, verdict }));
+            }
+            GateMessage::Scans(scans) => {
+                let (through, effects) = self.arbiter.ingest(&gate, &scans);
+                pending.changes.extend(effects.changes);
+                pending.broadcasts.extend(effects.broadcasts);
+                pending.replies.push((gate, HubMessage::Ack { through }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wall clock, Unix ms.
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,91 @@
+//! `sync-hub run`: the hub daemon.
+//!
+//! Threads and tasks: the embedded broker (if configured); the MQTT client task,
+//! which feeds received frames into a channel; and the core thread, the single
+//! writer, which reads that channel, commits in groups and hands replies back to
+//! the MQTT client. Shutdown: the token is cancelled (SIGTERM/SIGINT), the client
+//! stops and drops its sender, the core finishes the frames already received,
+//! commits, and returns.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Broker, HubConfig};
+use crate::core::{Core, CoreError};
+use crate::enroll::{self, EnrollError};
+use crate::mqtt::{self, BrokerError};
+use crate::status::Status;
+
+/// Frames waiting for the core; a transport waits when it is full.
+const INBOUND_QUEUE: usize = 16_384;
+/// How long start-up waits for the broker connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the hub stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Keys or store could not be opened.
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    /// The core failed (its store).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// No broker connection at start-up.
+    #[error("cannot reach the MQTT broker at {0} within {CONNECT_TIMEOUT:?}")]
+    Unreachable(String),
+    /// The core thread died.
+    #[error("the hub's core stopped unexpectedly")]
+    CoreLost,
+}
+
+/// Runs the hub until `shutdown`. `ready` is called once the hub takes frames.
+pub async fn run(
+    config: HubConfig,
+    status: Status,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(&HubConfig),
+) -> Result<(), DaemonError> {
+    let hub_key = enroll::hub_key(&config)?;
+    let store = enroll::open_store(&config)?;
+    let core = Core::new(store, hub_key, status)?;
+    if let Broker::Embedded(listen) = &config.broker {
+        mqtt::start_embedded_broker(*listen)?;
+    }
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let core_thread = std::thread::Builder::new()
+        .name("hub-core".into())
+        .spawn(move || core.run(inbound_rx, &|out| drop(outbound_tx.send(out))))
+        .map_err(|_| DaemonError::CoreLost)?;
+
+    let (connected_tx, mut connected) = watch::channel(false);
+    let address = config.broker.connect_to();
+    let client = tokio::spawn(mqtt::run_hub_client(
+        address.clone(),
+        config.venue_id,
+        inbound_tx,
+        outbound_rx,
+        connected_tx,
+        shutdown.clone(),
+    ));
+    let up = tokio::time::timeout(CONNECT_TIMEOUT, connected.wait_for(|c| *c)).await;
+    if !matches!(up, Ok(Ok(_))) {
+        shutdown.cancel();
+        let _ = client.await;
+        return Err(DaemonError::Unreachable(format!("{}:{}", address.0, address.1)));
+    }
+    ready(&config);
+
+    // The client returns on shutdown and drops the core's sender.
+    let _ = client.await;
+    tokio::task::spawn_blocking(move || core_thread.join())
+        .await
+        .map_err(|_| DaemonError::CoreLost)?
+        .map_err(|_| DaemonError::CoreLost)??;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Enrolment: what a gate needs to talk to this hub, and the hub's own key.
+//!
+//! `sync-hub enroll-gate` makes a key pair for the gate, registers its public
+//! half in `hub.db`, and writes the gate's folder: `gate-key.pem` (0600) and
+//! `enrolment.json` (venue, gate id, the hub's public key, the broker address).
+//! The private key never stays on the hub.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use schema::sync::{ENROLMENT_FILE, Enrolment, GATE_KEY_FILE, NodeKey};
+
+use crate::config::HubConfig;
+use crate::store::{HubStore, StoreError};
+
+/// File name of the hub's signing key in its state folder.
+pub const HUB_KEY_FILE: &str = "hub-key.pem";
+/// File name of the hub's database in its state folder.
+pub const HUB_DB_FILE: &str = "hub.db";
+
+/// Why enrolment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Invalid key file or gate id.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
+    move |source| EnrollError::Io { path: path.to_owned(), source }
+}
+
+/// Writes a new file readable by its owner only; never overwrites.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnrollError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io(path))
+}
+
+fn new_key() -> Result<NodeKey, EnrollError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| EnrollError::Invalid(format!("no randomness: {e}")))?;
+    Ok(NodeKey::from_secret_bytes(&secret))
+}
+
+/// The hub's key, created on first use.
+pub fn hub_key(config: &HubConfig) -> Result<NodeKey, EnrollError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(io(&config.state_dir))?;
+    let path = config.state_dir.join(HUB_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => NodeKey::from_pkcs8_pem(&pem).map_err(|e| EnrollError::Invalid(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = new_key()?;
+            let pem = key.to_pkcs8_pem().map_err(|e| EnrollError::Invalid(e.to_string()))?;
+            write_private(&path, pem.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// Opens the hub's database in its state folder.
+pub fn open_store(config: &HubConfig) -> Result<HubStore, EnrollError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(io(&config.state_dir))?;
+    Ok(HubStore::open(&config.state_dir.join(HUB_DB_FILE))?)
+}
+
+/// Enrols `gate_id` and writes its folder `out`.
+pub fn enroll_gate(config: &HubConfig, gate_id: &str, out: &Path, now_ms: u64) -> Result<Enrolment, EnrollError> {
+    if !schema::sync::valid_node_id(gate_id) || gate_id == schema::sync::HUB_ID {
+        return Err(EnrollError::Invalid(format!("{gate_id:?}: a gate id is 1-32 of A-Z a-z 0-9 - _ (not \"hub\")")));
+    }
+    let hub = hub_key(config)?;
+    let key = new_key()?;
+    let store = open_store(config)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let key_path = out.join(GATE_KEY_FILE);
+    if key_path.exists() {
+        return Err(EnrollError::Invalid(format!("{} exists: enrol into an empty folder", key_path.display())));
+    }
+    store.enroll(gate_id, &key.public(), now_ms)?;
+    let (host, port) = config.broker.connect_to();
+    let enrolment = Enrolment {
+        venue_id: config.venue_id,
+        gate_id: gate_id.to_owned(),
+        hub_public_key: data_encoding::HEXLOWER.encode(hub.public().as_bytes()),
+        mqtt_address: format!("{host}:{port}"),
+    };
+    let pem = key.to_pkcs8_pem().map_err(|e| EnrollError::Invalid(e.to_string()))?;
+    write_private(&key_path, pem.as_bytes())?;
+    let json = serde_json::to_string_pretty(&enrolment).map_err(|e| EnrollError::Invalid(e.to_string()))?;
+    let path = out.join(ENROLMENT_FILE);
+    std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    Ok(enrolment)
+}

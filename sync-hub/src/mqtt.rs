@@ -1,0 +1,173 @@
+//! The MQTT side of the hub: the embedded broker, and the hub's own client
+//! (to the embedded broker or an external one such as Mosquitto).
+//!
+//! The hub subscribes to every gate's `up` topic with QoS 1 and a persistent
+//! session, so an external broker keeps what gates sent while the hub restarts.
+//! Frames go to the core; what the core sends back is published on the gates'
+//! `down` topics (or the broadcast topic), QoS 1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use schema::sync::{MAX_FRAME, topics};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{Inbound, Outbound};
+use crate::status::Transport;
+
+/// Room for the MQTT header around a frame.
+const PACKET_SLACK: usize = 1_024;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The listen address is taken or not ours.
+    #[error("embedded MQTT broker cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Starts the embedded broker on `listen` in its own threads (it runs for the
+/// life of the process).
+pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
+    // rumqttd only logs a failed bind; check first so the operator gets an error.
+    drop(std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Listen { addr: listen, source })?);
+    let connections = rumqttd::ConnectionSettings {
+        connection_timeout_ms: 5_000,
+        max_payload_size: MAX_FRAME + PACKET_SLACK,
+        max_inflight_count: 500,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = rumqttd::ServerSettings {
+        name: "tixgate-v4".into(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    let config = rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: 10_000,
+            max_outgoing_packet_count: 1_000,
+            max_segment_size: 10 << 20,
+            max_segment_count: 10,
+            ..Default::default()
+        },
+        v4: Some(HashMap::from([("tixgate".to_owned(), server)])),
+        ..Default::default()
+    };
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded MQTT broker stopped");
+            }
+        })
+        .map_err(|source| BrokerError::Listen { addr: listen, source })?;
+    Ok(())
+}
+
+/// Options shared by the hub's and the gates' clients.
+pub fn options(client_id: &str, host: &str, port: u16) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, host, port);
+    options
+        .set_keep_alive(Duration::from_secs(5))
+        .set_clean_session(false)
+        .set_max_packet_size(MAX_FRAME + PACKET_SLACK, MAX_FRAME + PACKET_SLACK)
+        .set_inflight(500);
+    options
+}
+
+/// Runs the hub's MQTT client until `shutdown`: frames from gates go to
+/// `inbound`; `outbound` is published. `connected` tells who waits for it.
+pub async fn run_hub_client(
+    (host, port): (String, u16),
+    venue: u32,
+    inbound: mpsc::Sender<Inbound>,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    connected: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let (client, eventloop) = AsyncClient::new(options(&format!("tixgate-hub-{venue}"), &host, port), 4_096);
+    let publisher = {
+        let client = client.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    next = outbound.recv() => next,
+                };
+                let Some(out) = next else { return };
+                let (topic, frame) = match out {
+                    Outbound::To { gate, frame } => (topics::down(venue, &gate), frame),
+                    Outbound::All(frame) => (topics::broadcast(venue), frame),
+                };
+                if client.publish(topic, QoS::AtLeastOnce, false, frame).await.is_err() {
+                    return; // the event loop is gone: shutting down
+                }
+            }
+        })
+    };
+    poll_loop(eventloop, &client, venue, &inbound, &connected, &shutdown).await;
+    let _ = client.disconnect().await;
+    publisher.abort();
+}
+
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    client: &AsyncClient,
+    venue: u32,
+    inbound: &mpsc::Sender<Inbound>,
+    connected: &watch::Sender<bool>,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                // Subscribe on every connection: harmless when the session kept it.
+                if client.subscribe(topics::up_filter(venue), QoS::AtLeastOnce).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                connected.send_replace(true);
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let claimed_gate = topics::gate_of_up(venue, &publish.topic).map(str::to_owned);
+                if claimed_gate.is_none() {
+                    tracing::warn!(topic = %publish.topic, "message on a topic that names no gate: refused");
+                    continue;
+                }
+                let frame = Inbound { transport: Transport::Mqtt, claimed_gate, bytes: publish.payload.to_vec() };
+                if inbound.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                connected.send_replace(false);
+                tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+        }
+    }
+}

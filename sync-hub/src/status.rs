@@ -1,0 +1,182 @@
+//! What the operator sees: every gate's connection, last contact, replica
+//! version and scan rate; people inside; refusals. Shared between the core
+//! (which updates it) and the dashboard and metrics (which read it).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use schema::Decision;
+use schema::sync::GateMessage;
+use serde::Serialize;
+
+use crate::arbiter::Change;
+
+/// How a gate reaches the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// MQTT through the embedded or an external broker.
+    Mqtt,
+    /// QUIC, straight to the hub.
+    Quic,
+}
+
+/// A gate is shown offline after this long without a frame (gates say hello or
+/// send scans at least every few seconds while connected).
+pub const OFFLINE_AFTER: Duration = Duration::from_secs(15);
+
+/// One gate, as the dashboard shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateView {
+    /// Gate id.
+    pub gate_id: String,
+    /// Heard from within [`OFFLINE_AFTER`].
+    pub online: bool,
+    /// Milliseconds since the last frame, if any.
+    pub last_seen_ms_ago: Option<u64>,
+    /// Transport of the last frame.
+    pub transport: Option<Transport>,
+    /// Replica version from its last hello.
+    pub replica_version: Option<u64>,
+    /// Scans received in the last minute.
+    pub scans_per_min: usize,
+    /// Scans stored in all.
+    pub scans: u64,
+    /// Enrolment revoked.
+    pub revoked: bool,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    last_seen: Option<Instant>,
+    transport: Option<Transport>,
+    replica_version: Option<u64>,
+    recent: VecDeque<Instant>,
+    scans: u64,
+    revoked: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    gates: BTreeMap<String, GateState>,
+    inside: HashMap<u32, u64>,
+    refused: BTreeMap<String, u64>,
+    rejections: BTreeMap<String, u64>,
+    conflicts: u64,
+    commits: u64,
+}
+
+/// Shared, cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Status(Arc<Mutex<Inner>>);
+
+/// A point-in-time copy for the dashboard and `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Every enrolled or heard-from gate.
+    pub gates: Vec<GateView>,
+    /// People inside per list.
+    pub inside: BTreeMap<u32, u64>,
+    /// Refused frames by reason.
+    pub refused: BTreeMap<String, u64>,
+    /// Rejected scans by reason code.
+    pub rejections: BTreeMap<String, u64>,
+    /// Conflicts recorded since start.
+    pub conflicts: u64,
+    /// Grouped commits since start.
+    pub commits: u64,
+}
+
+impl Status {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves plain counters: keep going.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A gate known from enrolment.
+    pub fn enrolled(&self, gate: &str, revoked: bool) {
+        self.lock().gates.entry(gate.to_owned()).or_default().revoked = revoked;
+    }
+
+    /// A frame from `gate` was accepted.
+    pub fn seen(&self, gate: &str, transport: Transport, message: &GateMessage) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let state = inner.gates.entry(gate.to_owned()).or_default();
+        state.last_seen = Some(now);
+        state.transport = Some(transport);
+        if let GateMessage::Hello(hello) = message {
+            state.replica_version = Some(hello.replica_version);
+        }
+    }
+
+    /// Changes were committed.
+    pub fn committed(&self, changes: &[Change]) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.commits += 1;
+        for change in changes {
+            match change {
+                Change::Scan { gate, report } => {
+                    if report.decision == Decision::Reject {
+                        let reason = report.reason.map_or("unknown", schema::Reason::code);
+                        *inner.rejections.entry(reason.to_owned()).or_default() += 1;
+                    }
+                    let state = inner.gates.entry(gate.clone()).or_default();
+                    state.scans += 1;
+                    state.recent.push_back(now);
+                }
+                Change::Conflict(_) => inner.conflicts += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// People inside, per list.
+    pub fn set_inside(&self, inside: HashMap<u32, u64>) {
+        self.lock().inside = inside;
+    }
+
+    /// A frame was refused.
+    pub fn refused(&self, why: &str) {
+        // Group by the error's kind (its first words), not its variable detail.
+        let kind: String = why.split([':', '"']).next().unwrap_or(why).trim().to_owned();
+        *self.lock().refused.entry(kind).or_default() += 1;
+    }
+
+    /// A copy for display.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let minute_ago = now.checked_sub(Duration::from_secs(60));
+        let gates = inner
+            .gates
+            .iter_mut()
+            .map(|(id, state)| {
+                while state.recent.front().is_some_and(|t| Some(*t) < minute_ago) {
+                    state.recent.pop_front();
+                }
+                let ago = state.last_seen.map(|t| now.duration_since(t));
+                GateView {
+                    gate_id: id.clone(),
+                    online: ago.is_some_and(|a| a < OFFLINE_AFTER),
+                    last_seen_ms_ago: ago.map(|a| a.as_millis() as u64),
+                    transport: state.transport,
+                    replica_version: state.replica_version,
+                    scans_per_min: state.recent.len(),
+                    scans: state.scans,
+                    revoked: state.revoked,
+                }
+            })
+            .collect();
+        Snapshot {
+            gates,
+            inside: inner.inside.iter().map(|(k, v)| (*k, *v)).collect(),
+            refused: inner.refused.clone(),
+            rejections: inner.rejections.clone(),
+            conflicts: inner.conflicts,
+            commits: inner.commits,
+        }
+    }
+}
