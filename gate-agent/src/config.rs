@@ -42,6 +42,39 @@ pub struct RawConfig {
     /// Camera, or recorded frames.
     #[serde(default)]
     pub camera: Option<RawCamera>,
+    /// The venue hub; without it the gate decides alone.
+    #[serde(default)]
+    pub hub: Option<RawHub>,
+}
+
+/// How to reach the venue hub.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    /// The folder `sync-hub enroll-gate` wrote for this gate.
+    pub enrolment: PathBuf,
+    /// How long to wait for the hub's answer to a claim before deciding alone;
+    /// default 300 ms.
+    #[serde(default)]
+    pub claim_deadline_ms: Option<u64>,
+    /// Override the broker address from the enrolment (`host:port`).
+    #[serde(default)]
+    pub mqtt_address: Option<String>,
+}
+
+/// The hub link, checked: enrolment read, keys parsed.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// What the hub issued.
+    pub enrolment: schema::sync::Enrolment,
+    /// This gate's signing key.
+    pub gate_key: schema::sync::NodeKey,
+    /// The hub's public key.
+    pub hub_key: ed25519_dalek::VerifyingKey,
+    /// The broker, `host` and `port`.
+    pub mqtt: (String, u16),
+    /// Claim deadline.
+    pub claim_deadline: std::time::Duration,
 }
 
 /// A camera: which profile, and a device index or a folder of frames.
@@ -87,6 +120,8 @@ pub struct Config {
     pub stdin: bool,
     /// Serial scanner and turnstile.
     pub devices: Devices,
+    /// The venue hub, if any.
+    pub hub: Option<HubSettings>,
 }
 
 /// Why a configuration was refused.
@@ -139,6 +174,7 @@ impl Config {
         if !id_ok {
             return Err(("gate_id", format!("{:?} must be 1-32 of A-Z a-z 0-9 - _", raw.gate_id)));
         }
+        let hub = raw.hub.map(|h| hub(h, base, &raw.gate_id, raw.venue_id)).transpose()?;
         Ok(Self {
             gate_id: raw.gate_id,
             venue_id: raw.venue_id,
@@ -152,6 +188,7 @@ impl Config {
                 turnstile: raw.turnstile.map(|d| turnstile_profile(&d, base).map(|p| (d.port, p))).transpose()?,
                 camera: raw.camera.map(|c| camera(c, base)).transpose()?,
             },
+            hub,
         })
     }
 }
@@ -206,6 +243,44 @@ fn camera(raw: RawCamera, base: &Path) -> Result<(FrameOrigin, CameraProfile), (
         _ => return Err(("camera", "set exactly one of `device` and `frames`".into())),
     };
     Ok((origin, profile))
+}
+
+/// Allowed claim deadlines: long enough for a LAN round trip and a commit,
+/// short enough that staff never wait.
+const CLAIM_DEADLINE_MS: std::ops::RangeInclusive<u64> = 20..=2_000;
+
+fn hub(raw: RawHub, base: &Path, gate_id: &str, venue_id: u64) -> Result<HubSettings, (&'static str, String)> {
+    use schema::sync::{ENROLMENT_FILE, Enrolment, GATE_KEY_FILE, NodeKey};
+    let dir = base.join(&raw.enrolment);
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| ("hub.enrolment", format!("{}: {e}", path.display())))
+    };
+    let enrolment: Enrolment = serde_json::from_str(&read(ENROLMENT_FILE)?)
+        .map_err(|e| ("hub.enrolment", format!("{ENROLMENT_FILE}: {e}")))?;
+    if enrolment.gate_id != gate_id || u64::from(enrolment.venue_id) != venue_id {
+        return Err((
+            "hub.enrolment",
+            format!(
+                "enrolled as gate {:?} of venue {}, configured as {gate_id:?} of venue {venue_id}",
+                enrolment.gate_id, enrolment.venue_id
+            ),
+        ));
+    }
+    let gate_key = NodeKey::from_pkcs8_pem(&read(GATE_KEY_FILE)?)
+        .map_err(|e| ("hub.enrolment", format!("{GATE_KEY_FILE}: {e}")))?;
+    let hub_key = enrolment.hub_key().ok_or(("hub.enrolment", "hub_public_key is not an Ed25519 key".to_owned()))?;
+    let address = raw.mqtt_address.clone().unwrap_or_else(|| enrolment.mqtt_address.clone());
+    let mqtt = address
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p != 0)
+        .ok_or(("hub.mqtt_address", format!("{address:?} is not host:port")))?;
+    let deadline = raw.claim_deadline_ms.unwrap_or(300);
+    if !CLAIM_DEADLINE_MS.contains(&deadline) {
+        return Err(("hub.claim_deadline_ms", format!("{deadline} is outside {CLAIM_DEADLINE_MS:?}")));
+    }
+    Ok(HubSettings { enrolment, gate_key, hub_key, mqtt, claim_deadline: std::time::Duration::from_millis(deadline) })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::gate::{Gate, GateError, ScanResult};
 use crate::hardware::camera::{self, FrameOrigin};
 use crate::hardware::scanner;
 use crate::hardware::turnstile::{self, Command};
+use crate::hub_link::{self, HubLink};
 use firmware_config::{CameraProfile, ScannerProfile, TurnstileProfile};
 use schema::entry::Direction;
 use schema::{DecisionLine, Reason};
@@ -38,6 +39,18 @@ pub enum Input {
     NobodyPassed {
         /// Ledger sequence of the admission.
         seq: u64,
+    },
+    /// The hub holds every scan up to `through`.
+    Acked {
+        /// Cumulative sequence.
+        through: u64,
+    },
+    /// Admissions and exits at other gates, from the hub.
+    Admissions(Vec<schema::sync::Admission>),
+    /// The hub link came up (the hub welcomed us) or went down.
+    HubLink {
+        /// Up.
+        online: bool,
     },
 }
 
@@ -78,6 +91,8 @@ struct Announcement<'a> {
     holder: Option<&'a str>,
     first_entry: Option<FirstEntry<'a>>,
     not_in_replica: bool,
+    /// Decided without the hub's word.
+    offline: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +131,17 @@ impl Output {
         };
     }
 
+    fn hub_link(&mut self, online: bool) {
+        let _ = match self {
+            Output::Json(out) => writeln!(out, "{}", serde_json::json!({ "event": "hub_link", "online": online }))
+                .and_then(|()| out.flush()),
+            Output::Screen(out, screen) => {
+                screen.hub_link(online);
+                display::draw(out, screen)
+            }
+        };
+    }
+
     fn start(&mut self) {
         if let Output::Screen(out, screen) = self {
             let _ = display::draw(out, screen);
@@ -133,6 +159,7 @@ fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
         holder: display.holder.as_deref(),
         first_entry: display.first_entry.as_ref().map(|(at, gate)| FirstEntry { at_ms: at.millis(), gate }),
         not_in_replica: result.outcome.not_in_replica,
+        offline: result.record.offline,
     };
     writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default())?;
     out.flush()
@@ -154,7 +181,14 @@ where
     let (tx, rx) = mpsc::channel(QUEUE);
     let turnstile =
         devices.turnstile.map(|(port, profile)| turnstile::spawn(port, profile, tx.downgrade(), shutdown.clone()));
-    let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, output));
+    let link = gate.config().hub.clone().map(|settings| {
+        let config = gate.config();
+        let ledger = config.state_dir.join(crate::gate::LEDGER_FILE);
+        let link = hub_link::spawn(settings, config.gate_id.clone(), ledger, tx.downgrade(), shutdown.clone());
+        link.set_replica_version(gate.replica().version().ok().flatten().unwrap_or(0));
+        link
+    });
+    let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, link, output));
     if let Some(input) = stdin {
         tokio::spawn(read_lines(input, direction, tx.clone(), shutdown.clone()));
     }
@@ -180,13 +214,22 @@ fn owner_loop(
     mut gate: Gate,
     mut rx: mpsc::Receiver<Input>,
     turnstile: Option<std::sync::mpsc::Sender<Command>>,
+    link: Option<HubLink>,
     mut output: Output,
 ) -> Result<(), DaemonError> {
     output.start();
     while let Some(input) = rx.blocking_recv() {
         match input {
             Input::Scan { text, direction } => {
-                let result = gate.scan(&text, direction, now_ms())?;
+                let now = now_ms();
+                let mut decided = gate.decide(&text, direction, now)?;
+                if let Some(link) = &link {
+                    link.arbitrate(&mut gate, &mut decided, now);
+                }
+                let result = gate.record(decided)?;
+                if let Some(link) = &link {
+                    link.recorded();
+                }
                 // The scan is on disk; only now does anything act on it.
                 if let Some(turnstile) = &turnstile {
                     let command = match result.line.reason {
@@ -199,8 +242,16 @@ fn owner_loop(
             }
             Input::NobodyPassed { seq } => {
                 if let Some(record) = gate.annul(seq)? {
+                    if let Some(link) = &link {
+                        link.reopened(seq);
+                    }
                     output.annulled(&record.scan_id);
                 }
+            }
+            Input::Acked { through } => gate.acked(through)?,
+            Input::HubLink { online } => output.hub_link(online),
+            Input::Admissions(admissions) => {
+                gate.apply_admissions(&admissions, now_ms())?;
             }
         }
     }

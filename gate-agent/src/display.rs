@@ -20,6 +20,8 @@ pub struct Screen {
     accepted: u64,
     rejected: u64,
     last: Option<Shown>,
+    /// `None`: no hub configured; otherwise whether it answers.
+    hub: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,11 @@ impl Screen {
         });
     }
 
+    /// The hub link came up or went down (staff should know the gate decides alone).
+    pub fn hub_link(&mut self, online: bool) {
+        self.hub = Some(online);
+    }
+
     /// Background colour of the whole screen.
     pub fn color(&self) -> Color {
         match self.last.as_ref().map(|s| s.verdict) {
@@ -93,7 +100,12 @@ impl Screen {
         };
         let mut body = vec![String::new(), headline.to_owned(), String::new()];
         body.extend(self.last.iter().flat_map(|s| s.lines.iter().cloned()));
-        let footer = format!("in {}   refused {}", self.accepted, self.rejected);
+        let link = match self.hub {
+            None => "",
+            Some(true) => "   hub: online",
+            Some(false) => "   hub: OFFLINE (deciding alone)",
+        };
+        let footer = format!("in {}   refused {}{link}", self.accepted, self.rejected);
         let rows = usize::from(height.max(1));
         let top = rows.saturating_sub(body.len() + 1) / 2;
         let mut out: Vec<String> = std::iter::repeat_n(String::new(), top).chain(body).collect();
@@ -146,7 +158,7 @@ mod tests {
 
     #[test]
     fn annulment_takes_back_the_count() {
-        let mut s = Screen { accepted: 3, rejected: 1, last: None };
+        let mut s = Screen { accepted: 3, rejected: 1, last: None, hub: None };
         s.annulled();
         assert_eq!(s.color(), Color::DarkYellow);
         assert!(s.lines(40, 10).iter().any(|l| l.contains("Scan again")));

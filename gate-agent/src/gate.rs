@@ -7,8 +7,10 @@
 
 use schema::entry::{self, CheckInList, Direction, Outcome, ReplicaTicket, ScanContext};
 use schema::hlc::Hlc;
+use schema::hlc::HlcTimestamp;
 use schema::manifest::Manifest;
-use schema::{DecisionLine, Keyring, UnixSeconds, VerifiedTicket, barcode, holder};
+use schema::sync::{Admission, Claim, ReentryRule, Verdict};
+use schema::{Decision, DecisionLine, Keyring, Reason, UnixSeconds, VerifiedTicket, barcode, holder};
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
@@ -50,10 +52,50 @@ pub struct Decided {
     pub outcome: Outcome,
     /// The authentic ticket, if the signature verified.
     pub ticket: Option<VerifiedTicket>,
+    /// Decided without the hub (the default until a hub answers).
+    pub offline: bool,
+    /// The claim the hub was asked, if any.
+    pub claim_id: Option<u64>,
+    /// Logical time, fixed when a claim is made (else taken at recording).
+    pub hlc: Option<HlcTimestamp>,
     code_hash: [u8; 32],
     direction: Direction,
     list_id: u32,
+    rule: ReentryRule,
     now_ms: u64,
+}
+
+impl Decided {
+    /// The hub must be asked before this accept stands.
+    pub fn wants_claim(&self) -> bool {
+        self.outcome.decision == Decision::Accept && self.ticket.is_some()
+    }
+
+    /// The claim to send: `claim_id` random, `hlc` from [`Gate::tick`].
+    pub fn claim(&mut self, claim_id: u64, hlc: HlcTimestamp) -> Option<Claim> {
+        let ticket = self.ticket.as_ref()?;
+        self.claim_id = Some(claim_id);
+        self.hlc = Some(hlc);
+        Some(Claim {
+            claim_id,
+            ticket_id: ticket.claims.ticket_id,
+            list_id: self.list_id,
+            direction: self.direction,
+            rule: self.rule,
+            hlc,
+        })
+    }
+
+    /// Takes the hub's answer: a refusal turns the accept into `already_redeemed`
+    /// with where and when the ticket entered.
+    pub fn apply(&mut self, verdict: Verdict) {
+        self.offline = false;
+        if let Verdict::AlreadyIn(first) = verdict {
+            self.outcome.decision = Decision::Reject;
+            self.outcome.reason = Some(Reason::AlreadyRedeemed);
+            self.outcome.display.first_entry = Some((first.at, first.gate));
+        }
+    }
 }
 
 /// The result of one scan.
@@ -139,14 +181,48 @@ impl Gate {
             Ok(ticket) => Some(ticket),
             Err(e) => e.ticket().cloned(),
         };
-        Ok(Decided { outcome, ticket, code_hash: code_hash(scanned), direction, list_id: list.id, now_ms })
+        let rule = ReentryRule {
+            multiple: list.allow_multiple_entries,
+            after_exit: list.allow_entry_after_exit || ticket.as_ref().is_some_and(|t| t.claims.flags.reentry_allowed),
+        };
+        Ok(Decided {
+            outcome,
+            ticket,
+            offline: true,
+            claim_id: None,
+            hlc: None,
+            code_hash: code_hash(scanned),
+            direction,
+            list_id: list.id,
+            rule,
+            now_ms,
+        })
+    }
+
+    /// A logical timestamp for an event now.
+    pub fn tick(&mut self, now_ms: u64) -> HlcTimestamp {
+        self.clock.tick(now_ms)
+    }
+
+    /// Stores admissions the hub broadcast; later decisions see them.
+    pub fn apply_admissions(&mut self, admissions: &[Admission], now_ms: u64) -> Result<usize, GateError> {
+        if let Some(latest) = admissions.iter().map(|a| a.at).max() {
+            self.clock.observe(latest, now_ms);
+        }
+        Ok(self.ledger.apply_admissions(admissions)?)
+    }
+
+    /// The hub holds every scan up to `through`.
+    pub fn acked(&mut self, through: u64) -> Result<(), GateError> {
+        Ok(self.ledger.mark_acked(through)?)
     }
 
     /// Records a decision in the ledger (fsynced) and returns it with its scan id.
     pub fn record(&mut self, decided: Decided) -> Result<ScanResult, GateError> {
-        let Decided { outcome, ticket, code_hash, direction, list_id, now_ms } = decided;
+        let Decided { outcome, ticket, offline, claim_id, hlc, code_hash, direction, list_id, rule, now_ms } = decided;
+        let hlc = hlc.unwrap_or_else(|| self.clock.tick(now_ms));
         let record = self.ledger.record(&NewScan {
-            hlc: self.clock.tick(now_ms),
+            hlc,
             wall_ms: now_ms,
             ticket_id: ticket.as_ref().map(|t| t.claims.ticket_id),
             event_id: ticket.as_ref().map(|t| t.claims.event_id),
@@ -156,7 +232,9 @@ impl Gate {
             decision: outcome.decision,
             reason: outcome.reason,
             not_in_replica: outcome.not_in_replica,
-            offline: true,
+            offline,
+            claim_id,
+            rule,
         })?;
         let line = DecisionLine {
             decision: outcome.decision,

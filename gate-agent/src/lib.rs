@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod display;
 pub mod gate;
 pub mod hardware;
+pub mod hub_link;
 pub mod qr;
 pub mod store;

@@ -6,6 +6,11 @@ use clap::Parser;
 use gate_agent::cli::{Cli, EXIT_USAGE, run};
 
 fn main() -> ExitCode {
+    // Diagnostics (hub link state) go to stderr; stdout carries decisions.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

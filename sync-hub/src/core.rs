@@ -20,6 +20,8 @@ use crate::store::{HubStore, StoreError};
 
 /// Most frames handled in one commit.
 pub const MAX_GROUP: usize = 1_024;
+/// A commit slower than this is logged: gates wait on it.
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
 /// How often an unknown sender may trigger a re-read of the enrolled gates.
 const KEY_RELOAD: Duration = Duration::from_millis(500);
 
@@ -139,12 +141,21 @@ impl Core {
             }
         }
         if !pending.changes.is_empty() {
+            let started = Instant::now();
             self.store.commit(&pending.changes, now_ms())?;
+            let took = started.elapsed();
+            if took > SLOW_COMMIT {
+                tracing::warn!(?took, changes = pending.changes.len(), "slow commit: the disk is holding answers back");
+            }
             self.status.committed(&pending.changes);
             self.status.set_inside(self.arbiter.inside());
         }
-        // Durable: now answer.
-        for (gate, message) in pending.replies {
+        // Durable: now answer — verdicts first. A gate is waiting on those, and
+        // on brokers without TCP_NODELAY a small message queued behind another
+        // small one to the same gate waits for a delayed TCP ack (40 ms).
+        let mut replies = pending.replies;
+        replies.sort_by_key(|(_, message)| !matches!(message, HubMessage::Verdict { .. }));
+        for (gate, message) in replies {
             let frame = self.hub_key.seal(HUB_ID, Recipient::Node(&gate), &message.encode());
             outbound(Outbound::To { gate, frame });
         }

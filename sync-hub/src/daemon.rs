@@ -17,6 +17,7 @@ use crate::core::{Core, CoreError};
 use crate::enroll::{self, EnrollError};
 use crate::mqtt::{self, BrokerError};
 use crate::status::Status;
+use crate::store::Checkpointer;
 
 /// Frames waiting for the core; a transport waits when it is full.
 const INBOUND_QUEUE: usize = 16_384;
@@ -52,6 +53,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let hub_key = enroll::hub_key(&config)?;
     let store = enroll::open_store(&config)?;
+    let _checkpointer = Checkpointer::start(store.path()).map_err(CoreError::from)?;
     let core = Core::new(store, hub_key, status)?;
     if let Broker::Embedded(listen) = &config.broker {
         mqtt::start_embedded_broker(*listen)?;

@@ -78,19 +78,34 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Options shared by the hub's and the gates' clients.
-pub fn options(client_id: &str, host: &str, port: u16) -> MqttOptions {
+/// One MQTT connection with the options tixgate uses everywhere: persistent
+/// session, QoS 1 in flight up to a window, frames up to [`MAX_FRAME`], and
+/// `TCP_NODELAY` (claims and verdicts are small and latency-bound).
+pub fn connection(client_id: &str, host: &str, port: u16) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(client_id, host, port);
     options
         .set_keep_alive(Duration::from_secs(5))
         .set_clean_session(false)
         .set_max_packet_size(MAX_FRAME + PACKET_SLACK, MAX_FRAME + PACKET_SLACK)
         .set_inflight(500);
-    options
+    let (client, mut eventloop) = AsyncClient::new(options, 4_096);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    (client, eventloop)
 }
 
-/// Runs the hub's MQTT client until `shutdown`: frames from gates go to
-/// `inbound`; `outbound` is published. `connected` tells who waits for it.
+/// Runs the hub's MQTT side until `shutdown`: frames from gates go to
+/// `inbound`; `outbound` is published. `connected` turns true once both
+/// connections are up and subscribed.
+///
+/// Two connections, one per direction, both QoS 1. Brokers that leave Nagle's
+/// algorithm on (Mosquitto's default, rumqttd) hold a small packet back until the
+/// previous one is acknowledged at the TCP level, and a client that sends nothing
+/// back delays that acknowledgement by 40 ms. On the receiving connection every
+/// message is QoS 1, so the immediate PUBACK carries the acknowledgement; the
+/// broker's PUBACKs for what we publish arrive on the other connection, where
+/// nothing waits behind them.
 pub async fn run_hub_client(
     (host, port): (String, u16),
     venue: u32,
@@ -99,10 +114,33 @@ pub async fn run_hub_client(
     connected: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let (client, eventloop) = AsyncClient::new(options(&format!("tixgate-hub-{venue}"), &host, port), 4_096);
-    let publisher = {
-        let client = client.clone();
+    let (subscriber, sub_events) = connection(&format!("tixgate-hub-{venue}-in"), &host, port);
+    let (publisher, mut pub_events) = connection(&format!("tixgate-hub-{venue}-out"), &host, port);
+    let publish_up = watch::Sender::new(false);
+    let mut publish_ready = publish_up.subscribe();
+    let pub_poller = {
         let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    event = pub_events.poll() => event,
+                };
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => drop(publish_up.send_replace(true)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        publish_up.send_replace(false);
+                        tracing::warn!(error = %e, "MQTT (outgoing) connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+        })
+    };
+    let sender = {
+        let shutdown = shutdown.clone();
+        let publisher = publisher.clone();
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -114,15 +152,29 @@ pub async fn run_hub_client(
                     Outbound::To { gate, frame } => (topics::down(venue, &gate), frame),
                     Outbound::All(frame) => (topics::broadcast(venue), frame),
                 };
-                if client.publish(topic, QoS::AtLeastOnce, false, frame).await.is_err() {
+                if publisher.publish(topic, QoS::AtLeastOnce, false, frame).await.is_err() {
                     return; // the event loop is gone: shutting down
                 }
             }
         })
     };
-    poll_loop(eventloop, &client, venue, &inbound, &connected, &shutdown).await;
-    let _ = client.disconnect().await;
-    publisher.abort();
+    let (subscribed_tx, mut subscribed) = watch::channel(false);
+    let readiness = tokio::spawn(async move {
+        loop {
+            let both = *subscribed.borrow_and_update() && *publish_ready.borrow_and_update();
+            connected.send_replace(both);
+            tokio::select! {
+                changed = subscribed.changed() => if changed.is_err() { return },
+                changed = publish_ready.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    poll_loop(sub_events, &subscriber, venue, &inbound, &subscribed_tx, &shutdown).await;
+    let _ = subscriber.disconnect().await;
+    let _ = publisher.disconnect().await;
+    for task in [pub_poller, sender, readiness] {
+        task.abort();
+    }
 }
 
 async fn poll_loop(

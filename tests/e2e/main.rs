@@ -8,4 +8,5 @@ mod gate_display;
 mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
+mod hub_arbitration;
 mod qr_decode_rate;

@@ -5,6 +5,7 @@
 
 pub mod gate_fixture;
 pub mod qr_sets;
+pub mod venue_fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,7 +27,7 @@ pub fn binary(name: &str) -> PathBuf {
     let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     BUILT.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--bin", "gate-agent", "--bin", "cloud-api"]);
+        cargo.args(["build", "--quiet", "--bin", "gate-agent", "--bin", "cloud-api", "--bin", "sync-hub"]);
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use schema::entry::{Direction, PastScan};
 use schema::hlc::HlcTimestamp;
+use schema::sync::{Admission, ReentryRule, ScanReport};
 use schema::{Decision, Reason};
 use serde::Serialize;
 
@@ -34,7 +35,25 @@ CREATE TABLE IF NOT EXISTS scans (
     acked          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS scans_by_ticket ON scans (ticket_id, list_id);
+-- Admissions and exits at other gates, as the hub broadcast them.
+CREATE TABLE IF NOT EXISTS venue (
+    key       TEXT PRIMARY KEY,             -- the hub's admission key
+    ticket_id INTEGER NOT NULL,
+    list_id   INTEGER NOT NULL,
+    gate      TEXT NOT NULL,
+    hlc       INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    annulled  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS venue_by_ticket ON venue (ticket_id, list_id);
 ";
+
+/// Columns added after the first release of the ledger: (name, definition).
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("claim_id", "INTEGER"),
+    ("rule_multiple", "INTEGER NOT NULL DEFAULT 0"),
+    ("rule_after_exit", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 /// A scan about to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +80,10 @@ pub struct NewScan {
     pub not_in_replica: bool,
     /// Decided without the hub.
     pub offline: bool,
+    /// The hub claim asked for it, if any.
+    pub claim_id: Option<u64>,
+    /// The list's re-entry rule, reported to the hub.
+    pub rule: ReentryRule,
 }
 
 /// A recorded scan, as `gate-agent scans` prints it.
@@ -110,6 +133,7 @@ impl Ledger {
     pub fn open(path: &Path, gate_id: &str) -> Result<Self, StoreError> {
         let conn = open_wal(path, "FULL")?;
         conn.execute_batch(SCHEMA).map_err(StoreError::sqlite(path))?;
+        migrate(&conn).map_err(StoreError::sqlite(path))?;
         let last: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM scans", [], |r| r.get(0))
             .map_err(StoreError::sqlite(path))?;
@@ -128,25 +152,118 @@ impl Ledger {
             .map_err(self.err())
     }
 
-    /// Accepted, not annulled scans of a ticket on a list: the decision's history.
+    /// Accepted, not annulled scans of a ticket on a list, here and (as the hub
+    /// broadcast them) at other gates: the decision's history.
     pub fn history(&self, ticket_id: u64, list_id: u32) -> Result<Vec<PastScan>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT hlc, direction FROM scans
-                 WHERE ticket_id = ?1 AND list_id = ?2 AND decision = 'accept' AND annulled = 0",
+                "SELECT hlc, direction, NULL FROM scans
+                 WHERE ticket_id = ?1 AND list_id = ?2 AND decision = 'accept' AND annulled = 0
+                 UNION ALL
+                 SELECT hlc, direction, gate FROM venue
+                 WHERE ticket_id = ?1 AND list_id = ?2 AND annulled = 0 AND gate != ?3",
             )
             .map_err(self.err())?;
         let rows = stmt
-            .query_map(params![ticket_id as i64, list_id], |r| {
+            .query_map(params![ticket_id as i64, list_id, self.gate_id], |r| {
                 Ok(PastScan {
                     at: HlcTimestamp(r.get::<_, i64>(0)? as u64),
                     direction: direction_from(&r.get::<_, String>(1)?),
-                    gate: self.gate_id.clone(),
+                    gate: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| self.gate_id.clone()),
                 })
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Stores admissions the hub broadcast (other gates' only: ours are in
+    /// `scans`), in one transaction. Returns how many were new or changed.
+    pub fn apply_admissions(&mut self, admissions: &[Admission]) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let err = StoreError::sqlite(&path);
+        let tx = self.conn.transaction().map_err(StoreError::sqlite(&self.path))?;
+        let mut changed = 0;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO venue (key, ticket_id, list_id, gate, hlc, direction, annulled)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (key) DO UPDATE SET annulled = MAX(annulled, excluded.annulled)
+                     WHERE annulled != MAX(annulled, excluded.annulled)",
+                )
+                .map_err(StoreError::sqlite(&self.path))?;
+            for a in admissions.iter().filter(|a| a.gate != self.gate_id) {
+                changed += upsert
+                    .execute(params![
+                        a.key,
+                        a.ticket_id as i64,
+                        a.list_id,
+                        a.gate,
+                        a.at.0 as i64,
+                        direction_code(a.direction),
+                        a.annulled
+                    ])
+                    .map_err(StoreError::sqlite(&self.path))?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(changed)
+    }
+
+    /// Marks every scan up to `through` as acknowledged by the hub.
+    pub fn mark_acked(&mut self, through: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE scans SET acked = 1 WHERE seq <= ?1 AND acked = 0", [through as i64])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The highest sequence recorded.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Reports of scans after `seq`, in order, at most `limit`: the outbox.
+    pub fn reports_after(&self, seq: u64, limit: usize) -> Result<Vec<ScanReport>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, hlc, wall_ms, ticket_id, event_id, list_id, direction, decision, reason,
+                        rule_multiple, rule_after_exit, offline, annulled, claim_id, not_in_replica
+                 FROM scans WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![seq as i64, limit as i64], |r| {
+                let reason: Option<String> = r.get(8)?;
+                Ok(ScanReport {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    hlc: HlcTimestamp(r.get::<_, i64>(1)? as u64),
+                    wall_ms: r.get::<_, i64>(2)? as u64,
+                    ticket_id: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
+                    event_id: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
+                    list_id: r.get(5)?,
+                    direction: direction_from(&r.get::<_, String>(6)?),
+                    decision: decision_from(&r.get::<_, String>(7)?),
+                    reason: reason.as_deref().and_then(Reason::from_code),
+                    rule: ReentryRule { multiple: r.get(9)?, after_exit: r.get(10)? },
+                    offline: r.get(11)?,
+                    annulled: r.get(12)?,
+                    claim_id: r.get::<_, Option<i64>>(13)?.map(|c| c as u64),
+                    not_in_replica: r.get(14)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// The lowest sequence not yet acknowledged (annulments re-open a scan).
+    pub fn first_unacked(&self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT MIN(seq) FROM scans WHERE acked = 0", [], |r| r.get::<_, Option<i64>>(0))
+            .map(|v| v.map(|s| s as u64))
+            .map_err(self.err())
     }
 
     /// Records one scan durably (fsynced) and returns it with its id.
@@ -158,8 +275,8 @@ impl Ledger {
             .conn
             .prepare_cached(
                 "INSERT INTO scans (seq, scan_id, hlc, wall_ms, ticket_id, event_id, code_hash, direction, list_id,
-                                    decision, reason, not_in_replica, offline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                    decision, reason, not_in_replica, offline, claim_id, rule_multiple, rule_after_exit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(StoreError::sqlite(&self.path))?;
         insert
@@ -177,6 +294,9 @@ impl Ledger {
                 scan.reason.map(Reason::code),
                 scan.not_in_replica,
                 scan.offline,
+                scan.claim_id.map(|c| c as i64),
+                scan.rule.multiple,
+                scan.rule.after_exit,
             ])
             .map_err(StoreError::sqlite(&self.path))?;
         self.next_seq += 1;
@@ -204,7 +324,7 @@ impl Ledger {
         let changed = self
             .conn
             .execute(
-                "UPDATE scans SET annulled = 1, reason = 'annulled'
+                "UPDATE scans SET annulled = 1, reason = 'annulled', acked = 0
                  WHERE seq = ?1 AND decision = 'accept' AND annulled = 0",
                 [seq as i64],
             )
@@ -243,7 +363,7 @@ fn record_from(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
         event_id: r.get::<_, Option<i64>>(5)?.map(|e| e as u64),
         direction: direction_from(&r.get::<_, String>(6)?),
         list_id: r.get(7)?,
-        decision: if r.get::<_, String>(8)? == "accept" { Decision::Accept } else { Decision::Reject },
+        decision: decision_from(&r.get::<_, String>(8)?),
         reason: reason.as_deref().and_then(Reason::from_code),
         not_in_replica: r.get(10)?,
         offline: r.get(11)?,
@@ -269,4 +389,20 @@ fn decision_code(d: Decision) -> &'static str {
         Decision::Accept => "accept",
         Decision::Reject => "reject",
     }
+}
+
+fn decision_from(s: &str) -> Decision {
+    if s == "accept" { Decision::Accept } else { Decision::Reject }
+}
+
+/// Brings a ledger written by an earlier version up to date, in place.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('scans')")?;
+    let existing = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    for (name, definition) in ADDED_COLUMNS {
+        if !existing.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE scans ADD COLUMN {name} {definition}"))?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,439 @@
+//! The gate's link to the venue hub over MQTT.
+//!
+//! - **Claims.** Before an accept stands, the owner thread asks the hub
+//!   ([`HubLink::arbitrate`]) and waits at most the claim deadline. No link, or no
+//!   answer in time: the gate's own decision stands and the scan is marked
+//!   offline; the claim id travels with the scan so the hub can match a late grant.
+//! - **Outbox.** Recorded scans go up in sequence order, one batch in flight;
+//!   the hub's cumulative ack moves the cursor. On (re)connection the hub's
+//!   `Welcome` says where it stands, and anything unacknowledged is sent again.
+//! - **Broadcasts.** Admissions at other gates are handed to the owner, which
+//!   stores them so later decisions — online or not — know who is inside.
+//!
+//! Frames from the hub are opened with the hub's public key from enrolment;
+//! anything else on our topics is dropped.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use schema::sync::{self, Claim, GateMessage, HUB_ID, Hello, HubMessage, MAX_BATCH, Recipient, Verdict, topics};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HubSettings;
+use crate::daemon::Input;
+use crate::gate::{Decided, Gate};
+use crate::store::Ledger;
+
+/// Resend what is unacknowledged after this long without an ack.
+const RESEND_AFTER: Duration = Duration::from_secs(2);
+/// Say hello again this often until the hub answers.
+const HELLO_RETRY: Duration = Duration::from_secs(1);
+/// Say hello this often when idle, so the hub sees the gate alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Room for the MQTT header around a frame.
+const PACKET_SLACK: usize = 1_024;
+
+enum Command {
+    Claim {
+        claim: Claim,
+        reply: std::sync::mpsc::SyncSender<Verdict>,
+    },
+    /// A scan was recorded (or re-opened by an annulment at `seq`).
+    Recorded {
+        reopened: Option<u64>,
+    },
+}
+
+/// The owner thread's handle on the link.
+#[derive(Clone)]
+pub struct HubLink {
+    commands: mpsc::UnboundedSender<Command>,
+    online: Arc<AtomicBool>,
+    replica_version: Arc<AtomicU64>,
+    deadline: Duration,
+}
+
+impl HubLink {
+    /// The hub has welcomed this gate and the connection is up.
+    pub fn online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Asks the hub about an accept, if it can be asked; updates `decided`.
+    pub fn arbitrate(&self, gate: &mut Gate, decided: &mut Decided, now_ms: u64) {
+        let online = self.online();
+        if !decided.wants_claim() {
+            decided.offline = !online;
+            return;
+        }
+        if !online {
+            return; // decided.offline stays true
+        }
+        let claim_id = random_id();
+        let Some(claim) = decided.claim(claim_id, gate.tick(now_ms)) else { return };
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if self.commands.send(Command::Claim { claim, reply }).is_err() {
+            return;
+        }
+        // A dropped sender (link lost) wakes us at once: decide alone.
+        let asked = Instant::now();
+        match answer.recv_timeout(self.deadline) {
+            Ok(verdict) => {
+                tracing::debug!(claim_id, waited = ?asked.elapsed(), "verdict");
+                decided.apply(verdict);
+            }
+            Err(e) => {
+                tracing::warn!(claim_id, waited = ?asked.elapsed(), error = %e, "no verdict from the hub; deciding alone")
+            }
+        }
+    }
+
+    /// The replica version the gate holds, for the hub's dashboard.
+    pub fn set_replica_version(&self, version: u64) {
+        self.replica_version.store(version, Ordering::Relaxed);
+    }
+
+    /// A scan was recorded: the outbox has work.
+    pub fn recorded(&self) {
+        let _ = self.commands.send(Command::Recorded { reopened: None });
+    }
+
+    /// Scan `seq` changed after it was sent (annulled): send it again.
+    pub fn reopened(&self, seq: u64) {
+        let _ = self.commands.send(Command::Recorded { reopened: Some(seq) });
+    }
+}
+
+/// Polls one connection forever; events go to `events` if given. Polling is
+/// what reconnects after a failure.
+async fn poll(
+    mut eventloop: rumqttc::EventLoop,
+    events: Option<mpsc::Sender<Result<Event, rumqttc::ConnectionError>>>,
+) {
+    loop {
+        let event = eventloop.poll().await;
+        let failed = event.is_err();
+        if let Some(events) = &events
+            && events.send(event).await.is_err() {
+                return;
+            }
+        if failed {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn random_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without randomness, a time-based id is still unique enough per gate.
+    if getrandom::fill(&mut bytes).is_err() {
+        return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Starts the link task; returns the owner's handle.
+pub fn spawn(
+    settings: HubSettings,
+    gate_id: String,
+    ledger_path: PathBuf,
+    to_owner: mpsc::WeakSender<Input>,
+    shutdown: CancellationToken,
+) -> HubLink {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let online = Arc::new(AtomicBool::new(false));
+    let replica_version = Arc::new(AtomicU64::new(0));
+    let link = HubLink {
+        commands,
+        online: online.clone(),
+        replica_version: replica_version.clone(),
+        deadline: settings.claim_deadline,
+    };
+    tokio::spawn(async move {
+        let mut task = LinkTask::new(settings, gate_id, ledger_path, to_owner, online, replica_version);
+        task.run(rx, shutdown).await;
+    });
+    link
+}
+
+/// The outbox cursor.
+#[derive(Debug, Default)]
+struct Outbox {
+    acked: u64,
+    sent: u64,
+    sent_at: Option<Instant>,
+}
+
+struct LinkTask {
+    settings: HubSettings,
+    gate_id: String,
+    venue: u32,
+    ledger_path: PathBuf,
+    ledger: Option<Ledger>,
+    to_owner: mpsc::WeakSender<Input>,
+    online: Arc<AtomicBool>,
+    pending: HashMap<u64, (Instant, std::sync::mpsc::SyncSender<Verdict>)>,
+    replica_version: Arc<AtomicU64>,
+    outbox: Outbox,
+    last_sent: Instant,
+    /// The broker accepted our connection (the hub may not have answered yet).
+    connected: bool,
+}
+
+impl LinkTask {
+    fn new(
+        settings: HubSettings,
+        gate_id: String,
+        ledger_path: PathBuf,
+        to_owner: mpsc::WeakSender<Input>,
+        online: Arc<AtomicBool>,
+        replica_version: Arc<AtomicU64>,
+    ) -> Self {
+        let venue = settings.enrolment.venue_id;
+        Self {
+            settings,
+            gate_id,
+            venue,
+            ledger_path,
+            ledger: None,
+            to_owner,
+            online,
+            pending: HashMap::new(),
+            replica_version,
+            outbox: Outbox::default(),
+            last_sent: Instant::now(),
+            connected: false,
+        }
+    }
+
+    fn connection(&self, direction: &str) -> (AsyncClient, rumqttc::EventLoop) {
+        let (host, port) = &self.settings.mqtt;
+        let id = format!("tixgate-gate-{}-{}-{direction}", self.venue, self.gate_id);
+        let mut options = MqttOptions::new(id, host, *port);
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_clean_session(false)
+            .set_max_packet_size(sync::MAX_FRAME + PACKET_SLACK, sync::MAX_FRAME + PACKET_SLACK);
+        let (client, mut eventloop) = AsyncClient::new(options, 1_024);
+        // Claims are small request/response messages: never hold them back (Nagle).
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        (client, eventloop)
+    }
+
+    /// Two connections, one per direction, everything QoS 1 — see the hub's
+    /// `mqtt` module for why (brokers with Nagle's algorithm on would hold a
+    /// verdict back 40 ms behind the broker's PUBACK of our own publish).
+    async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+        let (subscriber, sub_loop) = self.connection("in");
+        let (publisher, pub_loop) = self.connection("out");
+        // Each event loop is polled by a task of its own and never cancelled
+        // half-way through a read; this loop selects over channels only.
+        let (events_tx, mut events) = mpsc::channel(1_024);
+        let sub_poller = tokio::spawn(poll(sub_loop, Some(events_tx)));
+        let pub_poller = tokio::spawn(poll(pub_loop, None));
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event, &subscriber, &publisher),
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command, &publisher),
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick(&publisher),
+            }
+        }
+        self.set_offline();
+        let _ = subscriber.try_disconnect();
+        let _ = publisher.try_disconnect();
+        sub_poller.abort();
+        pub_poller.abort();
+    }
+
+    fn set_offline(&mut self) {
+        if self.online.swap(false, Ordering::AcqRel) {
+            self.to_owner(Input::HubLink { online: false });
+        }
+        // Waiting claims give up at once and decide alone.
+        self.pending.clear();
+    }
+
+    fn publish(&mut self, client: &AsyncClient, message: &GateMessage) -> bool {
+        let frame = self.settings.gate_key.seal(&self.gate_id, Recipient::Node(HUB_ID), &message.encode());
+        self.last_sent = Instant::now();
+        client.try_publish(topics::up(self.venue, &self.gate_id), QoS::AtLeastOnce, false, frame).is_ok()
+    }
+
+    fn hello(&mut self, client: &AsyncClient) {
+        let hello = Hello {
+            replica_version: self.replica_version.load(Ordering::Relaxed),
+            last_seq: self.outbox.sent,
+            hlc: Default::default(),
+        };
+        self.publish(client, &GateMessage::Hello(hello));
+    }
+
+    fn ledger(&mut self) -> Option<&Ledger> {
+        if self.ledger.is_none() {
+            match Ledger::open(&self.ledger_path, &self.gate_id) {
+                Ok(ledger) => self.ledger = Some(ledger),
+                Err(e) => tracing::warn!(error = %e, "outbox cannot read the ledger"),
+            }
+        }
+        self.ledger.as_ref()
+    }
+
+    fn on_event(
+        &mut self,
+        event: Result<Event, rumqttc::ConnectionError>,
+        subscriber: &AsyncClient,
+        publisher: &AsyncClient,
+    ) {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                self.connected = true;
+                let _ = subscriber.try_subscribe(topics::down(self.venue, &self.gate_id), QoS::AtLeastOnce);
+                let _ = subscriber.try_subscribe(topics::broadcast(self.venue), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => self.hello(publisher),
+            Ok(Event::Incoming(Packet::Publish(publish))) => self.on_frame(&publish.payload, publisher),
+            Ok(_) => {}
+            Err(e) => {
+                self.connected = false;
+                if self.online.load(Ordering::Acquire) {
+                    tracing::warn!(error = %e, "hub link lost; deciding alone");
+                } else {
+                    tracing::debug!(error = %e, "hub not reachable");
+                }
+                self.set_offline();
+            }
+        }
+    }
+
+    fn on_frame(&mut self, bytes: &[u8], client: &AsyncClient) {
+        let hub_key = self.settings.hub_key;
+        let message = sync::frame::open(bytes, |sender| (sender == HUB_ID).then_some(hub_key))
+            .map_err(|e| e.to_string())
+            .and_then(|frame| {
+                if frame.recipient.includes(&self.gate_id) {
+                    HubMessage::decode(frame.body).map_err(|e| e.to_string())
+                } else {
+                    Err("addressed to another gate".into())
+                }
+            });
+        let message = match message {
+            Ok(message) => message,
+            Err(why) => {
+                tracing::warn!(%why, "frame from the hub topic refused");
+                return;
+            }
+        };
+        match message {
+            HubMessage::Welcome { acked_through } => {
+                self.outbox = Outbox { acked: acked_through, sent: acked_through, sent_at: None };
+                if let Some(first) = self.ledger().and_then(|l| l.first_unacked().ok().flatten()) {
+                    // Annulled after it was acknowledged: goes up again.
+                    self.outbox.sent = self.outbox.sent.min(first.saturating_sub(1));
+                }
+                if !self.online.swap(true, Ordering::AcqRel) {
+                    self.to_owner(Input::HubLink { online: true });
+                }
+                self.to_owner(Input::Acked { through: acked_through });
+                self.pump(client);
+            }
+            HubMessage::Verdict { claim_id, verdict } => {
+                if let Some((_, reply)) = self.pending.remove(&claim_id) {
+                    let _ = reply.try_send(verdict);
+                }
+            }
+            HubMessage::Ack { through } => {
+                if through >= self.outbox.sent {
+                    self.outbox.sent_at = None;
+                }
+                if through > self.outbox.acked {
+                    self.outbox.acked = through;
+                    self.to_owner(Input::Acked { through });
+                }
+                self.outbox.sent = self.outbox.sent.max(through);
+                self.pump(client);
+            }
+            HubMessage::Admissions(admissions) => self.to_owner(Input::Admissions(admissions)),
+        }
+    }
+
+    fn to_owner(&self, input: Input) {
+        if let Some(owner) = self.to_owner.upgrade() {
+            let _ = owner.try_send(input);
+        }
+    }
+
+    fn on_command(&mut self, command: Command, client: &AsyncClient) {
+        match command {
+            Command::Claim { claim, reply } => {
+                if self.online.load(Ordering::Acquire) && self.publish(client, &GateMessage::Claim(claim.clone())) {
+                    self.pending.insert(claim.claim_id, (Instant::now(), reply));
+                }
+                // Otherwise the reply sender drops here and the owner decides alone.
+            }
+            Command::Recorded { reopened } => {
+                if let Some(seq) = reopened {
+                    self.outbox.sent = self.outbox.sent.min(seq.saturating_sub(1));
+                    self.outbox.sent_at = None;
+                }
+                self.pump(client);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, client: &AsyncClient) {
+        // Answers that never came: the owner has long decided alone.
+        let expired = self.settings.claim_deadline * 2;
+        self.pending.retain(|_, (asked, _)| asked.elapsed() < expired);
+        if !self.online.load(Ordering::Acquire) {
+            // Connected but not welcomed yet (the hello or its answer was lost).
+            if self.connected && self.last_sent.elapsed() > HELLO_RETRY {
+                self.hello(client);
+            }
+            return;
+        }
+        if self.outbox.sent_at.is_some_and(|at| at.elapsed() > RESEND_AFTER) {
+            self.outbox.sent = self.outbox.acked;
+            self.outbox.sent_at = None;
+        }
+        self.pump(client);
+        if self.last_sent.elapsed() > HEARTBEAT {
+            self.hello(client);
+        }
+    }
+
+    /// Sends the next batch if none is in flight.
+    fn pump(&mut self, client: &AsyncClient) {
+        if !self.online.load(Ordering::Acquire) || self.outbox.sent_at.is_some() {
+            return;
+        }
+        let after = self.outbox.sent;
+        let reports = match self.ledger().map(|l| l.reports_after(after, MAX_BATCH)) {
+            Some(Ok(reports)) => reports,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "outbox cannot read the ledger");
+                return;
+            }
+            None => return,
+        };
+        let Some(last) = reports.last().map(|r| r.seq) else { return };
+        if self.publish(client, &GateMessage::Scans(reports)) {
+            self.outbox.sent = last;
+            self.outbox.sent_at = Some(Instant::now());
+        }
+    }
+}

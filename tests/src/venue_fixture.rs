@@ -1,0 +1,237 @@
+//! A venue in a temp dir: one issuer, one batch of tickets, a hub (embedded
+//! broker or an external Mosquitto) and any number of enrolled gates, each with
+//! its own state and the batch's manifest imported. Daemons run as real
+//! processes; their stdout lines are read on a thread.
+#![allow(clippy::expect_used, clippy::panic, reason = "test fixture: failing loudly is its job")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::gate_fixture::EVENT;
+use crate::{binary, run};
+
+/// Where the hub's MQTT broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerChoice {
+    /// The hub's own, on a free port.
+    Embedded,
+    /// An external broker at `host:port` (Mosquitto on CI: 127.0.0.1:1883).
+    External(String),
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// A venue id no other run on this machine uses (topics and sessions on a shared broker).
+pub fn unique_venue() -> u64 {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("randomness");
+    100_000 + u64::from(u32::from_le_bytes(bytes) % 1_000_000_000)
+}
+
+/// The venue's files.
+pub struct VenueFixture {
+    dir: TempDir,
+    /// Venue id.
+    pub venue_id: u64,
+    /// Barcodes of the batch, ticket ids 1, 2, 3…
+    pub codes: Vec<String>,
+    /// Address gates connect to.
+    pub mqtt_address: String,
+}
+
+impl VenueFixture {
+    /// An issuer with `tickets` tickets and a hub config on `broker`.
+    pub fn new(tickets: u32, broker: &BrokerChoice) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let venue_id = unique_venue();
+        let path = dir.path();
+        ok(path, "cloud-api", &["keys", "generate", "--dir", "keys"]);
+        let (count, venue, event) = (tickets.to_string(), venue_id.to_string(), EVENT.to_string());
+        ok(
+            path,
+            "cloud-api",
+            &[
+                "tickets",
+                "mint-batch",
+                "--key",
+                "keys/signing-key.pem",
+                "--event",
+                &event,
+                "--count",
+                &count,
+                "--out",
+                "batch",
+                "--venue",
+                &venue,
+                "--version",
+                "1",
+            ],
+        );
+        let codes = std::fs::read_to_string(path.join("batch/barcodes.txt")).expect("barcodes");
+        let (kind, mqtt_address) = match broker {
+            BrokerChoice::Embedded => ("embedded", format!("127.0.0.1:{}", free_port())),
+            BrokerChoice::External(address) => ("external", address.clone()),
+        };
+        let hub = format!(
+            "venue_id = {venue_id}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"{kind}\"\naddress = \"{mqtt_address}\"\n"
+        );
+        std::fs::write(path.join("hub.toml"), hub).expect("hub.toml");
+        Self { dir, venue_id, codes: codes.lines().map(str::to_owned).collect(), mqtt_address }
+    }
+
+    /// The venue's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A gate's folder.
+    pub fn gate_dir(&self, gate_id: &str) -> PathBuf {
+        self.path().join("gates").join(gate_id)
+    }
+
+    /// Enrols gate `gate_id` at the hub and sets it up: config with `extra`
+    /// appended, manifest imported.
+    pub fn add_gate(&self, gate_id: &str, extra: &str) {
+        let dir = self.gate_dir(gate_id);
+        std::fs::create_dir_all(&dir).expect("gate dir");
+        let out = dir.join("enrolment");
+        let out = out.to_str().expect("utf-8 path");
+        ok(self.path(), "sync-hub", &["enroll-gate", "--config", "hub.toml", "--gate-id", gate_id, "--out", out]);
+        let config = format!(
+            "gate_id = \"{gate_id}\"\nvenue_id = {}\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
+             [hub]\nenrolment = \"enrolment\"\n{extra}",
+            self.venue_id
+        );
+        std::fs::write(dir.join("gate.toml"), config).expect("gate.toml");
+        ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
+    }
+
+    /// Starts the hub and waits until it takes frames.
+    pub fn start_hub(&self) -> Daemon {
+        let mut hub = Daemon::spawn("sync-hub", &["run", "--config", "hub.toml"], self.path());
+        hub.wait_for(Duration::from_secs(20), |line| line.contains("\"event\":\"ready\""));
+        hub
+    }
+
+    /// Starts gate `gate_id` (stdin open) without waiting for the hub link.
+    pub fn start_gate(&self, gate_id: &str) -> Daemon {
+        Daemon::spawn("gate-agent", &["run", "--config", "gate.toml"], &self.gate_dir(gate_id))
+    }
+
+    /// Runs `sync-hub ARGS… --config hub.toml` and returns its JSON lines.
+    pub fn hub_query(&self, subcommand: &str) -> Vec<serde_json::Value> {
+        let out = ok(self.path(), "sync-hub", &[subcommand, "--config", "hub.toml"]);
+        out.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+}
+
+fn ok(dir: &Path, bin: &str, args: &[&str]) -> crate::Run {
+    let out = run(bin, args, dir);
+    assert_eq!(out.code, 0, "{bin} {args:?}: {out:?}");
+    out
+}
+
+/// A running daemon: its stdin, and its stdout lines as they come.
+pub struct Daemon {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    name: String,
+    /// Lines read so far that no wait consumed.
+    pub seen: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `bin ARGS…` in `dir`.
+    pub fn spawn(bin: &str, args: &[&str], dir: &Path) -> Self {
+        let mut child = Command::new(binary(bin))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Self { child, stdin, lines, name: format!("{bin} {args:?}"), seen: Vec::new() }
+    }
+
+    /// The next line, or panics after `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> String {
+        self.lines.recv_timeout(timeout).unwrap_or_else(|e| panic!("{}: no line within {timeout:?}: {e}", self.name))
+    }
+
+    /// Reads lines until one satisfies `pred`; returns it.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let line = self.next_line(left);
+            if pred(&line) {
+                return line;
+            }
+            self.seen.push(line);
+        }
+    }
+
+    /// The next decision line (event lines are skipped), as JSON.
+    pub fn next_decision(&mut self, timeout: Duration) -> serde_json::Value {
+        let line = self.wait_for(timeout, |l| l.contains("\"decision\""));
+        serde_json::from_str(&line).expect("decision JSON")
+    }
+
+    /// Writes one line to its stdin.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("write to daemon");
+    }
+
+    /// Closes stdin (a gate then drains and exits).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// SIGKILL, now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
