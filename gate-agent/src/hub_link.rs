@@ -119,9 +119,10 @@ async fn poll(
         let event = eventloop.poll().await;
         let failed = event.is_err();
         if let Some(events) = &events
-            && events.send(event).await.is_err() {
-                return;
-            }
+            && events.send(event).await.is_err()
+        {
+            return;
+        }
         if failed {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

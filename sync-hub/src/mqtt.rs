@@ -38,7 +38,15 @@ pub enum BrokerError {
 /// life of the process).
 pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
     // rumqttd only logs a failed bind; check first so the operator gets an error.
-    drop(std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Listen { addr: listen, source })?);
+    // SO_REUSEADDR as the broker's own listener has it: a restart right after a
+    // crash must not trip over the old connections in TIME_WAIT.
+    let probe = if listen.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    probe
+        .and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(listen)
+        })
+        .map_err(|source| BrokerError::Listen { addr: listen, source })?;
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: MAX_FRAME + PACKET_SLACK,

@@ -9,4 +9,5 @@ mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
 mod hub_arbitration;
+mod hub_faults;
 mod qr_decode_rate;

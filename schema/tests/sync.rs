@@ -1,0 +1,63 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+//! The sync protocol's decoders on arbitrary input: a value or a typed error,
+//! never a panic; what is sealed opens to the same message.
+
+use proptest::prelude::*;
+use schema::Decision;
+use schema::entry::Direction;
+use schema::hlc::HlcTimestamp;
+use schema::sync::{self, GateMessage, HubMessage, NodeKey, Recipient, ReentryRule, ScanReport};
+
+fn report() -> impl Strategy<Value = ScanReport> {
+    (1u64..1_000, any::<u64>(), proptest::option::of(any::<u64>()), any::<bool>(), any::<bool>(), any::<bool>())
+        .prop_map(|(seq, hlc, ticket, exit, offline, multiple)| ScanReport {
+            seq,
+            hlc: HlcTimestamp(hlc),
+            wall_ms: hlc >> 16,
+            ticket_id: ticket,
+            event_id: ticket.map(|_| 9),
+            list_id: 1,
+            direction: if exit { Direction::Exit } else { Direction::Entry },
+            decision: if ticket.is_some() { Decision::Accept } else { Decision::Reject },
+            reason: None,
+            rule: ReentryRule { multiple, after_exit: false },
+            offline,
+            annulled: false,
+            claim_id: None,
+            not_in_replica: false,
+        })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2_048)) {
+        let key = NodeKey::from_secret_bytes(&[4; 32]);
+        let _ = sync::frame::open(&bytes, |_| Some(key.public()));
+        let _ = GateMessage::decode(&bytes);
+        let _ = HubMessage::decode(&bytes);
+        let mut framed = b"TXS1".to_vec();
+        framed.extend_from_slice(&bytes);
+        prop_assert!(sync::frame::open(&framed, |_| Some(key.public())).is_err(), "unsigned bytes never open");
+    }
+
+    #[test]
+    fn sealed_scan_batches_open_to_the_same_message(mut scans in proptest::collection::vec(report(), 0..40)) {
+        scans.sort_by_key(|s| s.seq);
+        scans.dedup_by_key(|s| s.seq);
+        let message = GateMessage::Scans(scans);
+        let key = NodeKey::from_secret_bytes(&[5; 32]);
+        let sealed = key.seal("g-1", Recipient::Node("hub"), &message.encode());
+        let frame = sync::frame::open(&sealed, |_| Some(key.public())).unwrap();
+        prop_assert_eq!(GateMessage::decode(frame.body), Ok(message));
+    }
+
+    #[test]
+    fn any_single_bit_flip_of_a_sealed_frame_is_refused(at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let key = NodeKey::from_secret_bytes(&[6; 32]);
+        let body = GateMessage::Scans(vec![]).encode();
+        let mut sealed = key.seal("g-1", Recipient::Node("hub"), &body);
+        let i = at.index(sealed.len());
+        sealed[i] ^= 1 << bit;
+        prop_assert!(sync::frame::open(&sealed, |_| Some(key.public())).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The hub dies mid-burst: gates keep deciding alone, the hub comes back, every
+//! scan reconciles, nothing acknowledged is lost, and the tickets let in twice
+//! while the hub was away show up as conflicts.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use tixgate_tests::venue_fixture::{BrokerChoice, Daemon, VenueFixture};
+
+const WAIT: Duration = Duration::from_secs(30);
+const BURST: usize = 100;
+const TWICE: usize = 10;
+
+fn wait_link(gate: &mut Daemon, online: bool) {
+    let wanted = format!("\"online\":{online}");
+    gate.wait_for(WAIT, |l| l.contains("\"event\":\"hub_link\"") && l.contains(&wanted));
+}
+
+#[test]
+fn hub_sigkilled_mid_burst_loses_nothing_and_double_entries_become_conflicts() {
+    let venue = VenueFixture::new((2 * BURST + TWICE) as u32, &BrokerChoice::Embedded);
+    venue.add_gate("north-1", "");
+    venue.add_gate("south-2", "");
+    let mut hub = venue.start_hub();
+    let mut north = venue.start_gate("north-1");
+    let mut south = venue.start_gate("south-2");
+    wait_link(&mut north, true);
+    wait_link(&mut south, true);
+
+    // A burst of different tickets at each gate; the hub is killed part-way.
+    for code in &venue.codes[..BURST] {
+        north.send_line(code);
+    }
+    for code in &venue.codes[BURST..2 * BURST] {
+        south.send_line(code);
+    }
+    let mut shown = BTreeSet::new();
+    let mut offline = 0;
+    for i in 0..BURST {
+        if i == BURST / 4 {
+            hub.kill();
+        }
+        for gate in [&mut north, &mut south] {
+            let d = gate.next_decision(WAIT);
+            assert_eq!(d["decision"], "accept", "distinct valid tickets are let in, hub or not: {d}");
+            offline += usize::from(d["offline"] == true);
+            shown.insert(d["scan_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(offline > 0, "some of the burst was decided without the hub");
+
+    // While the hub is away the same tickets arrive at both gates: both let them in.
+    for code in &venue.codes[2 * BURST..] {
+        north.send_line(code);
+        south.send_line(code);
+        for gate in [&mut north, &mut south] {
+            let d = gate.next_decision(WAIT);
+            assert_eq!((d["decision"].as_str(), d["offline"].as_bool()), (Some("accept"), Some(true)), "{d}");
+            shown.insert(d["scan_id"].as_str().unwrap().to_owned());
+        }
+    }
+
+    // The hub restarts from its disk; gates reconnect and send what it lacks.
+    let started = Instant::now();
+    let _hub = venue.start_hub();
+    wait_link(&mut north, true);
+    wait_link(&mut south, true);
+    let per_gate = (BURST + TWICE) as u64;
+    loop {
+        let gates = venue.hub_query("gates");
+        if gates.iter().all(|g| g["acked_through"] == per_gate) {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "not reconciled: {gates:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("reconciled {} scans in {:?} after the restart", 2 * per_gate, started.elapsed());
+
+    // Every decision a gate showed is stored at the hub, exactly once.
+    let db = rusqlite::Connection::open(venue.path().join("hub-state/hub.db")).unwrap();
+    let mut stmt = db.prepare("SELECT gate_id || ':' || seq FROM scans").unwrap();
+    let stored: BTreeSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(stored, shown, "the hub holds exactly the scans the gates showed");
+
+    // The tickets let in at both gates are conflicts, and nothing else is.
+    let conflicts = venue.hub_query("conflicts");
+    let tickets: BTreeSet<u64> = conflicts.iter().map(|c| c["ticket_id"].as_u64().unwrap()).collect();
+    let expected: BTreeSet<u64> = (2 * BURST as u64 + 1..=(2 * BURST + TWICE) as u64).collect();
+    assert_eq!(tickets, expected, "{conflicts:?}");
+    assert_eq!(conflicts.len(), TWICE);
+    for c in &conflicts {
+        let pair = BTreeSet::from([c["first_gate"].as_str().unwrap(), c["second_gate"].as_str().unwrap()]);
+        assert_eq!(pair, BTreeSet::from(["north-1", "south-2"]), "{c}");
+    }
+}
