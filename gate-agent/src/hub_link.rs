@@ -184,6 +184,8 @@ struct LinkTask {
     last_sent: Instant,
     /// The broker accepted our connection (the hub may not have answered yet).
     connected: bool,
+    /// Inputs the owner's queue had no room for yet.
+    for_owner: std::collections::VecDeque<Input>,
 }
 
 impl LinkTask {
@@ -209,6 +211,7 @@ impl LinkTask {
             outbox: Outbox::default(),
             last_sent: Instant::now(),
             connected: false,
+            for_owner: std::collections::VecDeque::new(),
         }
     }
 
@@ -263,7 +266,7 @@ impl LinkTask {
 
     fn set_offline(&mut self) {
         if self.online.swap(false, Ordering::AcqRel) {
-            self.to_owner(Input::HubLink { online: false });
+            self.hand_over(Input::HubLink { online: false });
         }
         // Waiting claims give up at once and decide alone.
         self.pending.clear();
@@ -347,9 +350,9 @@ impl LinkTask {
                     self.outbox.sent = self.outbox.sent.min(first.saturating_sub(1));
                 }
                 if !self.online.swap(true, Ordering::AcqRel) {
-                    self.to_owner(Input::HubLink { online: true });
+                    self.hand_over(Input::HubLink { online: true });
                 }
-                self.to_owner(Input::Acked { through: acked_through });
+                self.hand_over(Input::Acked { through: acked_through });
                 self.pump(client);
             }
             HubMessage::Verdict { claim_id, verdict } => {
@@ -363,18 +366,32 @@ impl LinkTask {
                 }
                 if through > self.outbox.acked {
                     self.outbox.acked = through;
-                    self.to_owner(Input::Acked { through });
+                    self.hand_over(Input::Acked { through });
                 }
                 self.outbox.sent = self.outbox.sent.max(through);
                 self.pump(client);
             }
-            HubMessage::Admissions(admissions) => self.to_owner(Input::Admissions(admissions)),
+            HubMessage::Admissions(admissions) => self.hand_over(Input::Admissions(admissions)),
         }
     }
 
-    fn to_owner(&self, input: Input) {
-        if let Some(owner) = self.to_owner.upgrade() {
-            let _ = owner.try_send(input);
+    /// Hands `input` to the owner thread without blocking the link; what does
+    /// not fit in its queue (a scan burst) waits here, in order, for the next tick.
+    fn hand_over(&mut self, input: Input) {
+        self.for_owner.push_back(input);
+        self.flush_to_owner();
+    }
+
+    fn flush_to_owner(&mut self) {
+        let Some(owner) = self.to_owner.upgrade() else {
+            self.for_owner.clear(); // the owner has stopped
+            return;
+        };
+        while let Some(input) = self.for_owner.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(input)) = owner.try_send(input) {
+                self.for_owner.push_front(input);
+                return;
+            }
         }
     }
 
@@ -397,6 +414,7 @@ impl LinkTask {
     }
 
     fn on_tick(&mut self, client: &AsyncClient) {
+        self.flush_to_owner();
         // Answers that never came: the owner has long decided alone.
         let expired = self.settings.claim_deadline * 2;
         self.pending.retain(|_, (asked, _)| asked.elapsed() < expired);

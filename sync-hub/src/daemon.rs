@@ -75,8 +75,9 @@ pub async fn run(
         connected_tx,
         shutdown.clone(),
     ));
-    let up = tokio::time::timeout(CONNECT_TIMEOUT, connected.wait_for(|c| *c)).await;
-    if !matches!(up, Ok(Ok(_))) {
+    // `wait_for` returns a read guard: drop it here, before any other await.
+    let up = matches!(tokio::time::timeout(CONNECT_TIMEOUT, connected.wait_for(|c| *c)).await, Ok(Ok(_)));
+    if !up {
         shutdown.cancel();
         let _ = client.await;
         return Err(DaemonError::Unreachable(format!("{}:{}", address.0, address.1)));

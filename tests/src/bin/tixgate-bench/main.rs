@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod gate;
+mod hub;
 mod qr;
 
 /// tixgate benchmarks.
@@ -24,6 +25,10 @@ enum Area {
     /// against bare verify+lookup and bare fsynced commit, import time, daemon
     /// memory, camera path.
     Gate,
+    /// The venue hub with 100 simulated gates over the embedded broker and
+    /// Mosquitto: claim round trip against a bare ping-pong, durable ingest
+    /// against one fsynced commit per scan, broadcast spread.
+    Hub,
     /// Camera path: QR decode rate and time on real photos, synthetic degraded
     /// tickets and 1280x720 frames, against a single rxing pass.
     Qr,
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
     }
     let result = match Args::parse().area {
         Area::Gate => gate::run(),
+        Area::Hub => hub::run(),
         Area::Qr => qr::run(),
     };
     match result {

@@ -1,0 +1,388 @@
+//! `tixgate-bench hub`: the venue hub with 100 simulated gates, per transport.
+//!
+//! For the embedded broker and for Mosquitto (127.0.0.1:1883): claim round trip
+//! against a bare ping-pong through the same broker (samples interleaved, so both
+//! see the same machine); sustained durable ingest against one fsynced commit per
+//! scan on the same disk; and how long an admission takes to reach all 100 gates.
+//! QUIC is not built yet and is reported as such.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use schema::Decision;
+use schema::entry::Direction;
+use schema::hlc::HlcTimestamp;
+use schema::sync::{
+    self, Claim, GateMessage, HUB_ID, Hello, HubMessage, NodeKey, Recipient, ReentryRule, ScanReport, topics,
+};
+use serde_json::json;
+use sync_hub::config::{Broker, HubConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+const GATES: usize = 100;
+const SAMPLES: usize = 1_000;
+const BATCHES_PER_GATE: u64 = 2;
+const BATCH: u64 = 250;
+const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Runs the hub benchmark and prints its figures and JSON line.
+pub fn run() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let embedded_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("free port")?.port();
+    let transports = [
+        ("embedded", Broker::Embedded(([127, 0, 0, 1], embedded_port).into())),
+        ("mosquitto", Broker::External(MOSQUITTO.0.into(), MOSQUITTO.1)),
+    ];
+    let mut results = serde_json::Map::new();
+    for (name, broker) in transports {
+        println!("\n== {name} ==");
+        let figures = runtime.block_on(bench(broker)).with_context(|| format!("{name} transport"))?;
+        results.insert(name.into(), figures);
+    }
+    println!("\nquic: not built yet (no figures)");
+    results.insert("quic".into(), serde_json::Value::Null);
+    runtime.shutdown_background();
+    println!("{}", json!({ "bench": "hub", "gates": GATES, "transports": results }));
+    Ok(())
+}
+
+/// What the simulated gates hear, shared with their receiving tasks.
+#[derive(Default)]
+struct Heard {
+    verdicts: HashMap<u64, oneshot::Sender<()>>,
+    pongs: HashMap<u64, oneshot::Sender<()>>,
+    welcomes: usize,
+    subscribed: usize,
+    /// Admission key → when each gate heard it.
+    admissions: HashMap<String, Vec<Instant>>,
+    acked: HashMap<String, u64>,
+}
+
+struct SimGate {
+    id: String,
+    key: NodeKey,
+    out: AsyncClient,
+}
+
+impl SimGate {
+    async fn send(&self, venue: u32, message: &GateMessage) -> anyhow::Result<()> {
+        let frame = self.key.seal(&self.id, Recipient::Node(HUB_ID), &message.encode());
+        self.out.publish(topics::up(venue, &self.id), QoS::AtLeastOnce, false, frame).await?;
+        Ok(())
+    }
+}
+
+async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let venue = 1_000_000 + (std::process::id() % 1_000_000);
+    let config = HubConfig { venue_id: venue, state_dir: dir.path().join("hub"), broker: broker.clone() };
+    let mut keys = Vec::new();
+    let mut hub_key = None;
+    for g in 0..GATES {
+        let id = format!("g{g:03}");
+        let out = dir.path().join(&id);
+        let enrolment = sync_hub::enroll::enroll_gate(&config, &id, &out, 1)?;
+        hub_key = enrolment.hub_key();
+        let pem = std::fs::read_to_string(out.join(sync::GATE_KEY_FILE))?;
+        keys.push((id, NodeKey::from_pkcs8_pem(&pem)?));
+    }
+    let hub_key = hub_key.context("hub key")?;
+
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready) = oneshot::channel();
+    let hub = tokio::spawn(sync_hub::daemon::run(config, Default::default(), shutdown.clone(), move |_| {
+        let _ = ready_tx.send(());
+    }));
+    tokio::time::timeout(Duration::from_secs(20), ready).await.context("hub start")??;
+    let (host, port) = broker.connect_to();
+
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let mut gates = Vec::new();
+    for (id, key) in keys {
+        let (inbound, events) = sync_hub::mqtt::connection(&format!("bench-{venue}-{id}-in"), &host, port);
+        let (out, out_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-{id}-out"), &host, port);
+        inbound.subscribe(topics::down(venue, &id), QoS::AtLeastOnce).await?;
+        inbound.subscribe(topics::broadcast(venue), QoS::AtLeastOnce).await?;
+        inbound.subscribe(format!("tixgate-bench/{venue}/pong/{id}"), QoS::AtLeastOnce).await?;
+        tokio::spawn(drain(out_events));
+        tokio::spawn(listen(events, id.clone(), hub_key, heard.clone()));
+        gates.push(SimGate { id, key, out });
+    }
+    // The ping-pong reference: an echo through the same broker, no hub logic, no disk.
+    let (echo_in, echo_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-echo-in"), &host, port);
+    let (echo_out, echo_out_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-echo-out"), &host, port);
+    echo_in.subscribe(format!("tixgate-bench/{venue}/ping/+"), QoS::AtLeastOnce).await?;
+    tokio::spawn(drain(echo_out_events));
+    tokio::spawn(echo(echo_events, echo_out, venue));
+
+    // Every subscription in place (three per gate), then everyone says hello.
+    let end = Instant::now() + Duration::from_secs(30);
+    while heard.lock().map(|h| h.subscribed).unwrap_or(0) < 3 * GATES {
+        anyhow::ensure!(Instant::now() < end, "subscriptions not acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while heard.lock().map(|h| h.welcomes).unwrap_or(0) < GATES {
+        anyhow::ensure!(Instant::now() < end, "not every gate was welcomed");
+        for gate in &gates {
+            gate.send(venue, &GateMessage::Hello(Hello { replica_version: 1, last_seq: 0, hlc: HlcTimestamp(0) }))
+                .await?;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if heard.lock().map(|h| h.welcomes).unwrap_or(0) >= GATES {
+            break;
+        }
+    }
+
+    // Claims and pings, interleaved (alternating which goes first), from gates in
+    // turn. Each sample starts only once the previous admission has reached every
+    // gate, so neither waits behind the other's fan-out.
+    let (mut claims, mut pings, mut broadcast) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..SAMPLES {
+        let gate = &gates[i % GATES];
+        let claim_first = i % 2 == 0;
+        if !claim_first {
+            pings.push(ping(gate, venue, i as u64, &heard).await?);
+        }
+        let claim_id = 1 + i as u64;
+        let (tx, rx) = oneshot::channel();
+        heard.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.verdicts.insert(claim_id, tx);
+        let claim = Claim {
+            claim_id,
+            ticket_id: claim_id,
+            list_id: 1,
+            direction: Direction::Entry,
+            rule: ReentryRule::default(),
+            hlc: HlcTimestamp::from_millis(claim_id),
+        };
+        let sent = Instant::now();
+        gate.send(venue, &GateMessage::Claim(claim)).await?;
+        tokio::time::timeout(Duration::from_secs(5), rx).await.context("verdict")??;
+        claims.push(sent.elapsed().as_secs_f64() * 1e3);
+        // Broadcast: when the last of the gates heard this admission.
+        let key = format!("{}#{claim_id:x}", gate.id);
+        let end = Instant::now() + Duration::from_secs(5);
+        let last = loop {
+            let times = heard.lock().map(|h| h.admissions.get(&key).cloned().unwrap_or_default()).unwrap_or_default();
+            if times.len() >= GATES {
+                break times.into_iter().max().unwrap_or(sent);
+            }
+            anyhow::ensure!(Instant::now() < end, "admission {key} reached {} of {GATES} gates", times.len());
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        broadcast.push(last.duration_since(sent).as_secs_f64() * 1e3);
+        if claim_first {
+            pings.push(ping(gate, venue, i as u64, &heard).await?);
+        }
+    }
+
+    // Ingest: every gate sends its batches at once; time until all are acknowledged.
+    let total = GATES as u64 * BATCHES_PER_GATE * BATCH;
+    let started = Instant::now();
+    for batch in 0..BATCHES_PER_GATE {
+        for gate in &gates {
+            let scans = (1..=BATCH).map(|s| report(batch * BATCH + s)).collect();
+            gate.send(venue, &GateMessage::Scans(scans)).await?;
+        }
+    }
+    let want = BATCHES_PER_GATE * BATCH;
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = heard.lock().map(|h| h.acked.values().filter(|&&a| a >= want).count()).unwrap_or(0);
+        if done == GATES {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < end, "ingest not acknowledged: {done}/{GATES} gates");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ingest_per_s = total as f64 / started.elapsed().as_secs_f64();
+    let (single_commit_per_s, commit_p99) = single_commits(dir.path())?;
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
+
+    let (claims, pings, broadcast) = (sorted(claims), sorted(pings), sorted(broadcast));
+    let (claim_p99, ping_p99) = (percentile(&claims, 0.99), percentile(&pings, 0.99));
+    // The goal: 1.5x the bare round trip, plus one durable commit.
+    let claim_goal = 1.5 * ping_p99 + commit_p99;
+    println!(
+        "claim round trip   p50 {:.2} ms  p99 {:.2} ms   (bare ping-pong p50 {:.2} ms  p99 {:.2} ms; ratio {:.2})",
+        percentile(&claims, 0.5),
+        claim_p99,
+        percentile(&pings, 0.5),
+        ping_p99,
+        claim_p99 / ping_p99
+    );
+    println!(
+        "                   goal 1.5 x ping p99 + one commit p99 ({commit_p99:.2} ms) = {claim_goal:.2} ms: {}",
+        if claim_p99 <= claim_goal { "met" } else { "NOT met" }
+    );
+    println!(
+        "durable ingest     {ingest_per_s:.0} scans/s   (one fsynced commit per scan: {single_commit_per_s:.0}/s; ratio {:.1})",
+        ingest_per_s / single_commit_per_s
+    );
+    println!(
+        "broadcast to all {GATES} gates  p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&broadcast, 0.5),
+        percentile(&broadcast, 0.99)
+    );
+    Ok(json!({
+        "claim_p50_ms": percentile(&claims, 0.5),
+        "claim_p99_ms": claim_p99,
+        "bare_ping_p99_ms": ping_p99,
+        "claim_ratio": claim_p99 / ping_p99,
+        "commit_p99_ms": commit_p99,
+        "claim_goal_ms": claim_goal,
+        "ingest_per_s": ingest_per_s,
+        "single_commit_per_s": single_commit_per_s,
+        "ingest_ratio": ingest_per_s / single_commit_per_s,
+        "broadcast_p99_ms": percentile(&broadcast, 0.99),
+    }))
+}
+
+/// One bare round trip through the broker: gate → echo → gate.
+async fn ping(gate: &SimGate, venue: u32, nonce: u64, heard: &Mutex<Heard>) -> anyhow::Result<f64> {
+    let (tx, rx) = oneshot::channel();
+    heard.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pongs.insert(nonce, tx);
+    let sent = Instant::now();
+    let topic = format!("tixgate-bench/{venue}/ping/{}", gate.id);
+    gate.out.publish(topic, QoS::AtLeastOnce, false, nonce.to_le_bytes().to_vec()).await?;
+    tokio::time::timeout(Duration::from_secs(5), rx).await.context("pong")??;
+    Ok(sent.elapsed().as_secs_f64() * 1e3)
+}
+
+fn report(seq: u64) -> ScanReport {
+    ScanReport {
+        seq,
+        hlc: HlcTimestamp::from_millis(seq),
+        wall_ms: seq,
+        ticket_id: Some(1_000_000 + seq),
+        event_id: Some(9),
+        list_id: 1,
+        direction: Direction::Entry,
+        decision: Decision::Accept,
+        reason: None,
+        rule: ReentryRule::default(),
+        offline: true,
+        annulled: false,
+        claim_id: None,
+        not_in_replica: false,
+    }
+}
+
+/// The reference: scans stored one fsynced commit each, on the same disk.
+/// Returns commits per second and the p99 of one commit, in ms.
+fn single_commits(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let conn = rusqlite::Connection::open(dir.join("reference.db"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE scans (gate TEXT, seq INTEGER, body BLOB, PRIMARY KEY (gate, seq));",
+    )?;
+    let n: i64 = 500;
+    let mut each = Vec::with_capacity(n as usize);
+    let started = Instant::now();
+    for seq in 0..n {
+        let one = Instant::now();
+        conn.execute("INSERT INTO scans VALUES ('g', ?1, zeroblob(60))", [seq])?;
+        each.push(one.elapsed().as_secs_f64() * 1e3);
+    }
+    let per_s = n as f64 / started.elapsed().as_secs_f64();
+    Ok((per_s, percentile(&sorted(each), 0.99)))
+}
+
+async fn drain(mut events: rumqttc::EventLoop) {
+    loop {
+        if events.poll().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn listen(
+    mut events: rumqttc::EventLoop,
+    gate: String,
+    hub: ed25519_dalek::VerifyingKey,
+    heard: Arc<Mutex<Heard>>,
+) {
+    loop {
+        let publish = match events.poll().await {
+            Ok(Event::Incoming(Packet::Publish(p))) => p,
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                if let Ok(mut heard) = heard.lock() {
+                    heard.subscribed += 1;
+                }
+                continue;
+            }
+            Ok(_) => continue,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let at = Instant::now();
+        let Ok(mut heard) = heard.lock() else { return };
+        if publish.topic.contains("/pong/") {
+            let nonce = publish.payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+            if let Some(tx) = nonce.and_then(|n| heard.pongs.remove(&n)) {
+                let _ = tx.send(());
+            }
+            continue;
+        }
+        let Ok(frame) = sync::frame::open(&publish.payload, |s| (s == HUB_ID).then_some(hub)) else { continue };
+        match HubMessage::decode(frame.body) {
+            Ok(HubMessage::Welcome { .. }) => heard.welcomes += 1,
+            Ok(HubMessage::Verdict { claim_id, .. }) => {
+                if let Some(tx) = heard.verdicts.remove(&claim_id) {
+                    let _ = tx.send(());
+                }
+            }
+            Ok(HubMessage::Ack { through }) => {
+                let acked = heard.acked.entry(gate.clone()).or_default();
+                *acked = (*acked).max(through);
+            }
+            Ok(HubMessage::Admissions(list)) => {
+                for a in list {
+                    heard.admissions.entry(a.key).or_default().push(at);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn echo(mut events: rumqttc::EventLoop, out: AsyncClient, venue: u32) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((topic, payload)) = rx.recv().await {
+            if out.publish(topic, QoS::AtLeastOnce, false, payload).await.is_err() {
+                return;
+            }
+        }
+    });
+    let prefix = format!("tixgate-bench/{venue}/ping/");
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(gate) = p.topic.strip_prefix(&prefix) {
+                    let _ = tx.send((format!("tixgate-bench/{venue}/pong/{gate}"), p.payload.to_vec()));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
