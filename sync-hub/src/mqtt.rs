@@ -138,8 +138,11 @@ pub async fn run_hub_client(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => drop(publish_up.send_replace(true)),
                     Ok(_) => {}
                     Err(e) => {
-                        publish_up.send_replace(false);
-                        tracing::warn!(error = %e, "MQTT (outgoing) connection lost; reconnecting");
+                        if publish_up.send_replace(false) {
+                            tracing::warn!(error = %e, "MQTT (outgoing) connection lost; reconnecting");
+                        } else {
+                            tracing::debug!(error = %e, "MQTT broker not reachable yet");
+                        }
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                 }
@@ -221,8 +224,11 @@ async fn poll_loop(
             }
             Ok(_) => {}
             Err(e) => {
-                connected.send_replace(false);
-                tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                if connected.send_replace(false) {
+                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                } else {
+                    tracing::debug!(error = %e, "MQTT broker not reachable yet");
+                }
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(250)) => {}
