@@ -135,9 +135,9 @@ fn run(config: HubConfig) -> anyhow::Result<()> {
             wait_for_signal().await;
             signals.cancel();
         });
-        daemon::run(config, Status::default(), shutdown, |config| {
-            let (host, port) = config.broker.connect_to();
-            println!("{}", serde_json::json!({ "event": "ready", "mqtt": format!("{host}:{port}") }));
+        daemon::run(config, Status::default(), shutdown, |ready| {
+            let line = serde_json::json!({ "event": "ready", "mqtt": ready.mqtt, "http": ready.http.to_string() });
+            println!("{line}");
         })
         .await
     });

@@ -33,7 +33,12 @@ pub struct HubConfig {
     pub state_dir: PathBuf,
     /// MQTT broker.
     pub broker: Broker,
+    /// Where the dashboard, `/metrics` and `/healthz` listen.
+    pub http: SocketAddr,
 }
+
+/// The dashboard's default address: this box only, until the operator opens it.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8480";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +46,15 @@ struct RawConfig {
     venue_id: u32,
     state_dir: PathBuf,
     mqtt: RawMqtt,
+    #[serde(default)]
+    http: Option<RawHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// `IP:port` of the dashboard.
+    listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +129,9 @@ impl HubConfig {
             }
             other => return Err(invalid("mqtt.broker", format!("{other:?}: expected \"embedded\" or \"external\""))),
         };
-        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker })
+        let http = raw.http.map_or(DEFAULT_HTTP.to_owned(), |h| h.listen);
+        let http = http.parse().map_err(|_| invalid("http.listen", format!("{http:?} is not an IP:port")))?;
+        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, http })
     }
 }
 

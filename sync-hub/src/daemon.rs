@@ -7,6 +7,7 @@
 //! stops and drops its sender, the core finishes the frames already received,
 //! commits, and returns.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Broker, HubConfig};
 use crate::core::{Core, CoreError};
 use crate::enroll::{self, EnrollError};
+use crate::http;
 use crate::mqtt::{self, BrokerError};
 use crate::status::Status;
 use crate::store::Checkpointer;
@@ -39,9 +41,26 @@ pub enum DaemonError {
     /// No broker connection at start-up.
     #[error("cannot reach the MQTT broker at {0} within {CONNECT_TIMEOUT:?}")]
     Unreachable(String),
+    /// The dashboard cannot listen.
+    #[error("dashboard cannot listen on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The core thread died.
     #[error("the hub's core stopped unexpectedly")]
     CoreLost,
+}
+
+/// Where a running hub can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// The MQTT broker, `host:port`.
+    pub mqtt: String,
+    /// The dashboard, as bound (a configured port 0 becomes a real one).
+    pub http: SocketAddr,
 }
 
 /// Runs the hub until `shutdown`. `ready` is called once the hub takes frames.
@@ -49,12 +68,15 @@ pub async fn run(
     config: HubConfig,
     status: Status,
     shutdown: CancellationToken,
-    ready: impl FnOnce(&HubConfig),
+    ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
     let hub_key = enroll::hub_key(&config)?;
     let store = enroll::open_store(&config)?;
     let _checkpointer = Checkpointer::start(store.path()).map_err(CoreError::from)?;
-    let core = Core::new(store, hub_key, status)?;
+    let core = Core::new(store, hub_key, status.clone())?;
+    let (http, http_task) = http::serve(config.http, status, shutdown.clone())
+        .await
+        .map_err(|source| DaemonError::Http { addr: config.http, source })?;
     if let Broker::Embedded(listen) = &config.broker {
         mqtt::start_embedded_broker(*listen)?;
     }
@@ -82,10 +104,11 @@ pub async fn run(
         let _ = client.await;
         return Err(DaemonError::Unreachable(format!("{}:{}", address.0, address.1)));
     }
-    ready(&config);
+    ready(&Ready { mqtt: format!("{}:{}", address.0, address.1), http });
 
     // The client returns on shutdown and drops the core's sender.
     let _ = client.await;
+    let _ = http_task.await;
     tokio::task::spawn_blocking(move || core_thread.join())
         .await
         .map_err(|_| DaemonError::CoreLost)?

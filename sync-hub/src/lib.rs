@@ -5,7 +5,7 @@
 //! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
 //! commits; `core` is the single writer between transports and the two; `mqtt`
 //! embeds a broker or connects to one; `daemon` wires them; `status` is what the
-//! operator sees.
+//! operator sees and `http` serves it (dashboard, metrics, health).
 
 pub mod arbiter;
 pub mod cli;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod enroll;
+pub mod http;
 pub mod mqtt;
 pub mod status;
 pub mod store;

@@ -9,5 +9,6 @@ mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
 mod hub_arbitration;
+mod hub_dashboard;
 mod hub_faults;
 mod qr_decode_rate;

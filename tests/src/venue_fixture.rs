@@ -81,7 +81,8 @@ impl VenueFixture {
             BrokerChoice::External(address) => ("external", address.clone()),
         };
         let hub = format!(
-            "venue_id = {venue_id}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"{kind}\"\naddress = \"{mqtt_address}\"\n"
+            "venue_id = {venue_id}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"{kind}\"\naddress = \"{mqtt_address}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n"
         );
         std::fs::write(path.join("hub.toml"), hub).expect("hub.toml");
         Self { dir, venue_id, codes: codes.lines().map(str::to_owned).collect(), mqtt_address }
@@ -114,10 +115,12 @@ impl VenueFixture {
         ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
     }
 
-    /// Starts the hub and waits until it takes frames.
+    /// Starts the hub and waits until it takes frames; its ready line (with the
+    /// dashboard's address) is kept in [`Daemon::ready`].
     pub fn start_hub(&self) -> Daemon {
         let mut hub = Daemon::spawn("sync-hub", &["run", "--config", "hub.toml"], self.path());
-        hub.wait_for(Duration::from_secs(20), |line| line.contains("\"event\":\"ready\""));
+        let line = hub.wait_for(Duration::from_secs(20), |line| line.contains("\"event\":\"ready\""));
+        hub.ready = Some(serde_json::from_str(&line).expect("ready line is JSON"));
         hub
     }
 
@@ -147,6 +150,8 @@ pub struct Daemon {
     name: String,
     /// Lines read so far that no wait consumed.
     pub seen: Vec<String>,
+    /// The daemon's ready line, once seen.
+    pub ready: Option<serde_json::Value>,
 }
 
 impl Daemon {
@@ -171,7 +176,7 @@ impl Daemon {
             }
         });
         let stdin = child.stdin.take();
-        Self { child, stdin, lines, name: format!("{bin} {args:?}"), seen: Vec::new() }
+        Self { child, stdin, lines, name: format!("{bin} {args:?}"), seen: Vec::new(), ready: None }
     }
 
     /// The next line, or panics after `timeout`.
@@ -234,4 +239,29 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body). Enough for a JSON or
+/// text endpoint; `until` stops reading once the body contains it (for streams).
+pub fn http_get(addr: &str, path: &str, until: Option<&str>) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the dashboard");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send request");
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if until.is_some_and(|u| String::from_utf8_lossy(&raw).contains(u)) {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (code, body)
 }

@@ -90,7 +90,12 @@ impl SimGate {
 async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let venue = 1_000_000 + (std::process::id() % 1_000_000);
-    let config = HubConfig { venue_id: venue, state_dir: dir.path().join("hub"), broker: broker.clone() };
+    let config = HubConfig {
+        venue_id: venue,
+        state_dir: dir.path().join("hub"),
+        broker: broker.clone(),
+        http: ([127, 0, 0, 1], 0).into(),
+    };
     let mut keys = Vec::new();
     let mut hub_key = None;
     for g in 0..GATES {

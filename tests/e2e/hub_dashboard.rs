@@ -1,0 +1,73 @@
+//! What the operator sees: the dashboard page, its live feed, the JSON status,
+//! Prometheus metrics and the health check, with real gates connected.
+
+use std::time::{Duration, Instant};
+
+use tixgate_tests::venue_fixture::{BrokerChoice, VenueFixture, http_get};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn the_operator_sees_every_gate_inside_counts_and_rejections() {
+    let venue = VenueFixture::new(5, &BrokerChoice::Embedded);
+    venue.add_gate("north-1", "");
+    venue.add_gate("south-2", "");
+    venue.add_gate("spare-3", "");
+    let hub = venue.start_hub();
+    let http = hub.ready.as_ref().unwrap()["http"].as_str().unwrap().to_owned();
+    let mut north = venue.start_gate("north-1");
+    let mut south = venue.start_gate("south-2");
+    for gate in [&mut north, &mut south] {
+        gate.wait_for(WAIT, |l| l.contains("\"hub_link\"") && l.contains("\"online\":true"));
+    }
+    north.send_line(&venue.codes[0]);
+    north.send_line("TX1:NOT-A-TICKET");
+    south.send_line(&venue.codes[1]);
+    assert_eq!(north.next_decision(WAIT)["decision"], "accept");
+    assert_eq!(north.next_decision(WAIT)["reason"], "malformed");
+    assert_eq!(south.next_decision(WAIT)["decision"], "accept");
+
+    assert_eq!(http_get(&http, "/healthz", None), (200, "{\"status\":\"ok\"}".to_owned()));
+
+    // Scans reach the hub through the outbox: wait for the metrics to show them.
+    let started = Instant::now();
+    let metrics = loop {
+        let (code, body) = http_get(&http, "/metrics", None);
+        assert_eq!(code, 200);
+        if body.contains("tixgate_hub_rejections_total{reason=\"malformed\"} 1")
+            && body.contains("tixgate_hub_scans_total{gate=\"north-1\"} 2")
+        {
+            break body;
+        }
+        assert!(started.elapsed() < WAIT, "metrics never showed the scans:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for line in [
+        "tixgate_hub_gates_online 2",
+        "tixgate_hub_gate_up{gate=\"north-1\"} 1",
+        "tixgate_hub_gate_up{gate=\"spare-3\"} 0",
+        "tixgate_hub_inside{list=\"1\"} 2",
+        "tixgate_hub_conflicts_total 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+
+    let (code, body) = http_get(&http, "/api/status", None);
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let gates = status["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 3, "every enrolled gate is listed, connected or not");
+    let north_view = gates.iter().find(|g| g["gate_id"] == "north-1").unwrap();
+    assert_eq!((north_view["online"].as_bool(), north_view["transport"].as_str()), (Some(true), Some("mqtt")));
+    assert_eq!(north_view["replica_version"], 1);
+    assert_eq!(status["rejections"]["malformed"], 1);
+
+    // The live feed pushes the same snapshot as server-sent events.
+    let (code, feed) = http_get(&http, "/events", Some("south-2"));
+    assert_eq!(code, 200);
+    assert!(feed.contains("event: status") && feed.contains("\"gate_id\":\"north-1\""), "{feed}");
+
+    let (code, page) = http_get(&http, "/", None);
+    assert_eq!(code, 200);
+    assert!(page.contains("tixgate venue hub") && page.contains("new EventSource(\"/events\")"));
+}
