@@ -70,4 +70,64 @@ fn the_operator_sees_every_gate_inside_counts_and_rejections() {
     let (code, page) = http_get(&http, "/", None);
     assert_eq!(code, 200);
     assert!(page.contains("tixgate venue hub") && page.contains("new EventSource(\"/events\")"));
+
+    screenshot_shows_two_gates_online_and_one_offline(&http, venue.path());
+}
+
+/// Headless Chromium renders the page, runs its script and takes the live feed:
+/// the screenshot must show two green "online" badges and one red "offline".
+fn screenshot_shows_two_gates_online_and_one_offline(http: &str, dir: &std::path::Path) {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        // CI installs Chromium and sets this; elsewhere the browser is optional.
+        assert!(std::env::var_os("TIXGATE_REQUIRE_BROWSER").is_none(), "no Chromium found (apt-get install chromium)");
+        eprintln!("SKIPPED the dashboard screenshot: no Chromium on this machine");
+        return;
+    };
+    let shot = dir.join("dashboard.png");
+    let profile = dir.join("chromium-profile");
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            // The page keeps its event stream open, so it never finishes loading:
+            // stop after 5 s (the feed pushes at once) and take the picture.
+            "--timeout=5000",
+            "--window-size=1200,700",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{http}/"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run chromium");
+    let mut chromium = out;
+    let started = Instant::now();
+    while chromium.try_wait().expect("chromium status").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = chromium.kill();
+            panic!("chromium did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(shot.exists(), "chromium wrote no screenshot");
+    if let Some(keep) = std::env::var_os("TIXGATE_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&shot, keep);
+    }
+    let image = image::open(&shot).expect("screenshot is an image").to_rgb8();
+    let count = |rgb: [u8; 3]| image.pixels().filter(|p| p.0 == rgb).count();
+    let (green, red) = (count([0x33, 0xcc, 0x33]), count([0xcc, 0x33, 0x33]));
+    // One badge is a few hundred pixels; two green ones are about twice one red.
+    assert!(red > 100, "no red offline badge rendered ({red} px)");
+    assert!(green > red * 3 / 2, "expected two online badges to one offline: green {green} px, red {red} px");
 }
