@@ -271,11 +271,8 @@ fn hub(raw: RawHub, base: &Path, gate_id: &str, venue_id: u64) -> Result<HubSett
         .map_err(|e| ("hub.enrolment", format!("{GATE_KEY_FILE}: {e}")))?;
     let hub_key = enrolment.hub_key().ok_or(("hub.enrolment", "hub_public_key is not an Ed25519 key".to_owned()))?;
     let address = raw.mqtt_address.clone().unwrap_or_else(|| enrolment.mqtt_address.clone());
-    let mqtt = address
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-        .filter(|(h, p)| !h.is_empty() && *p != 0)
-        .ok_or(("hub.mqtt_address", format!("{address:?} is not host:port")))?;
+    let mqtt =
+        schema::sync::parse_host_port(&address).ok_or(("hub.mqtt_address", format!("{address:?} is not host:port")))?;
     let deadline = raw.claim_deadline_ms.unwrap_or(300);
     if !CLAIM_DEADLINE_MS.contains(&deadline) {
         return Err(("hub.claim_deadline_ms", format!("{deadline} is outside {CLAIM_DEADLINE_MS:?}")));

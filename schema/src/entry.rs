@@ -37,6 +37,22 @@ pub enum Direction {
     Exit,
 }
 
+impl Direction {
+    /// The stored code: `entry` or `exit`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Direction::Entry => "entry",
+            Direction::Exit => "exit",
+        }
+    }
+
+    /// Reads a stored code; anything but `exit` reads as an entry, the stricter
+    /// reading for history (a damaged row never lets someone in again).
+    pub fn from_code(code: &str) -> Self {
+        if code == "exit" { Direction::Exit } else { Direction::Entry }
+    }
+}
+
 /// What a gate does with a validly signed ticket its replica does not hold
 /// (typically bought after the last sync).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -151,6 +151,22 @@ pub enum Decision {
     Reject,
 }
 
+impl Decision {
+    /// The stored code: `accept` or `reject`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Decision::Accept => "accept",
+            Decision::Reject => "reject",
+        }
+    }
+
+    /// Reads a stored code; anything but `accept` reads as a rejection (the safe
+    /// reading of a damaged row).
+    pub fn from_code(code: &str) -> Self {
+        if code == "accept" { Decision::Accept } else { Decision::Reject }
+    }
+}
+
 /// The one-line JSON answer of `verify` and `scan`:
 /// `{"decision":…,"reason":…,"ticket":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -118,12 +118,7 @@ impl HubConfig {
                     .map_err(|_| invalid("mqtt.address", format!("{:?} is not an IP:port", raw.mqtt.address)))?,
             ),
             "external" => {
-                let (host, port) = raw
-                    .mqtt
-                    .address
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                    .filter(|(h, p)| !h.is_empty() && *p != 0)
+                let (host, port) = schema::sync::parse_host_port(&raw.mqtt.address)
                     .ok_or_else(|| invalid("mqtt.address", format!("{:?} is not host:port", raw.mqtt.address)))?;
                 Broker::External(host, port)
             }

@@ -162,17 +162,6 @@ pub struct HubStore {
     path: PathBuf,
 }
 
-fn direction_code(d: Direction) -> &'static str {
-    match d {
-        Direction::Entry => "entry",
-        Direction::Exit => "exit",
-    }
-}
-
-fn direction_from(s: &str) -> Direction {
-    if s == "exit" { Direction::Exit } else { Direction::Entry }
-}
-
 impl HubStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -287,7 +276,7 @@ impl HubStore {
                     list_id: r.get(2)?,
                     gate: r.get(3)?,
                     at: HlcTimestamp(r.get::<_, i64>(4)? as u64),
-                    direction: direction_from(&r.get::<_, String>(5)?),
+                    direction: Direction::from_code(&r.get::<_, String>(5)?),
                     annulled: r.get(6)?,
                     confirmed: r.get(7)?,
                 })
@@ -361,7 +350,7 @@ impl HubStore {
             .map_err(self.err())?;
         let rows = stmt
             .query_map([gate_id], |r| {
-                let decision = if r.get::<_, String>(1)? == "accept" { Decision::Accept } else { Decision::Reject };
+                let decision = Decision::from_code(&r.get::<_, String>(1)?);
                 Ok((r.get::<_, i64>(0)? as u64, decision, r.get(2)?, r.get(3)?))
             })
             .map_err(self.err())?;
@@ -382,7 +371,7 @@ fn apply(tx: &Transaction<'_>, change: &Change, now_ms: u64) -> rusqlite::Result
                 a.list_id,
                 a.gate,
                 a.at.0 as i64,
-                direction_code(a.direction),
+                a.direction.code(),
                 a.annulled,
                 a.confirmed
             ])?;
@@ -407,8 +396,8 @@ fn apply(tx: &Transaction<'_>, change: &Change, now_ms: u64) -> rusqlite::Result
                 r.ticket_id.map(|t| t as i64),
                 r.event_id.map(|e| e as i64),
                 r.list_id,
-                direction_code(r.direction),
-                if r.decision == Decision::Accept { "accept" } else { "reject" },
+                r.direction.code(),
+                r.decision.code(),
                 r.reason.map(Reason::code),
                 r.offline,
                 r.annulled,

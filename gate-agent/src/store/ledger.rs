@@ -169,7 +169,7 @@ impl Ledger {
             .query_map(params![ticket_id as i64, list_id, self.gate_id], |r| {
                 Ok(PastScan {
                     at: HlcTimestamp(r.get::<_, i64>(0)? as u64),
-                    direction: direction_from(&r.get::<_, String>(1)?),
+                    direction: Direction::from_code(&r.get::<_, String>(1)?),
                     gate: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| self.gate_id.clone()),
                 })
             })
@@ -201,7 +201,7 @@ impl Ledger {
                         a.list_id,
                         a.gate,
                         a.at.0 as i64,
-                        direction_code(a.direction),
+                        a.direction.code(),
                         a.annulled
                     ])
                     .map_err(StoreError::sqlite(&self.path))?;
@@ -244,8 +244,8 @@ impl Ledger {
                     ticket_id: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
                     event_id: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
                     list_id: r.get(5)?,
-                    direction: direction_from(&r.get::<_, String>(6)?),
-                    decision: decision_from(&r.get::<_, String>(7)?),
+                    direction: Direction::from_code(&r.get::<_, String>(6)?),
+                    decision: Decision::from_code(&r.get::<_, String>(7)?),
                     reason: reason.as_deref().and_then(Reason::from_code),
                     rule: ReentryRule { multiple: r.get(9)?, after_exit: r.get(10)? },
                     offline: r.get(11)?,
@@ -288,9 +288,9 @@ impl Ledger {
                 scan.ticket_id.map(|t| t as i64),
                 scan.event_id.map(|e| e as i64),
                 scan.code_hash.as_slice(),
-                direction_code(scan.direction),
+                scan.direction.code(),
                 scan.list_id,
-                decision_code(scan.decision),
+                scan.decision.code(),
                 scan.reason.map(Reason::code),
                 scan.not_in_replica,
                 scan.offline,
@@ -361,38 +361,15 @@ fn record_from(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
         wall_ms: r.get::<_, i64>(3)? as u64,
         ticket_id: r.get::<_, Option<i64>>(4)?.map(|t| t as u64),
         event_id: r.get::<_, Option<i64>>(5)?.map(|e| e as u64),
-        direction: direction_from(&r.get::<_, String>(6)?),
+        direction: Direction::from_code(&r.get::<_, String>(6)?),
         list_id: r.get(7)?,
-        decision: decision_from(&r.get::<_, String>(8)?),
+        decision: Decision::from_code(&r.get::<_, String>(8)?),
         reason: reason.as_deref().and_then(Reason::from_code),
         not_in_replica: r.get(10)?,
         offline: r.get(11)?,
         annulled: r.get(12)?,
         acked: r.get(13)?,
     })
-}
-
-fn direction_code(d: Direction) -> &'static str {
-    match d {
-        Direction::Entry => "entry",
-        Direction::Exit => "exit",
-    }
-}
-
-/// Anything but "exit" reads as an entry: the stricter reading for history.
-fn direction_from(s: &str) -> Direction {
-    if s == "exit" { Direction::Exit } else { Direction::Entry }
-}
-
-fn decision_code(d: Decision) -> &'static str {
-    match d {
-        Decision::Accept => "accept",
-        Decision::Reject => "reject",
-    }
-}
-
-fn decision_from(s: &str) -> Decision {
-    if s == "accept" { Decision::Accept } else { Decision::Reject }
 }
 
 /// Brings a ledger written by an earlier version up to date, in place.

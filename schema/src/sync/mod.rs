@@ -37,6 +37,13 @@ pub fn valid_node_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_NODE_ID && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Splits `host:port` (port 1–65535, host not empty); `None` otherwise.
+pub fn parse_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
 /// How a check-in list treats a second entry; travels with claims and reports so
 /// the hub applies the gate's own list rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
