@@ -217,8 +217,9 @@ impl LinkTask {
 
     fn connection(&self, direction: &str) -> (AsyncClient, rumqttc::EventLoop) {
         let (host, port) = &self.settings.mqtt;
-        let id = format!("tixgate-gate-{}-{}-{direction}", self.venue, self.gate_id);
+        let id = sync::mqtt_client_id(self.venue, &self.gate_id, direction);
         let mut options = MqttOptions::new(id, host, *port);
+        options.set_credentials(self.gate_id.clone(), self.settings.enrolment.mqtt_password.clone());
         options
             .set_keep_alive(Duration::from_secs(5))
             .set_clean_session(false)

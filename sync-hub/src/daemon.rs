@@ -17,9 +17,10 @@ use crate::config::{Broker, HubConfig};
 use crate::core::{Core, CoreError};
 use crate::enroll::{self, EnrollError};
 use crate::http;
-use crate::mqtt::{self, BrokerError};
+use crate::mqtt::{self, BrokerError, Credentials};
 use crate::status::Status;
 use crate::store::Checkpointer;
+use schema::sync::HUB_ID;
 
 /// Frames waiting for the core; a transport waits when it is full.
 const INBOUND_QUEUE: usize = 16_384;
@@ -77,9 +78,16 @@ pub async fn run(
     let (http, http_task) = http::serve(config.http, status, shutdown.clone())
         .await
         .map_err(|source| DaemonError::Http { addr: config.http, source })?;
-    if let Broker::Embedded(listen) = &config.broker {
-        mqtt::start_embedded_broker(*listen)?;
-    }
+    // The embedded broker admits enrolled gates and this run of the hub only.
+    let login = match &config.broker {
+        Broker::Embedded(listen) => {
+            let password = enroll::random_secret()?;
+            let db = config.state_dir.join(enroll::HUB_DB_FILE);
+            mqtt::start_embedded_broker(*listen, Credentials::new(config.venue_id, db, &password))?;
+            Some((HUB_ID.to_owned(), password))
+        }
+        Broker::External(..) => None,
+    };
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
     let core_thread = std::thread::Builder::new()
@@ -91,6 +99,7 @@ pub async fn run(
     let address = config.broker.connect_to();
     let client = tokio::spawn(mqtt::run_hub_client(
         address.clone(),
+        login,
         config.venue_id,
         inbound_tx,
         outbound_rx,

@@ -51,6 +51,19 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnrollError> {
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(io(path))
 }
 
+/// A fresh password: 32 random bytes, hex.
+pub fn random_secret() -> Result<String, EnrollError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| EnrollError::Invalid(format!("no randomness: {e}")))?;
+    Ok(data_encoding::HEXLOWER.encode(&secret))
+}
+
+/// What the hub keeps of a password.
+pub fn secret_hash(password: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(password.as_bytes()).into()
+}
+
 fn new_key() -> Result<NodeKey, EnrollError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| EnrollError::Invalid(format!("no randomness: {e}")))?;
@@ -92,18 +105,20 @@ pub fn enroll_gate(config: &HubConfig, gate_id: &str, out: &Path, now_ms: u64) -
     if key_path.exists() {
         return Err(EnrollError::Invalid(format!("{} exists: enrol into an empty folder", key_path.display())));
     }
-    store.enroll(gate_id, &key.public(), now_ms)?;
+    let mqtt_password = random_secret()?;
+    store.enroll(gate_id, &key.public(), &secret_hash(&mqtt_password), now_ms)?;
     let (host, port) = config.broker.connect_to();
     let enrolment = Enrolment {
         venue_id: config.venue_id,
         gate_id: gate_id.to_owned(),
         hub_public_key: data_encoding::HEXLOWER.encode(hub.public().as_bytes()),
         mqtt_address: format!("{host}:{port}"),
+        mqtt_password,
     };
     let pem = key.to_pkcs8_pem().map_err(|e| EnrollError::Invalid(e.to_string()))?;
     write_private(&key_path, pem.as_bytes())?;
     let json = serde_json::to_string_pretty(&enrolment).map_err(|e| EnrollError::Invalid(e.to_string()))?;
-    let path = out.join(ENROLMENT_FILE);
-    std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    // It holds the MQTT password: private, like the key.
+    write_private(&out.join(ENROLMENT_FILE), (json + "\n").as_bytes())?;
     Ok(enrolment)
 }

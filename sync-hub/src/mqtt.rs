@@ -8,15 +8,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-use schema::sync::{MAX_FRAME, topics};
+use schema::sync::{HUB_ID, MAX_FRAME, is_client_id_of, topics};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Inbound, Outbound};
+use crate::enroll::secret_hash;
 use crate::status::Transport;
+use crate::store::HubStore;
 
 /// Room for the MQTT header around a frame.
 const PACKET_SLACK: usize = 1_024;
@@ -34,9 +38,62 @@ pub enum BrokerError {
     },
 }
 
+/// Who may connect to the embedded broker: enrolled, unrevoked gates with their
+/// password and their own client ids, and the hub itself.
+#[derive(Clone)]
+pub struct Credentials {
+    venue: u32,
+    db: PathBuf,
+    hub_secret: [u8; 32],
+    gates: Arc<Mutex<GateSecrets>>,
+}
+
+/// Password hashes of enrolled gates, and when they were read.
+type GateSecrets = (Option<Instant>, HashMap<String, [u8; 32]>);
+
+/// Re-read the enrolled gates at most this often (enrolments and revocations
+/// take effect within it).
+const CREDENTIALS_TTL: Duration = Duration::from_secs(2);
+
+impl Credentials {
+    /// Credentials from `hub.db` at `db`, plus the hub's own password for this run.
+    pub fn new(venue: u32, db: PathBuf, hub_password: &str) -> Self {
+        Self { venue, db, hub_secret: secret_hash(hub_password), gates: Arc::default() }
+    }
+
+    /// May this client connect?
+    pub fn check(&self, client_id: &str, user: &str, password: &str) -> bool {
+        let hash = secret_hash(password);
+        if user == HUB_ID {
+            return same(&hash, &self.hub_secret) && client_id.starts_with(&format!("tixgate-hub-{}-", self.venue));
+        }
+        if !is_client_id_of(self.venue, user, client_id) {
+            return false;
+        }
+        let Ok(mut cache) = self.gates.lock() else { return false };
+        let stale = cache.0.is_none_or(|read| read.elapsed() > CREDENTIALS_TTL);
+        if stale {
+            match HubStore::open(&self.db).and_then(|store| store.mqtt_secrets()) {
+                Ok(gates) => *cache = (Some(Instant::now()), gates),
+                Err(e) => tracing::warn!(error = %e, "cannot read enrolled gates; keeping the last list"),
+            }
+        }
+        let known = cache.1.get(user).is_some_and(|secret| same(&hash, secret));
+        if !known {
+            tracing::warn!(client_id, user, "MQTT connection refused: unknown gate, revoked, or wrong password");
+        }
+        known
+    }
+}
+
+/// Compares two hashes in constant time.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Starts the embedded broker on `listen` in its own threads (it runs for the
-/// life of the process).
-pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
+/// life of the process). Every connection must pass `credentials`.
+pub fn start_embedded_broker(listen: SocketAddr, credentials: Credentials) -> Result<(), BrokerError> {
     // rumqttd only logs a failed bind; check first so the operator gets an error.
     // SO_REUSEADDR as the broker's own listener has it: a restart right after a
     // crash must not trip over the old connections in TIME_WAIT.
@@ -47,7 +104,7 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
             socket.bind(listen)
         })
         .map_err(|source| BrokerError::Listen { addr: listen, source })?;
-    let connections = rumqttd::ConnectionSettings {
+    let mut connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: MAX_FRAME + PACKET_SLACK,
         max_inflight_count: 500,
@@ -55,6 +112,10 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
         external_auth: None,
         dynamic_filters: true,
     };
+    connections.set_auth_handler(move |client_id: String, user: String, password: String| {
+        let credentials = credentials.clone();
+        async move { credentials.check(&client_id, &user, &password) }
+    });
     let server = rumqttd::ServerSettings {
         name: "tixgate-v4".into(),
         listen,
@@ -89,8 +150,11 @@ pub fn start_embedded_broker(listen: SocketAddr) -> Result<(), BrokerError> {
 /// One MQTT connection with the options tixgate uses everywhere: persistent
 /// session, QoS 1 in flight up to a window, frames up to [`MAX_FRAME`], and
 /// `TCP_NODELAY` (claims and verdicts are small and latency-bound).
-pub fn connection(client_id: &str, host: &str, port: u16) -> (AsyncClient, EventLoop) {
+pub fn connection(client_id: &str, host: &str, port: u16, login: Option<(&str, &str)>) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(client_id, host, port);
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
     options
         .set_keep_alive(Duration::from_secs(5))
         .set_clean_session(false)
@@ -116,14 +180,16 @@ pub fn connection(client_id: &str, host: &str, port: u16) -> (AsyncClient, Event
 /// nothing waits behind them.
 pub async fn run_hub_client(
     (host, port): (String, u16),
+    login: Option<(String, String)>,
     venue: u32,
     inbound: mpsc::Sender<Inbound>,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     connected: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let (subscriber, sub_events) = connection(&format!("tixgate-hub-{venue}-in"), &host, port);
-    let (publisher, mut pub_events) = connection(&format!("tixgate-hub-{venue}-out"), &host, port);
+    let login = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    let (subscriber, sub_events) = connection(&format!("tixgate-hub-{venue}-in"), &host, port, login);
+    let (publisher, mut pub_events) = connection(&format!("tixgate-hub-{venue}-out"), &host, port, login);
     let publish_up = watch::Sender::new(false);
     let mut publish_ready = publish_up.subscribe();
     let pub_poller = {

@@ -20,6 +20,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gates (
     gate_id       TEXT PRIMARY KEY,
     public_key    BLOB NOT NULL,           -- Ed25519, from enrolment
+    mqtt_secret   BLOB NOT NULL,           -- SHA-256 of the gate's MQTT password
     enrolled_ms   INTEGER NOT NULL,
     revoked_ms    INTEGER,                 -- set: refused from then on
     acked_through INTEGER NOT NULL DEFAULT 0
@@ -187,8 +188,14 @@ impl HubStore {
         &self.path
     }
 
-    /// Enrols a gate with its public key.
-    pub fn enroll(&self, gate_id: &str, key: &VerifyingKey, now_ms: u64) -> Result<(), StoreError> {
+    /// Enrols a gate with its public key and the SHA-256 of its MQTT password.
+    pub fn enroll(
+        &self,
+        gate_id: &str,
+        key: &VerifyingKey,
+        mqtt_secret: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let existing: Option<Option<i64>> = self
             .conn
             .query_row("SELECT revoked_ms FROM gates WHERE gate_id = ?1", [gate_id], |r| r.get(0))
@@ -200,9 +207,10 @@ impl HubStore {
         // Re-enrolling a revoked gate keeps its scan cursor: its old scans stay stored.
         self.conn
             .execute(
-                "INSERT INTO gates (gate_id, public_key, enrolled_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (gate_id) DO UPDATE SET public_key = ?2, enrolled_ms = ?3, revoked_ms = NULL",
-                params![gate_id, key.as_bytes().as_slice(), now_ms as i64],
+                "INSERT INTO gates (gate_id, public_key, mqtt_secret, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (gate_id)
+                 DO UPDATE SET public_key = ?2, mqtt_secret = ?3, enrolled_ms = ?4, revoked_ms = NULL",
+                params![gate_id, key.as_bytes().as_slice(), mqtt_secret.as_slice(), now_ms as i64],
             )
             .map_err(self.err())?;
         Ok(())
@@ -240,6 +248,18 @@ impl HubStore {
                 Some((id, VerifyingKey::from_bytes(&bytes).ok()?))
             })
             .collect())
+    }
+
+    /// MQTT password hashes of gates that are enrolled and not revoked.
+    pub fn mqtt_secrets(&self) -> Result<HashMap<String, [u8; 32]>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT gate_id, mqtt_secret FROM gates WHERE revoked_ms IS NULL").map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(rows.into_iter().filter_map(|(id, hash)| Some((id, hash.try_into().ok()?))).collect())
     }
 
     /// Every gate ever enrolled.

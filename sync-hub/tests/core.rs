@@ -33,7 +33,7 @@ fn hub_with(gates: &[(&str, u8)]) -> Hub {
     let path = dir.path().join("hub.db");
     let store = HubStore::open(&path).unwrap();
     for (gate, seed) in gates {
-        store.enroll(gate, &key(*seed).public(), 1).unwrap();
+        store.enroll(gate, &key(*seed).public(), &[0; 32], 1).unwrap();
     }
     let hub_key = key(200);
     let status = Status::default();

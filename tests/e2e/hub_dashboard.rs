@@ -131,3 +131,50 @@ fn screenshot_shows_two_gates_online_and_one_offline(http: &str, dir: &std::path
     assert!(red > 100, "no red offline badge rendered ({red} px)");
     assert!(green > red * 3 / 2, "expected two online badges to one offline: green {green} px, red {red} px");
 }
+
+/// The embedded broker admits enrolled gates with their own password and their
+/// own client ids only: no anonymous clients, no borrowed sessions, no revoked gates.
+#[test]
+fn the_embedded_broker_refuses_strangers_borrowed_sessions_and_revoked_gates() {
+    use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet};
+
+    let venue = VenueFixture::new(1, &BrokerChoice::Embedded);
+    venue.add_gate("north-1", "");
+    venue.add_gate("south-2", "");
+    let _hub = venue.start_hub();
+    let venue_id = u32::try_from(venue.venue_id).unwrap();
+    let (host, port) = schema::sync::parse_host_port(&venue.mqtt_address).unwrap();
+    let password = |gate: &str| {
+        let path = venue.gate_dir(gate).join("enrolment/enrolment.json");
+        let enrolment: schema::sync::Enrolment = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        enrolment.mqtt_password
+    };
+    let connects = |client_id: &str, login: Option<(&str, &str)>| -> bool {
+        let mut options = MqttOptions::new(client_id, host.clone(), port);
+        if let Some((user, pass)) = login {
+            options.set_credentials(user, pass);
+        }
+        let (_client, mut connection) = Client::new(options, 10);
+        for event in connection.iter().take(3) {
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => return ack.code == rumqttc::ConnectReturnCode::Success,
+                Ok(_) => {}
+                Err(ConnectionError::ConnectionRefused(_)) | Err(_) => return false,
+            }
+        }
+        false
+    };
+    let north = password("north-1");
+    let north_id = schema::sync::mqtt_client_id(venue_id, "north-1", "in");
+    let south_id = schema::sync::mqtt_client_id(venue_id, "south-2", "in");
+    assert!(connects(&north_id, Some(("north-1", &north))), "the gate itself gets in");
+    assert!(!connects(&north_id, None), "anonymous");
+    assert!(!connects(&north_id, Some(("north-1", "guess"))), "wrong password");
+    assert!(!connects(&south_id, Some(("north-1", &north))), "north's password with south's session");
+    assert!(!connects("anything", Some(("ghost", "x"))), "never enrolled");
+    let out =
+        tixgate_tests::run("sync-hub", &["revoke-gate", "--config", "hub.toml", "--gate-id", "north-1"], venue.path());
+    assert_eq!(out.code, 0, "{out:?}");
+    std::thread::sleep(Duration::from_millis(2_500)); // the broker re-reads enrolments every 2 s
+    assert!(!connects(&north_id, Some(("north-1", &north))), "revoked");
+}

@@ -377,6 +377,21 @@ pub struct Enrolment {
     pub hub_public_key: String,
     /// The MQTT broker, `host:port`.
     pub mqtt_address: String,
+    /// MQTT password for user `gate_id` (the embedded broker checks it; see
+    /// [`mqtt_client_id`] for the client ids that go with it).
+    pub mqtt_password: String,
+}
+
+/// The MQTT client id of gate `gate`'s connection in direction `direction`
+/// (`in` or `out`). The embedded broker accepts a gate's password only with
+/// its own client ids, so no gate can take over another's session.
+pub fn mqtt_client_id(venue: u32, gate: &str, direction: &str) -> String {
+    format!("tixgate-gate-{venue}-{gate}-{direction}")
+}
+
+/// Whether `client_id` is one of gate `gate`'s client ids.
+pub fn is_client_id_of(venue: u32, gate: &str, client_id: &str) -> bool {
+    ["in", "out"].iter().any(|d| mqtt_client_id(venue, gate, d) == client_id)
 }
 
 impl Enrolment {

@@ -104,8 +104,10 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         let enrolment = sync_hub::enroll::enroll_gate(&config, &id, &out, 1)?;
         hub_key = enrolment.hub_key();
         let pem = std::fs::read_to_string(out.join(sync::GATE_KEY_FILE))?;
-        keys.push((id, NodeKey::from_pkcs8_pem(&pem)?));
+        keys.push((id, NodeKey::from_pkcs8_pem(&pem)?, enrolment.mqtt_password));
     }
+    // The echo of the ping-pong reference logs in as one more gate.
+    let echo_login = sync_hub::enroll::enroll_gate(&config, "echo", &dir.path().join("echo"), 1)?.mqtt_password;
     let hub_key = hub_key.context("hub key")?;
 
     let shutdown = CancellationToken::new();
@@ -118,9 +120,11 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
 
     let heard = Arc::new(Mutex::new(Heard::default()));
     let mut gates = Vec::new();
-    for (id, key) in keys {
-        let (inbound, events) = sync_hub::mqtt::connection(&format!("bench-{venue}-{id}-in"), &host, port);
-        let (out, out_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-{id}-out"), &host, port);
+    for (id, key, password) in keys {
+        let login = Some((id.as_str(), password.as_str()));
+        let (inbound, events) = sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, &id, "in"), &host, port, login);
+        let (out, out_events) =
+            sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, &id, "out"), &host, port, login);
         inbound.subscribe(topics::down(venue, &id), QoS::AtLeastOnce).await?;
         inbound.subscribe(topics::broadcast(venue), QoS::AtLeastOnce).await?;
         inbound.subscribe(format!("tixgate-bench/{venue}/pong/{id}"), QoS::AtLeastOnce).await?;
@@ -129,8 +133,11 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         gates.push(SimGate { id, key, out });
     }
     // The ping-pong reference: an echo through the same broker, no hub logic, no disk.
-    let (echo_in, echo_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-echo-in"), &host, port);
-    let (echo_out, echo_out_events) = sync_hub::mqtt::connection(&format!("bench-{venue}-echo-out"), &host, port);
+    let login = Some(("echo", echo_login.as_str()));
+    let (echo_in, echo_events) =
+        sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, "echo", "in"), &host, port, login);
+    let (echo_out, echo_out_events) =
+        sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, "echo", "out"), &host, port, login);
     echo_in.subscribe(format!("tixgate-bench/{venue}/ping/+"), QoS::AtLeastOnce).await?;
     tokio::spawn(drain(echo_out_events));
     tokio::spawn(echo(echo_events, echo_out, venue));
