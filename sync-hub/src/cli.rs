@@ -116,10 +116,8 @@ fn execute(command: Command, config: HubConfig) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Conflicts { .. } => {
-            for (ticket_id, first_gate, second_gate) in enroll::open_store(&config)?.conflicts()? {
-                let line =
-                    serde_json::json!({ "ticket_id": ticket_id, "first_gate": first_gate, "second_gate": second_gate });
-                println!("{line}");
+            for conflict in enroll::open_store(&config)?.conflicts()? {
+                println!("{}", serde_json::to_string(&conflict)?);
             }
             Ok(())
         }

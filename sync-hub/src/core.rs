@@ -108,6 +108,7 @@ impl Core {
             status.enrolled(&gate.gate_id, gate.revoked_ms.is_some());
         }
         status.set_inside(arbiter.inside());
+        status.restore_conflicts(store.conflicts()?);
         Ok(Self { store, arbiter, keys, keys_read: Instant::now(), hub_key, status })
     }
 

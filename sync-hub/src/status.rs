@@ -22,6 +22,39 @@ pub enum Transport {
     Quic,
 }
 
+/// A double entry, as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictView {
+    /// The ticket let in twice.
+    pub ticket_id: u64,
+    /// Its list.
+    pub list_id: u32,
+    /// The earlier entry's gate.
+    pub first_gate: String,
+    /// …and wall-clock time, Unix ms.
+    pub first_at_ms: u64,
+    /// The later entry's gate.
+    pub second_gate: String,
+    /// …and time.
+    pub second_at_ms: u64,
+}
+
+impl From<&crate::arbiter::Conflict> for ConflictView {
+    fn from(c: &crate::arbiter::Conflict) -> Self {
+        Self {
+            ticket_id: c.ticket_id,
+            list_id: c.list_id,
+            first_gate: c.first.1.clone(),
+            first_at_ms: c.first.2.millis(),
+            second_gate: c.second.1.clone(),
+            second_at_ms: c.second.2.millis(),
+        }
+    }
+}
+
+/// Conflicts kept for the dashboard (all stay in `hub.db`).
+const RECENT_CONFLICTS: usize = 50;
+
 /// A gate is shown offline after this long without a frame (gates say hello or
 /// send scans at least every few seconds while connected).
 pub const OFFLINE_AFTER: Duration = Duration::from_secs(15);
@@ -64,6 +97,7 @@ struct Inner {
     refused: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
     conflicts: u64,
+    recent_conflicts: VecDeque<ConflictView>,
     commits: u64,
 }
 
@@ -82,13 +116,31 @@ pub struct Snapshot {
     pub refused: BTreeMap<String, u64>,
     /// Rejected scans by reason code.
     pub rejections: BTreeMap<String, u64>,
-    /// Conflicts recorded since start.
+    /// Conflicts recorded (all time).
     pub conflicts: u64,
+    /// The latest conflicts, newest first.
+    pub recent_conflicts: Vec<ConflictView>,
     /// Grouped commits since start.
     pub commits: u64,
 }
 
+impl Inner {
+    fn add_conflict(&mut self, conflict: ConflictView) {
+        self.conflicts += 1;
+        self.recent_conflicts.push_front(conflict);
+        self.recent_conflicts.truncate(RECENT_CONFLICTS);
+    }
+}
+
 impl Status {
+    /// Conflicts already in the store, oldest first (at start).
+    pub fn restore_conflicts(&self, conflicts: Vec<ConflictView>) {
+        let mut inner = self.lock();
+        for conflict in conflicts {
+            inner.add_conflict(conflict);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves plain counters: keep going.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -127,7 +179,7 @@ impl Status {
                     state.scans += 1;
                     state.recent.push_back(now);
                 }
-                Change::Conflict(_) => inner.conflicts += 1,
+                Change::Conflict(c) => inner.add_conflict(c.into()),
                 _ => {}
             }
         }
@@ -176,6 +228,7 @@ impl Status {
             refused: inner.refused.clone(),
             rejections: inner.rejections.clone(),
             conflicts: inner.conflicts,
+            recent_conflicts: inner.recent_conflicts.iter().cloned().collect(),
             commits: inner.commits,
         }
     }

@@ -15,6 +15,7 @@ use schema::hlc::HlcTimestamp;
 use schema::{Decision, Reason};
 
 use crate::arbiter::{Admitted, Arbiter, Change};
+use crate::status::ConflictView;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gates (
@@ -351,14 +352,26 @@ impl HubStore {
         Ok(Totals { scans, rejections, conflicts })
     }
 
-    /// Stored conflicts: (ticket, first gate, second gate).
-    pub fn conflicts(&self) -> Result<Vec<(u64, String, String)>, StoreError> {
+    /// Stored conflicts, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<ConflictView>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT ticket_id, first_gate, second_gate FROM conflicts ORDER BY id")
+            .prepare(
+                "SELECT ticket_id, list_id, first_gate, first_hlc, second_gate, second_hlc FROM conflicts ORDER BY id",
+            )
             .map_err(self.err())?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))).map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ConflictView {
+                    ticket_id: r.get::<_, i64>(0)? as u64,
+                    list_id: r.get(1)?,
+                    first_gate: r.get(2)?,
+                    first_at_ms: HlcTimestamp(r.get::<_, i64>(3)? as u64).millis(),
+                    second_gate: r.get(4)?,
+                    second_at_ms: HlcTimestamp(r.get::<_, i64>(5)? as u64).millis(),
+                })
+            })
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 

@@ -62,7 +62,7 @@ fn hub_sigkilled_mid_burst_loses_nothing_and_double_entries_become_conflicts() {
 
     // The hub restarts from its disk; gates reconnect and send what it lacks.
     let started = Instant::now();
-    let _hub = venue.start_hub();
+    let hub = venue.start_hub();
     wait_link(&mut north, true);
     wait_link(&mut south, true);
     let per_gate = (BURST + TWICE) as u64;
@@ -92,4 +92,12 @@ fn hub_sigkilled_mid_burst_loses_nothing_and_double_entries_become_conflicts() {
         let pair = BTreeSet::from([c["first_gate"].as_str().unwrap(), c["second_gate"].as_str().unwrap()]);
         assert_eq!(pair, BTreeSet::from(["north-1", "south-2"]), "{c}");
     }
+    // The operator sees them on the dashboard, with where and when.
+    let http = hub.ready.as_ref().unwrap()["http"].as_str().unwrap().to_owned();
+    let (_, body) = tixgate_tests::venue_fixture::http_get(&http, "/api/status", None);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["conflicts"], TWICE as u64);
+    let shown = status["recent_conflicts"].as_array().unwrap();
+    assert_eq!(shown.len(), TWICE);
+    assert!(shown.iter().all(|c| c["first_at_ms"].as_u64() <= c["second_at_ms"].as_u64()));
 }
