@@ -112,11 +112,6 @@ impl Core {
         Ok(Self { store, arbiter, keys, keys_read: Instant::now(), hub_key, status })
     }
 
-    /// The arbiter, for inspection.
-    pub fn arbiter(&self) -> &Arbiter {
-        &self.arbiter
-    }
-
     /// Runs until every transport has dropped its sender.
     pub fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, outbound: &dyn Fn(Outbound)) -> Result<(), CoreError> {
         while let Some(first) = inbound.blocking_recv() {
@@ -179,8 +174,7 @@ impl Core {
     }
 
     fn handle(&mut self, inbound: &Inbound, pending: &mut Pending) -> Result<(), Refusal> {
-        let key = sync::frame::peek_sender(&inbound.bytes).and_then(|sender| self.key_of(sender));
-        let frame = sync::frame::open(&inbound.bytes, |_| key)?;
+        let frame = sync::frame::open(&inbound.bytes, |sender| self.key_of(sender))?;
         if frame.recipient != Recipient::Node(HUB_ID) {
             return Err(Refusal::NotForHub);
         }

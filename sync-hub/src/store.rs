@@ -12,7 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use schema::entry::Direction;
 use schema::hlc::HlcTimestamp;
-use schema::{Decision, Reason};
+use schema::Reason;
 
 use crate::arbiter::{Admitted, Arbiter, Change};
 use crate::status::ConflictView;
@@ -101,17 +101,6 @@ pub struct GateRow {
     pub revoked_ms: Option<u64>,
     /// Every scan up to here is stored.
     pub acked_through: u64,
-}
-
-/// Totals for the operator.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Totals {
-    /// Scans stored.
-    pub scans: u64,
-    /// Rejections by reason code.
-    pub rejections: Vec<(String, u64)>,
-    /// Conflicts recorded.
-    pub conflicts: u64,
 }
 
 /// Copies the WAL back into the database in the background, so the writer's
@@ -332,26 +321,6 @@ impl HubStore {
         tx.commit().map_err(err)
     }
 
-    /// Totals for the operator.
-    pub fn totals(&self) -> Result<Totals, StoreError> {
-        let count = |sql: &str| self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|v| v as u64);
-        let scans = count("SELECT COUNT(*) FROM scans").map_err(self.err())?;
-        let conflicts = count("SELECT COUNT(*) FROM conflicts").map_err(self.err())?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT reason, COUNT(*) FROM scans WHERE decision = 'reject'
-                 GROUP BY reason ORDER BY COUNT(*) DESC, reason",
-            )
-            .map_err(self.err())?;
-        let rejections = stmt
-            .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get::<_, i64>(1)? as u64)))
-            .map_err(self.err())?
-            .collect::<Result<_, _>>()
-            .map_err(self.err())?;
-        Ok(Totals { scans, rejections, conflicts })
-    }
-
     /// Stored conflicts, oldest first.
     pub fn conflicts(&self) -> Result<Vec<ConflictView>, StoreError> {
         let mut stmt = self
@@ -370,21 +339,6 @@ impl HubStore {
                     second_gate: r.get(4)?,
                     second_at_ms: HlcTimestamp(r.get::<_, i64>(5)? as u64).millis(),
                 })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
-    /// Scans stored for one gate: (seq, decision, offline, annulled).
-    pub fn scans_of(&self, gate_id: &str) -> Result<Vec<(u64, Decision, bool, bool)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, decision, offline, annulled FROM scans WHERE gate_id = ?1 ORDER BY seq")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([gate_id], |r| {
-                let decision = Decision::from_code(&r.get::<_, String>(1)?);
-                Ok((r.get::<_, i64>(0)? as u64, decision, r.get(2)?, r.get(3)?))
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())

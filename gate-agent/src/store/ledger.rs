@@ -219,11 +219,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// The highest sequence recorded.
-    pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
-    }
-
     /// Reports of scans after `seq`, in order, at most `limit`: the outbox.
     pub fn reports_after(&self, seq: u64, limit: usize) -> Result<Vec<ScanReport>, StoreError> {
         let mut stmt = self

@@ -167,14 +167,6 @@ fn take_id<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], FrameError> {
     take(bytes, usize::from(len))
 }
 
-/// The sender a frame claims to be from, if its header is well formed; to look
-/// the key up before [`open`]. Proves nothing by itself.
-pub fn peek_sender(bytes: &[u8]) -> Option<&str> {
-    let mut rest = bytes.get(MAGIC.len()..).filter(|_| bytes.starts_with(MAGIC))?;
-    let sender = std::str::from_utf8(take_id(&mut rest).ok()?).ok()?;
-    valid_node_id(sender).then_some(sender)
-}
-
 /// Opens a frame: checks size, layout and ids, looks the sender's public key up
 /// with `key_of` (`None`: unknown or revoked), and verifies the signature before
 /// anything in the body is trusted.
