@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use schema::Reason;
 use schema::entry::Direction;
 use schema::hlc::HlcTimestamp;
-use schema::Reason;
 
 use crate::arbiter::{Admitted, Arbiter, Change};
 use crate::status::ConflictView;
