@@ -57,9 +57,32 @@ pub struct RawHub {
     /// default 300 ms.
     #[serde(default)]
     pub claim_deadline_ms: Option<u64>,
+    /// How to reach the hub: "mqtt" (default, through the broker) or "quic"
+    /// (straight to the hub, mutual TLS with the enrolment's certificate).
+    #[serde(default)]
+    pub transport: Option<String>,
     /// Override the broker address from the enrolment (`host:port`).
     #[serde(default)]
     pub mqtt_address: Option<String>,
+    /// Override the hub's QUIC address from the enrolment (`host:port`).
+    #[serde(default)]
+    pub quic_address: Option<String>,
+}
+
+/// How the gate reaches the hub.
+#[derive(Debug, Clone)]
+pub enum HubTransport {
+    /// Through the MQTT broker at `host:port`.
+    Mqtt(String, u16),
+    /// Straight to the hub's QUIC listener at `host:port`.
+    Quic {
+        /// Host.
+        host: String,
+        /// UDP port.
+        port: u16,
+        /// TLS: the venue CA as the only root, this gate's certificate.
+        client: quinn::ClientConfig,
+    },
 }
 
 /// The hub link, checked: enrolment read, keys parsed.
@@ -71,8 +94,8 @@ pub struct HubSettings {
     pub gate_key: schema::sync::NodeKey,
     /// The hub's public key.
     pub hub_key: ed25519_dalek::VerifyingKey,
-    /// The broker, `host` and `port`.
-    pub mqtt: (String, u16),
+    /// The transport and where the hub is on it.
+    pub transport: HubTransport,
     /// Claim deadline.
     pub claim_deadline: std::time::Duration,
 }
@@ -270,14 +293,36 @@ fn hub(raw: RawHub, base: &Path, gate_id: &str, venue_id: u64) -> Result<HubSett
     let gate_key = NodeKey::from_pkcs8_pem(&read(GATE_KEY_FILE)?)
         .map_err(|e| ("hub.enrolment", format!("{GATE_KEY_FILE}: {e}")))?;
     let hub_key = enrolment.hub_key().ok_or(("hub.enrolment", "hub_public_key is not an Ed25519 key".to_owned()))?;
-    let address = raw.mqtt_address.clone().unwrap_or_else(|| enrolment.mqtt_address.clone());
-    let mqtt =
-        schema::sync::parse_host_port(&address).ok_or(("hub.mqtt_address", format!("{address:?} is not host:port")))?;
+    let transport = match raw.transport.as_deref().unwrap_or("mqtt") {
+        "mqtt" => {
+            let address = raw.mqtt_address.clone().unwrap_or_else(|| enrolment.mqtt_address.clone());
+            let (host, port) = schema::sync::parse_host_port(&address)
+                .ok_or(("hub.mqtt_address", format!("{address:?} is not host:port")))?;
+            HubTransport::Mqtt(host, port)
+        }
+        "quic" => {
+            let address = raw.quic_address.clone().or_else(|| enrolment.quic_address.clone()).ok_or((
+                "hub.quic_address",
+                "the hub listed no QUIC address at enrolment: set one, or use transport = \"mqtt\"".to_owned(),
+            ))?;
+            let (host, port) = schema::sync::parse_host_port(&address)
+                .ok_or(("hub.quic_address", format!("{address:?} is not host:port")))?;
+            let client = crate::hub_link::quic::client_config(&dir).map_err(|e| ("hub.enrolment", e))?;
+            HubTransport::Quic { host, port, client }
+        }
+        other => return Err(("hub.transport", format!("{other:?}: expected \"mqtt\" or \"quic\""))),
+    };
     let deadline = raw.claim_deadline_ms.unwrap_or(300);
     if !CLAIM_DEADLINE_MS.contains(&deadline) {
         return Err(("hub.claim_deadline_ms", format!("{deadline} is outside {CLAIM_DEADLINE_MS:?}")));
     }
-    Ok(HubSettings { enrolment, gate_key, hub_key, mqtt, claim_deadline: std::time::Duration::from_millis(deadline) })
+    Ok(HubSettings {
+        enrolment,
+        gate_key,
+        hub_key,
+        transport,
+        claim_deadline: std::time::Duration::from_millis(deadline),
+    })
 }
 
 #[cfg(test)]

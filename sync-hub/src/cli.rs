@@ -134,7 +134,12 @@ fn run(config: HubConfig) -> anyhow::Result<()> {
             signals.cancel();
         });
         daemon::run(config, Status::default(), shutdown, |ready| {
-            let line = serde_json::json!({ "event": "ready", "mqtt": ready.mqtt, "http": ready.http.to_string() });
+            let line = serde_json::json!({
+                "event": "ready",
+                "mqtt": ready.mqtt,
+                "quic": ready.quic.map(|a| a.to_string()),
+                "http": ready.http.to_string(),
+            });
             println!("{line}");
         })
         .await

@@ -33,6 +33,8 @@ pub struct HubConfig {
     pub state_dir: PathBuf,
     /// MQTT broker.
     pub broker: Broker,
+    /// Where the hub listens for gates over QUIC, if it does.
+    pub quic: Option<SocketAddr>,
     /// Where the dashboard, `/metrics` and `/healthz` listen.
     pub http: SocketAddr,
 }
@@ -47,7 +49,16 @@ struct RawConfig {
     state_dir: PathBuf,
     mqtt: RawMqtt,
     #[serde(default)]
+    quic: Option<RawQuic>,
+    #[serde(default)]
     http: Option<RawHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuic {
+    /// `IP:port` (UDP) of the QUIC listener.
+    listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,9 +135,13 @@ impl HubConfig {
             }
             other => return Err(invalid("mqtt.broker", format!("{other:?}: expected \"embedded\" or \"external\""))),
         };
+        let quic = raw
+            .quic
+            .map(|q| q.listen.parse().map_err(|_| invalid("quic.listen", format!("{:?} is not an IP:port", q.listen))))
+            .transpose()?;
         let http = raw.http.map_or(DEFAULT_HTTP.to_owned(), |h| h.listen);
         let http = http.parse().map_err(|_| invalid("http.listen", format!("{http:?} is not an IP:port")))?;
-        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, http })
+        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http })
     }
 }
 
@@ -147,6 +162,12 @@ mod tests {
         let c = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"external\"\naddress = \"mqtt.lan:1883\"\n")
             .expect("valid");
         assert_eq!(c.broker.connect_to(), ("mqtt.lan".into(), 1883));
+        assert_eq!(c.quic, None);
+        let c = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:1884\"\n[quic]\nlisten = \"0.0.0.0:4433\"\n")
+            .expect("valid");
+        assert_eq!(c.quic, Some("0.0.0.0:4433".parse().expect("addr")));
+        let bad = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:1884\"\n[quic]\nlisten = \"hub:4433\"\n");
+        assert!(matches!(bad, Err(ConfigError::Invalid { key: "quic.listen", .. })));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `sync-hub run`: the hub daemon.
 //!
-//! Threads and tasks: the embedded broker (if configured); the MQTT client task,
-//! which feeds received frames into a channel; and the core thread, the single
-//! writer, which reads that channel, commits in groups and hands replies back to
-//! the MQTT client. Shutdown: the token is cancelled (SIGTERM/SIGINT), the client
-//! stops and drops its sender, the core finishes the frames already received,
-//! commits, and returns.
+//! Threads and tasks: the embedded broker (if configured); the MQTT client task
+//! and the QUIC listener (if configured), which feed received frames into one
+//! channel; and the core thread, the single writer, which reads that channel,
+//! commits in groups and hands replies back — to the gate's QUIC connection if
+//! it has one, else over MQTT; broadcasts go both ways. Shutdown: the token is
+//! cancelled (SIGTERM/SIGINT), the transports stop and drop their senders, the
+//! core finishes the frames already received, commits, and returns.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::core::{Core, CoreError};
 use crate::enroll::{self, EnrollError};
 use crate::http;
 use crate::mqtt::{self, BrokerError, Credentials};
+use crate::quic::{self, QuicError, QuicGates};
 use crate::status::Status;
 use crate::store::Checkpointer;
 use schema::sync::HUB_ID;
@@ -39,6 +41,9 @@ pub enum DaemonError {
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The QUIC listener could not start.
+    #[error(transparent)]
+    Quic(#[from] QuicError),
     /// No broker connection at start-up.
     #[error("cannot reach the MQTT broker at {0} within {CONNECT_TIMEOUT:?}")]
     Unreachable(String),
@@ -60,6 +65,8 @@ pub enum DaemonError {
 pub struct Ready {
     /// The MQTT broker, `host:port`.
     pub mqtt: String,
+    /// The QUIC listener, as bound, if there is one.
+    pub quic: Option<SocketAddr>,
     /// The dashboard, as bound (a configured port 0 becomes a real one).
     pub http: SocketAddr,
 }
@@ -75,7 +82,7 @@ pub async fn run(
     let store = enroll::open_store(&config)?;
     let _checkpointer = Checkpointer::start(store.path()).map_err(CoreError::from)?;
     let core = Core::new(store, hub_key, status.clone())?;
-    let (http, http_task) = http::serve(config.http, status, shutdown.clone())
+    let (http, http_task) = http::serve(config.http, status.clone(), shutdown.clone())
         .await
         .map_err(|source| DaemonError::Http { addr: config.http, source })?;
     // The embedded broker admits enrolled gates and this run of the hub only.
@@ -90,9 +97,28 @@ pub async fn run(
     };
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let quic_gates = QuicGates::default();
+    let quic_task = match config.quic {
+        Some(listen) => {
+            let ca = crate::ca::VenueCa::load_or_create(&config.state_dir, config.venue_id)?;
+            let endpoint = quic::listen(listen, &ca)?;
+            let bound = endpoint.local_addr().map_err(|source| QuicError::Listen { addr: listen, source })?;
+            let db = config.state_dir.join(enroll::HUB_DB_FILE);
+            let task = quic::serve(endpoint, db, quic_gates.clone(), inbound_tx.clone(), status.clone(), shutdown.clone());
+            Some((bound, tokio::spawn(task)))
+        }
+        None => None,
+    };
+    let router = quic_gates.clone();
     let core_thread = std::thread::Builder::new()
         .name("hub-core".into())
-        .spawn(move || core.run(inbound_rx, &|out| drop(outbound_tx.send(out))))
+        .spawn(move || {
+            core.run(inbound_rx, &|out| {
+                if let Some(for_mqtt) = router.route(out) {
+                    let _ = outbound_tx.send(for_mqtt);
+                }
+            })
+        })
         .map_err(|_| DaemonError::CoreLost)?;
 
     let (connected_tx, mut connected) = watch::channel(false);
@@ -113,10 +139,14 @@ pub async fn run(
         let _ = client.await;
         return Err(DaemonError::Unreachable(format!("{}:{}", address.0, address.1)));
     }
-    ready(&Ready { mqtt: format!("{}:{}", address.0, address.1), http });
+    let quic = quic_task.as_ref().map(|(bound, _)| *bound);
+    ready(&Ready { mqtt: format!("{}:{}", address.0, address.1), quic, http });
 
-    // The client returns on shutdown and drops the core's sender.
+    // The transports return on shutdown and drop the core's senders.
     let _ = client.await;
+    if let Some((_, task)) = quic_task {
+        let _ = task.await;
+    }
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || core_thread.join())
         .await

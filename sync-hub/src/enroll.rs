@@ -1,17 +1,22 @@
 //! Enrolment: what a gate needs to talk to this hub, and the hub's own key.
 //!
 //! `sync-hub enroll-gate` makes a key pair for the gate, registers its public
-//! half in `hub.db`, and writes the gate's folder: `gate-key.pem` (0600) and
-//! `enrolment.json` (venue, gate id, the hub's public key, the broker address).
-//! The private key never stays on the hub.
+//! half in `hub.db`, and writes the gate's folder: `gate-key.pem` (0600),
+//! `enrolment.json` (venue, gate id, the hub's public key, the broker and QUIC
+//! addresses, the MQTT password; 0600), and for QUIC a client certificate from
+//! the venue CA (`gate-cert.pem`, `gate-tls-key.pem` 0600) with the CA's own
+//! certificate (`venue-ca.pem`). Private keys never stay on the hub; it keeps
+//! the public key, the password's hash and the certificate's fingerprint.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use schema::sync::{ENROLMENT_FILE, Enrolment, GATE_KEY_FILE, NodeKey};
+use schema::sync::{ENROLMENT_FILE, Enrolment, GATE_CERT_FILE, GATE_KEY_FILE, GATE_TLS_KEY_FILE, NodeKey, VENUE_CA_FILE};
+
+use crate::ca::{VenueCa, fingerprint};
 
 use crate::config::HubConfig;
-use crate::store::{HubStore, StoreError};
+use crate::store::{GateCredentials, HubStore, StoreError};
 
 /// File name of the hub's signing key in its state folder.
 pub const HUB_KEY_FILE: &str = "hub-key.pem";
@@ -37,17 +42,23 @@ pub enum EnrollError {
     Invalid(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
     move |source| EnrollError::Io { path: path.to_owned(), source }
 }
 
 /// Writes a new file readable by its owner only; never overwrites.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnrollError> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnrollError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io(path))
+}
+
+/// Writes a new public file (a certificate); never overwrites.
+fn write_public(path: &Path, contents: &[u8]) -> Result<(), EnrollError> {
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(io(path))?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(io(path))
 }
 
@@ -106,7 +117,14 @@ pub fn enroll_gate(config: &HubConfig, gate_id: &str, out: &Path, now_ms: u64) -
         return Err(EnrollError::Invalid(format!("{} exists: enrol into an empty folder", key_path.display())));
     }
     let mqtt_password = random_secret()?;
-    store.enroll(gate_id, &key.public(), &secret_hash(&mqtt_password), now_ms)?;
+    let ca = VenueCa::load_or_create(&config.state_dir, config.venue_id)?;
+    let cert = ca.issue_gate_cert(gate_id)?;
+    let credentials = GateCredentials {
+        public_key: key.public(),
+        mqtt_secret: secret_hash(&mqtt_password),
+        cert_fingerprint: fingerprint(&cert.cert_der),
+    };
+    store.enroll(gate_id, &credentials, now_ms)?;
     let (host, port) = config.broker.connect_to();
     let enrolment = Enrolment {
         venue_id: config.venue_id,
@@ -114,9 +132,13 @@ pub fn enroll_gate(config: &HubConfig, gate_id: &str, out: &Path, now_ms: u64) -
         hub_public_key: data_encoding::HEXLOWER.encode(hub.public().as_bytes()),
         mqtt_address: format!("{host}:{port}"),
         mqtt_password,
+        quic_address: config.quic.map(|addr| addr.to_string()),
     };
     let pem = key.to_pkcs8_pem().map_err(|e| EnrollError::Invalid(e.to_string()))?;
     write_private(&key_path, pem.as_bytes())?;
+    write_private(&out.join(GATE_TLS_KEY_FILE), cert.key_pem.as_bytes())?;
+    write_public(&out.join(GATE_CERT_FILE), cert.cert_pem.as_bytes())?;
+    write_public(&out.join(VENUE_CA_FILE), ca.cert_pem().as_bytes())?;
     let json = serde_json::to_string_pretty(&enrolment).map_err(|e| EnrollError::Invalid(e.to_string()))?;
     // It holds the MQTT password: private, like the key.
     write_private(&out.join(ENROLMENT_FILE), (json + "\n").as_bytes())?;

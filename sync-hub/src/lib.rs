@@ -4,10 +4,12 @@
 //!
 //! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
 //! commits; `core` is the single writer between transports and the two; `mqtt`
-//! embeds a broker or connects to one; `daemon` wires them; `status` is what the
+//! embeds a broker or connects to one; `quic` takes gates directly, with mutual
+//! TLS from the venue CA (`ca`); `daemon` wires them; `status` is what the
 //! operator sees and `http` serves it (dashboard, metrics, health).
 
 pub mod arbiter;
+pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod core;
@@ -15,5 +17,6 @@ pub mod daemon;
 pub mod enroll;
 pub mod http;
 pub mod mqtt;
+pub mod quic;
 pub mod status;
 pub mod store;

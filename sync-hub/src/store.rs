@@ -17,11 +17,23 @@ use schema::hlc::HlcTimestamp;
 use crate::arbiter::{Admitted, Arbiter, Change};
 use crate::status::ConflictView;
 
+/// What the hub keeps to recognise a gate on each transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateCredentials {
+    /// The gate's Ed25519 key: every frame it sends is signed with it.
+    pub public_key: ed25519_dalek::VerifyingKey,
+    /// SHA-256 of its MQTT password.
+    pub mqtt_secret: [u8; 32],
+    /// SHA-256 of its QUIC client certificate.
+    pub cert_fingerprint: [u8; 32],
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gates (
     gate_id       TEXT PRIMARY KEY,
     public_key    BLOB NOT NULL,           -- Ed25519, from enrolment
     mqtt_secret   BLOB NOT NULL,           -- SHA-256 of the gate's MQTT password
+    cert_sha256   BLOB,                    -- SHA-256 of its QUIC client certificate
     enrolled_ms   INTEGER NOT NULL,
     revoked_ms    INTEGER,                 -- set: refused from then on
     acked_through INTEGER NOT NULL DEFAULT 0
@@ -166,6 +178,13 @@ impl HubStore {
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Hub databases from before QUIC: their gates re-enrol to use it.
+        let has_certs: bool = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('gates') WHERE name = 'cert_sha256'", [], |r| r.get(0))
+            .map_err(err)?;
+        if !has_certs {
+            conn.execute_batch("ALTER TABLE gates ADD COLUMN cert_sha256 BLOB").map_err(err)?;
+        }
         Ok(Self { conn, path: path.to_owned() })
     }
 
@@ -179,13 +198,7 @@ impl HubStore {
     }
 
     /// Enrols a gate with its public key and the SHA-256 of its MQTT password.
-    pub fn enroll(
-        &self,
-        gate_id: &str,
-        key: &VerifyingKey,
-        mqtt_secret: &[u8; 32],
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
+    pub fn enroll(&self, gate_id: &str, credentials: &GateCredentials, now_ms: u64) -> Result<(), StoreError> {
         let existing: Option<Option<i64>> = self
             .conn
             .query_row("SELECT revoked_ms FROM gates WHERE gate_id = ?1", [gate_id], |r| r.get(0))
@@ -197,10 +210,17 @@ impl HubStore {
         // Re-enrolling a revoked gate keeps its scan cursor: its old scans stay stored.
         self.conn
             .execute(
-                "INSERT INTO gates (gate_id, public_key, mqtt_secret, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (gate_id)
-                 DO UPDATE SET public_key = ?2, mqtt_secret = ?3, enrolled_ms = ?4, revoked_ms = NULL",
-                params![gate_id, key.as_bytes().as_slice(), mqtt_secret.as_slice(), now_ms as i64],
+                "INSERT INTO gates (gate_id, public_key, mqtt_secret, cert_sha256, enrolled_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (gate_id) DO UPDATE
+                 SET public_key = ?2, mqtt_secret = ?3, cert_sha256 = ?4, enrolled_ms = ?5, revoked_ms = NULL",
+                params![
+                    gate_id,
+                    credentials.public_key.as_bytes().as_slice(),
+                    credentials.mqtt_secret.as_slice(),
+                    credentials.cert_fingerprint.as_slice(),
+                    now_ms as i64
+                ],
             )
             .map_err(self.err())?;
         Ok(())
@@ -250,6 +270,18 @@ impl HubStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.err())?;
         Ok(rows.into_iter().filter_map(|(id, hash)| Some((id, hash.try_into().ok()?))).collect())
+    }
+
+    /// The enrolled, unrevoked gate holding the certificate with this fingerprint.
+    pub fn gate_of_cert(&self, fingerprint: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT gate_id FROM gates WHERE cert_sha256 = ?1 AND revoked_ms IS NULL",
+                [fingerprint.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())
     }
 
     /// Every gate ever enrolled.

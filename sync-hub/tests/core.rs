@@ -14,7 +14,7 @@ use schema::sync::{
 };
 use sync_hub::core::{Core, Inbound, Outbound};
 use sync_hub::status::{Status, Transport};
-use sync_hub::store::HubStore;
+use sync_hub::store::{GateCredentials, HubStore};
 
 struct Hub {
     _dir: tempfile::TempDir,
@@ -33,7 +33,13 @@ fn hub_with(gates: &[(&str, u8)]) -> Hub {
     let path = dir.path().join("hub.db");
     let store = HubStore::open(&path).unwrap();
     for (gate, seed) in gates {
-        store.enroll(gate, &key(*seed).public(), &[0; 32], 1).unwrap();
+        store
+            .enroll(
+                gate,
+                &GateCredentials { public_key: key(*seed).public(), mqtt_secret: [0; 32], cert_fingerprint: [*seed; 32] },
+                1,
+            )
+            .unwrap();
     }
     let hub_key = key(200);
     let status = Status::default();

@@ -1,6 +1,7 @@
 //! Two gates, one ticket, the same instant: exactly one enters — over the hub's
-//! embedded broker and over an external Mosquitto. Then every scan reaches the
-//! hub, acknowledged, and no conflict is recorded.
+//! embedded broker, over an external Mosquitto, over QUIC, and with one gate on
+//! each transport. Then every scan reaches the hub, acknowledged, and no
+//! conflict is recorded.
 
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,15 @@ fn wait_online(gate: &mut Daemon) {
     gate.wait_for(WAIT, |l| l.contains("\"event\":\"hub_link\"") && l.contains("\"online\":true"));
 }
 
-fn one_ticket_one_entry(broker: &BrokerChoice) {
+/// `transports`: each gate's `transport` setting.
+fn one_ticket_one_entry(broker: &BrokerChoice, transports: [&str; 2]) {
     let venue = VenueFixture::new(ROUNDS, broker);
     // The deadline is the operator's knob for a slow disk: this VM's fsync
     // has stalled for 300 ms, and a claim that times out is decided alone
     // (correctly offline, but then this test could not tell who won).
-    venue.add_gate("north-1", "claim_deadline_ms = 2000\n");
-    venue.add_gate("south-2", "claim_deadline_ms = 2000\n");
+    for (gate, transport) in ["north-1", "south-2"].into_iter().zip(transports) {
+        venue.add_gate(gate, &format!("claim_deadline_ms = 2000\ntransport = \"{transport}\"\n"));
+    }
     let _hub = venue.start_hub();
     let mut north = venue.start_gate("north-1");
     let mut south = venue.start_gate("south-2");
@@ -46,7 +49,7 @@ fn one_ticket_one_entry(broker: &BrokerChoice) {
         assert!(refused["first_entry"]["gate"].is_string(), "the refusal says where: {refused}");
     }
     let elapsed = started.elapsed();
-    eprintln!("{broker:?}: {ROUNDS} rounds in {elapsed:?} ({:?} per round)", elapsed / ROUNDS);
+    eprintln!("{broker:?} {transports:?}: {ROUNDS} rounds in {elapsed:?} ({:?} per round)", elapsed / ROUNDS);
 
     // Every scan goes up and is acknowledged: 1,000 per gate.
     let end = Instant::now() + WAIT;
@@ -66,7 +69,17 @@ fn one_ticket_one_entry(broker: &BrokerChoice) {
 
 #[test]
 fn exactly_one_accept_per_ticket_over_the_embedded_broker() {
-    one_ticket_one_entry(&BrokerChoice::Embedded);
+    one_ticket_one_entry(&BrokerChoice::Embedded, ["mqtt", "mqtt"]);
+}
+
+#[test]
+fn exactly_one_accept_per_ticket_over_quic() {
+    one_ticket_one_entry(&BrokerChoice::Embedded, ["quic", "quic"]);
+}
+
+#[test]
+fn exactly_one_accept_per_ticket_between_a_quic_gate_and_an_mqtt_gate() {
+    one_ticket_one_entry(&BrokerChoice::Embedded, ["quic", "mqtt"]);
 }
 
 #[test]
@@ -76,5 +89,5 @@ fn exactly_one_accept_per_ticket_over_mosquitto() {
             "Mosquitto is not listening on {MOSQUITTO} ({e}); start it: mosquitto -d -c /etc/mosquitto/mosquitto.conf"
         )
     });
-    one_ticket_one_entry(&BrokerChoice::External(MOSQUITTO.into()));
+    one_ticket_one_entry(&BrokerChoice::External(MOSQUITTO.into()), ["mqtt", "mqtt"]);
 }

@@ -29,6 +29,11 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
+/// A free UDP port on loopback (bound, read, released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free UDP port").port()
+}
+
 /// A venue id no other run on this machine uses (topics and sessions on a shared broker).
 pub fn unique_venue() -> u64 {
     let mut bytes = [0u8; 4];
@@ -43,8 +48,10 @@ pub struct VenueFixture {
     pub venue_id: u64,
     /// Barcodes of the batch, ticket ids 1, 2, 3…
     pub codes: Vec<String>,
-    /// Address gates connect to.
+    /// Address gates connect to over MQTT.
     pub mqtt_address: String,
+    /// The hub's QUIC listener.
+    pub quic_address: String,
 }
 
 impl VenueFixture {
@@ -80,12 +87,13 @@ impl VenueFixture {
             BrokerChoice::Embedded => ("embedded", format!("127.0.0.1:{}", free_port())),
             BrokerChoice::External(address) => ("external", address.clone()),
         };
+        let quic_address = format!("127.0.0.1:{}", free_udp_port());
         let hub = format!(
             "venue_id = {venue_id}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"{kind}\"\naddress = \"{mqtt_address}\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n"
+             [quic]\nlisten = \"{quic_address}\"\n[http]\nlisten = \"127.0.0.1:0\"\n"
         );
         std::fs::write(path.join("hub.toml"), hub).expect("hub.toml");
-        Self { dir, venue_id, codes: codes.lines().map(str::to_owned).collect(), mqtt_address }
+        Self { dir, venue_id, codes: codes.lines().map(str::to_owned).collect(), mqtt_address, quic_address }
     }
 
     /// The venue's folder.

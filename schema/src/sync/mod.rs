@@ -364,6 +364,42 @@ mod tests {
 pub const GATE_KEY_FILE: &str = "gate-key.pem";
 /// The enrolment description in its folder.
 pub const ENROLMENT_FILE: &str = "enrolment.json";
+/// The gate's QUIC client certificate, issued by the venue CA.
+pub const GATE_CERT_FILE: &str = "gate-cert.pem";
+/// The private key of [`GATE_CERT_FILE`].
+pub const GATE_TLS_KEY_FILE: &str = "gate-tls-key.pem";
+/// The venue CA certificate: the only root a gate trusts for the hub.
+pub const VENUE_CA_FILE: &str = "venue-ca.pem";
+
+/// QUIC between gates and the hub: the constants both ends must agree on.
+///
+/// One bidirectional stream per connection, opened by the gate; each frame on
+/// it is a 4-byte big-endian length followed by that many bytes (at most
+/// [`MAX_FRAME`](super::MAX_FRAME)).
+pub mod quic {
+    use std::time::Duration;
+
+    /// ALPN protocol id: refuses peers that speak anything else.
+    pub const ALPN: &[u8] = b"tixgate-sync/1";
+    /// The name in the hub's certificate; gates verify it against the venue CA,
+    /// whatever address they dialled.
+    pub const HUB_SERVER_NAME: &str = "hub.tixgate";
+    /// Keepalive: quinn sends none by default, and a quiet gate must not look dead.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+    /// A peer silent this long is gone (three keepalives missed).
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(7);
+
+    /// The length prefix of a frame of `len` bytes.
+    pub fn length_prefix(len: usize) -> [u8; 4] {
+        u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
+    }
+
+    /// The frame length a prefix announces, if within bounds.
+    pub fn announced_length(prefix: [u8; 4]) -> Option<usize> {
+        let len = u32::from_be_bytes(prefix) as usize;
+        (len <= super::MAX_FRAME).then_some(len)
+    }
+}
 
 /// What a gate is told at enrolment (`enrolment.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +413,9 @@ pub struct Enrolment {
     pub hub_public_key: String,
     /// The MQTT broker, `host:port`.
     pub mqtt_address: String,
+    /// The hub's QUIC listener, `host:port`, if it has one.
+    #[serde(default)]
+    pub quic_address: Option<String>,
     /// MQTT password for user `gate_id` (the embedded broker checks it; see
     /// [`mqtt_client_id`] for the client ids that go with it).
     pub mqtt_password: String,

@@ -94,6 +94,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         venue_id: venue,
         state_dir: dir.path().join("hub"),
         broker: broker.clone(),
+        quic: None,
         http: ([127, 0, 0, 1], 0).into(),
     };
     let mut keys = Vec::new();

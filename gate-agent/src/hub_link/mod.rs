@@ -1,4 +1,6 @@
-//! The gate's link to the venue hub over MQTT.
+//! The gate's link to the venue hub, over MQTT ([`mqtt`]) or QUIC ([`quic`]).
+//! The wire only carries signed frames and says when it is up or down; what
+//! follows is the same on both.
 //!
 //! - **Claims.** Before an accept stands, the owner thread asks the hub
 //!   ([`HubLink::arbitrate`]) and waits at most the claim deadline. No link, or no
@@ -19,12 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use schema::sync::{self, Claim, GateMessage, HUB_ID, Hello, HubMessage, MAX_BATCH, Recipient, Verdict, topics};
+use schema::sync::{self, Claim, GateMessage, HUB_ID, Hello, HubMessage, MAX_BATCH, Recipient, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubSettings;
+use crate::config::{HubSettings, HubTransport};
 use crate::daemon::Input;
 use crate::gate::{Decided, Gate};
 use crate::store::Ledger;
@@ -35,8 +36,60 @@ const RESEND_AFTER: Duration = Duration::from_secs(2);
 const HELLO_RETRY: Duration = Duration::from_secs(1);
 /// Say hello this often when idle, so the hub sees the gate alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Room for the MQTT header around a frame.
-const PACKET_SLACK: usize = 1_024;
+
+pub mod mqtt;
+pub mod quic;
+
+/// What a wire tells the link.
+#[derive(Debug)]
+pub enum WireEvent {
+    /// Connected and ready: frames sent now reach the hub.
+    Up,
+    /// A frame arrived (not yet opened or checked).
+    Frame(Vec<u8>),
+    /// The connection failed or could not be made; the wire retries.
+    Down(String),
+}
+
+/// The transport under the link.
+enum Wire {
+    Mqtt(mqtt::MqttWire),
+    Quic(quic::QuicWire),
+}
+
+impl Wire {
+    fn start(settings: &HubSettings, gate_id: &str, events: mpsc::Sender<WireEvent>) -> Self {
+        match &settings.transport {
+            HubTransport::Mqtt(host, port) => {
+                let target = mqtt::MqttTarget {
+                    host,
+                    port: *port,
+                    venue: settings.enrolment.venue_id,
+                    gate_id,
+                    password: &settings.enrolment.mqtt_password,
+                };
+                Wire::Mqtt(mqtt::MqttWire::start(&target, events))
+            }
+            HubTransport::Quic { host, port, client } => {
+                Wire::Quic(quic::QuicWire::start((host.clone(), *port), client.clone(), events))
+            }
+        }
+    }
+
+    fn send(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Wire::Mqtt(wire) => wire.send(frame),
+            Wire::Quic(wire) => wire.send(frame),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Wire::Mqtt(wire) => wire.stop(),
+            Wire::Quic(wire) => wire.stop(),
+        }
+    }
+}
 
 enum Command {
     Claim {
@@ -109,26 +162,6 @@ impl HubLink {
     }
 }
 
-/// Polls one connection forever; events go to `events` if given. Polling is
-/// what reconnects after a failure.
-async fn poll(
-    mut eventloop: rumqttc::EventLoop,
-    events: Option<mpsc::Sender<Result<Event, rumqttc::ConnectionError>>>,
-) {
-    loop {
-        let event = eventloop.poll().await;
-        let failed = event.is_err();
-        if let Some(events) = &events
-            && events.send(event).await.is_err()
-        {
-            return;
-        }
-        if failed {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
 fn random_id() -> u64 {
     let mut bytes = [0u8; 8];
     // Without randomness, a time-based id is still unique enough per gate.
@@ -173,7 +206,6 @@ struct Outbox {
 struct LinkTask {
     settings: HubSettings,
     gate_id: String,
-    venue: u32,
     ledger_path: PathBuf,
     ledger: Option<Ledger>,
     to_owner: mpsc::WeakSender<Input>,
@@ -197,11 +229,9 @@ impl LinkTask {
         online: Arc<AtomicBool>,
         replica_version: Arc<AtomicU64>,
     ) -> Self {
-        let venue = settings.enrolment.venue_id;
         Self {
             settings,
             gate_id,
-            venue,
             ledger_path,
             ledger: None,
             to_owner,
@@ -215,54 +245,26 @@ impl LinkTask {
         }
     }
 
-    fn connection(&self, direction: &str) -> (AsyncClient, rumqttc::EventLoop) {
-        let (host, port) = &self.settings.mqtt;
-        let id = sync::mqtt_client_id(self.venue, &self.gate_id, direction);
-        let mut options = MqttOptions::new(id, host, *port);
-        options.set_credentials(self.gate_id.clone(), self.settings.enrolment.mqtt_password.clone());
-        options
-            .set_keep_alive(Duration::from_secs(5))
-            .set_clean_session(false)
-            .set_max_packet_size(sync::MAX_FRAME + PACKET_SLACK, sync::MAX_FRAME + PACKET_SLACK);
-        let (client, mut eventloop) = AsyncClient::new(options, 1_024);
-        // Claims are small request/response messages: never hold them back (Nagle).
-        let mut network = rumqttc::NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        (client, eventloop)
-    }
-
-    /// Two connections, one per direction, everything QoS 1 — see the hub's
-    /// `mqtt` module for why (brokers with Nagle's algorithm on would hold a
-    /// verdict back 40 ms behind the broker's PUBACK of our own publish).
     async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
-        let (subscriber, sub_loop) = self.connection("in");
-        let (publisher, pub_loop) = self.connection("out");
-        // Each event loop is polled by a task of its own and never cancelled
-        // half-way through a read; this loop selects over channels only.
         let (events_tx, mut events) = mpsc::channel(1_024);
-        let sub_poller = tokio::spawn(poll(sub_loop, Some(events_tx)));
-        let pub_poller = tokio::spawn(poll(pub_loop, None));
+        let wire = Wire::start(&self.settings, &self.gate_id, events_tx);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 event = events.recv() => match event {
-                    Some(event) => self.on_event(event, &subscriber, &publisher),
+                    Some(event) => self.on_event(event, &wire),
                     None => break,
                 },
                 command = commands.recv() => match command {
-                    Some(command) => self.on_command(command, &publisher),
+                    Some(command) => self.on_command(command, &wire),
                     None => break,
                 },
-                _ = tick.tick() => self.on_tick(&publisher),
+                _ = tick.tick() => self.on_tick(&wire),
             }
         }
         self.set_offline();
-        let _ = subscriber.try_disconnect();
-        let _ = publisher.try_disconnect();
-        sub_poller.abort();
-        pub_poller.abort();
+        wire.stop();
     }
 
     fn set_offline(&mut self) {
@@ -273,19 +275,19 @@ impl LinkTask {
         self.pending.clear();
     }
 
-    fn publish(&mut self, client: &AsyncClient, message: &GateMessage) -> bool {
+    fn publish(&mut self, wire: &Wire, message: &GateMessage) -> bool {
         let frame = self.settings.gate_key.seal(&self.gate_id, Recipient::Node(HUB_ID), &message.encode());
         self.last_sent = Instant::now();
-        client.try_publish(topics::up(self.venue, &self.gate_id), QoS::AtLeastOnce, false, frame).is_ok()
+        wire.send(frame)
     }
 
-    fn hello(&mut self, client: &AsyncClient) {
+    fn hello(&mut self, wire: &Wire) {
         let hello = Hello {
             replica_version: self.replica_version.load(Ordering::Relaxed),
             last_seq: self.outbox.sent,
             hlc: Default::default(),
         };
-        self.publish(client, &GateMessage::Hello(hello));
+        self.publish(wire, &GateMessage::Hello(hello));
     }
 
     fn ledger(&mut self) -> Option<&Ledger> {
@@ -298,34 +300,26 @@ impl LinkTask {
         self.ledger.as_ref()
     }
 
-    fn on_event(
-        &mut self,
-        event: Result<Event, rumqttc::ConnectionError>,
-        subscriber: &AsyncClient,
-        publisher: &AsyncClient,
-    ) {
+    fn on_event(&mut self, event: WireEvent, wire: &Wire) {
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            WireEvent::Up => {
                 self.connected = true;
-                let _ = subscriber.try_subscribe(topics::down(self.venue, &self.gate_id), QoS::AtLeastOnce);
-                let _ = subscriber.try_subscribe(topics::broadcast(self.venue), QoS::AtLeastOnce);
+                self.hello(wire);
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => self.hello(publisher),
-            Ok(Event::Incoming(Packet::Publish(publish))) => self.on_frame(&publish.payload, publisher),
-            Ok(_) => {}
-            Err(e) => {
+            WireEvent::Frame(bytes) => self.on_frame(&bytes, wire),
+            WireEvent::Down(why) => {
                 self.connected = false;
                 if self.online.load(Ordering::Acquire) {
-                    tracing::warn!(error = %e, "hub link lost; deciding alone");
+                    tracing::warn!(%why, "hub link lost; deciding alone");
                 } else {
-                    tracing::debug!(error = %e, "hub not reachable");
+                    tracing::debug!(%why, "hub not reachable");
                 }
                 self.set_offline();
             }
         }
     }
 
-    fn on_frame(&mut self, bytes: &[u8], client: &AsyncClient) {
+    fn on_frame(&mut self, bytes: &[u8], wire: &Wire) {
         let hub_key = self.settings.hub_key;
         let message = sync::frame::open(bytes, |sender| (sender == HUB_ID).then_some(hub_key))
             .map_err(|e| e.to_string())
@@ -354,7 +348,7 @@ impl LinkTask {
                     self.hand_over(Input::HubLink { online: true });
                 }
                 self.hand_over(Input::Acked { through: acked_through });
-                self.pump(client);
+                self.pump(wire);
             }
             HubMessage::Verdict { claim_id, verdict } => {
                 if let Some((_, reply)) = self.pending.remove(&claim_id) {
@@ -370,7 +364,7 @@ impl LinkTask {
                     self.hand_over(Input::Acked { through });
                 }
                 self.outbox.sent = self.outbox.sent.max(through);
-                self.pump(client);
+                self.pump(wire);
             }
             HubMessage::Admissions(admissions) => self.hand_over(Input::Admissions(admissions)),
         }
@@ -396,10 +390,10 @@ impl LinkTask {
         }
     }
 
-    fn on_command(&mut self, command: Command, client: &AsyncClient) {
+    fn on_command(&mut self, command: Command, wire: &Wire) {
         match command {
             Command::Claim { claim, reply } => {
-                if self.online.load(Ordering::Acquire) && self.publish(client, &GateMessage::Claim(claim.clone())) {
+                if self.online.load(Ordering::Acquire) && self.publish(wire, &GateMessage::Claim(claim.clone())) {
                     self.pending.insert(claim.claim_id, (Instant::now(), reply));
                 }
                 // Otherwise the reply sender drops here and the owner decides alone.
@@ -409,12 +403,12 @@ impl LinkTask {
                     self.outbox.sent = self.outbox.sent.min(seq.saturating_sub(1));
                     self.outbox.sent_at = None;
                 }
-                self.pump(client);
+                self.pump(wire);
             }
         }
     }
 
-    fn on_tick(&mut self, client: &AsyncClient) {
+    fn on_tick(&mut self, wire: &Wire) {
         self.flush_to_owner();
         // Answers that never came: the owner has long decided alone.
         let expired = self.settings.claim_deadline * 2;
@@ -422,7 +416,7 @@ impl LinkTask {
         if !self.online.load(Ordering::Acquire) {
             // Connected but not welcomed yet (the hello or its answer was lost).
             if self.connected && self.last_sent.elapsed() > HELLO_RETRY {
-                self.hello(client);
+                self.hello(wire);
             }
             return;
         }
@@ -430,14 +424,14 @@ impl LinkTask {
             self.outbox.sent = self.outbox.acked;
             self.outbox.sent_at = None;
         }
-        self.pump(client);
+        self.pump(wire);
         if self.last_sent.elapsed() > HEARTBEAT {
-            self.hello(client);
+            self.hello(wire);
         }
     }
 
     /// Sends the next batch if none is in flight.
-    fn pump(&mut self, client: &AsyncClient) {
+    fn pump(&mut self, wire: &Wire) {
         if !self.online.load(Ordering::Acquire) || self.outbox.sent_at.is_some() {
             return;
         }
@@ -451,7 +445,7 @@ impl LinkTask {
             None => return,
         };
         let Some(last) = reports.last().map(|r| r.seq) else { return };
-        if self.publish(client, &GateMessage::Scans(reports)) {
+        if self.publish(wire, &GateMessage::Scans(reports)) {
             self.outbox.sent = last;
             self.outbox.sent_at = Some(Instant::now());
         }
