@@ -17,10 +17,20 @@ fn wait_link(gate: &mut Daemon, online: bool) {
 }
 
 #[test]
-fn hub_sigkilled_mid_burst_loses_nothing_and_double_entries_become_conflicts() {
+fn hub_sigkilled_mid_burst_over_mqtt_loses_nothing_and_double_entries_become_conflicts() {
+    hub_sigkilled_mid_burst("mqtt");
+}
+
+#[test]
+fn hub_sigkilled_mid_burst_over_quic_loses_nothing_and_double_entries_become_conflicts() {
+    hub_sigkilled_mid_burst("quic");
+}
+
+fn hub_sigkilled_mid_burst(transport: &str) {
     let venue = VenueFixture::new((2 * BURST + TWICE) as u32, &BrokerChoice::Embedded);
-    venue.add_gate("north-1", "");
-    venue.add_gate("south-2", "");
+    let config = format!("transport = \"{transport}\"\n");
+    venue.add_gate("north-1", &config);
+    venue.add_gate("south-2", &config);
     let mut hub = venue.start_hub();
     let mut north = venue.start_gate("north-1");
     let mut south = venue.start_gate("south-2");

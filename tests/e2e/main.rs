@@ -11,4 +11,5 @@ mod gate_serial;
 mod hub_arbitration;
 mod hub_dashboard;
 mod hub_faults;
+mod hub_quic;
 mod qr_decode_rate;
