@@ -94,9 +94,8 @@ impl VenueCa {
             }
             Err(e) => return Err(io(&key_path)(e)),
         };
-        let cert_der = pem_certificate(&cert_pem).ok_or_else(|| {
-            EnrollError::Invalid(format!("{}: not a PEM certificate", cert_path.display()))
-        })?;
+        let cert_der = pem_certificate(&cert_pem)
+            .ok_or_else(|| EnrollError::Invalid(format!("{}: not a PEM certificate", cert_path.display())))?;
         Ok(Self { cert_pem, cert_der, issuer: Issuer::new(params, key) })
     }
 

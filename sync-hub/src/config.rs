@@ -166,7 +166,9 @@ mod tests {
         let c = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:1884\"\n[quic]\nlisten = \"0.0.0.0:4433\"\n")
             .expect("valid");
         assert_eq!(c.quic, Some("0.0.0.0:4433".parse().expect("addr")));
-        let bad = parse("venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:1884\"\n[quic]\nlisten = \"hub:4433\"\n");
+        let bad = parse(
+            "venue_id = 5\nstate_dir = \"/x\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:1884\"\n[quic]\nlisten = \"hub:4433\"\n",
+        );
         assert!(matches!(bad, Err(ConfigError::Invalid { key: "quic.listen", .. })));
     }
 

@@ -104,7 +104,8 @@ pub async fn run(
             let endpoint = quic::listen(listen, &ca)?;
             let bound = endpoint.local_addr().map_err(|source| QuicError::Listen { addr: listen, source })?;
             let db = config.state_dir.join(enroll::HUB_DB_FILE);
-            let task = quic::serve(endpoint, db, quic_gates.clone(), inbound_tx.clone(), status.clone(), shutdown.clone());
+            let task =
+                quic::serve(endpoint, db, quic_gates.clone(), inbound_tx.clone(), status.clone(), shutdown.clone());
             Some((bound, tokio::spawn(task)))
         }
         None => None,

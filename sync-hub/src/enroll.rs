@@ -11,7 +11,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use schema::sync::{ENROLMENT_FILE, Enrolment, GATE_CERT_FILE, GATE_KEY_FILE, GATE_TLS_KEY_FILE, NodeKey, VENUE_CA_FILE};
+use schema::sync::{
+    ENROLMENT_FILE, Enrolment, GATE_CERT_FILE, GATE_KEY_FILE, GATE_TLS_KEY_FILE, NodeKey, VENUE_CA_FILE,
+};
 
 use crate::ca::{VenueCa, fingerprint};
 

@@ -53,10 +53,13 @@ pub enum QuicError {
     },
 }
 
+/// One connected gate: its connection's id, and its writer's queue.
+type Connected = (usize, mpsc::UnboundedSender<Vec<u8>>);
+
 /// Gates connected over QUIC, and how to reach each.
 #[derive(Clone, Default)]
 pub struct QuicGates {
-    inner: Arc<Mutex<HashMap<String, (usize, mpsc::UnboundedSender<Vec<u8>>)>>>,
+    inner: Arc<Mutex<HashMap<String, Connected>>>,
 }
 
 impl QuicGates {
@@ -156,7 +159,8 @@ pub async fn serve(
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        let gate_link = GateLink { db: db.clone(), gates: gates.clone(), inbound: inbound.clone(), status: status.clone() };
+        let gate_link =
+            GateLink { db: db.clone(), gates: gates.clone(), inbound: inbound.clone(), status: status.clone() };
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let remote = incoming.remote_address();

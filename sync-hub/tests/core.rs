@@ -36,7 +36,11 @@ fn hub_with(gates: &[(&str, u8)]) -> Hub {
         store
             .enroll(
                 gate,
-                &GateCredentials { public_key: key(*seed).public(), mqtt_secret: [0; 32], cert_fingerprint: [*seed; 32] },
+                &GateCredentials {
+                    public_key: key(*seed).public(),
+                    mqtt_secret: [0; 32],
+                    cert_fingerprint: [*seed; 32],
+                },
                 1,
             )
             .unwrap();

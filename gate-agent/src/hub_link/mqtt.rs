@@ -70,7 +70,12 @@ impl MqttWire {
         // half-way through a read.
         let sub_poller = tokio::spawn(poll_incoming(sub_loop, subscriber.clone(), filters, events));
         let pub_poller = tokio::spawn(poll_outgoing(pub_loop));
-        Self { subscriber, publisher, up_topic: topics::up(target.venue, target.gate_id), pollers: [sub_poller, pub_poller] }
+        Self {
+            subscriber,
+            publisher,
+            up_topic: topics::up(target.venue, target.gate_id),
+            pollers: [sub_poller, pub_poller],
+        }
     }
 
     /// Queues a frame for the hub; false if the client is gone.

@@ -1,10 +1,11 @@
 //! `tixgate-bench hub`: the venue hub with 100 simulated gates, per transport.
 //!
-//! For the embedded broker and for Mosquitto (127.0.0.1:1883): claim round trip
-//! against a bare ping-pong through the same broker (samples interleaved, so both
-//! see the same machine); sustained durable ingest against one fsynced commit per
-//! scan on the same disk; and how long an admission takes to reach all 100 gates.
-//! QUIC is not built yet and is reported as such.
+//! For the embedded broker, Mosquitto (127.0.0.1:1883) and QUIC straight to the
+//! hub: claim round trip against a bare ping-pong over the same transport (an
+//! echo through the same broker, or an echo QUIC server with the same TLS;
+//! samples interleaved, so both see the same machine); sustained durable ingest
+//! against one fsynced commit per scan on the same disk; and how long an
+//! admission takes to reach all 100 gates.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,22 +41,27 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 /// Runs the hub benchmark and prints its figures and JSON line.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(only: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let embedded_port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("free port")?.port();
+    // An embedded broker lives as long as the process: each run gets its own port.
+    let embedded = || -> anyhow::Result<Broker> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("free port")?.port();
+        Ok(Broker::Embedded(([127, 0, 0, 1], port).into()))
+    };
     let transports = [
-        ("embedded", Broker::Embedded(([127, 0, 0, 1], embedded_port).into())),
-        ("mosquitto", Broker::External(MOSQUITTO.0.into(), MOSQUITTO.1)),
+        ("embedded", embedded()?, false),
+        ("mosquitto", Broker::External(MOSQUITTO.0.into(), MOSQUITTO.1), false),
+        ("quic", embedded()?, true),
     ];
     let mut results = serde_json::Map::new();
-    for (name, broker) in transports {
+    for (name, broker, quic) in transports {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         println!("\n== {name} ==");
-        let figures = runtime.block_on(bench(broker)).with_context(|| format!("{name} transport"))?;
+        let figures = runtime.block_on(bench(broker, quic)).with_context(|| format!("{name} transport"))?;
         results.insert(name.into(), figures);
     }
-    println!("\nquic: not built yet (no figures)");
-    results.insert("quic".into(), serde_json::Value::Null);
     runtime.shutdown_background();
     println!("{}", json!({ "bench": "hub", "gates": GATES, "transports": results }));
     Ok(())
@@ -71,30 +77,55 @@ struct Heard {
     /// Admission key → when each gate heard it.
     admissions: HashMap<String, Vec<Instant>>,
     acked: HashMap<String, u64>,
+    /// Broadcast frames already opened, by a hash of their bytes.
+    broadcasts: HashMap<u64, HubMessage>,
+}
+
+/// How a simulated gate sends.
+enum SimWire {
+    /// Its outgoing MQTT connection.
+    Mqtt(AsyncClient),
+    /// Its QUIC connections: to the hub, and to the echo server.
+    Quic { hub: mpsc::UnboundedSender<Vec<u8>>, echo: mpsc::UnboundedSender<Vec<u8>> },
 }
 
 struct SimGate {
     id: String,
     key: NodeKey,
-    out: AsyncClient,
+    wire: SimWire,
 }
 
 impl SimGate {
     async fn send(&self, venue: u32, message: &GateMessage) -> anyhow::Result<()> {
         let frame = self.key.seal(&self.id, Recipient::Node(HUB_ID), &message.encode());
-        self.out.publish(topics::up(venue, &self.id), QoS::AtLeastOnce, false, frame).await?;
+        match &self.wire {
+            SimWire::Mqtt(out) => out.publish(topics::up(venue, &self.id), QoS::AtLeastOnce, false, frame).await?,
+            SimWire::Quic { hub, .. } => hub.send(frame).map_err(|_| anyhow::anyhow!("QUIC link gone"))?,
+        }
+        Ok(())
+    }
+
+    async fn send_ping(&self, venue: u32, nonce: u64) -> anyhow::Result<()> {
+        let payload = nonce.to_le_bytes().to_vec();
+        match &self.wire {
+            SimWire::Mqtt(out) => {
+                let topic = format!("tixgate-bench/{venue}/ping/{}", self.id);
+                out.publish(topic, QoS::AtLeastOnce, false, payload).await?;
+            }
+            SimWire::Quic { echo, .. } => echo.send(payload).map_err(|_| anyhow::anyhow!("QUIC echo gone"))?,
+        }
         Ok(())
     }
 }
 
-async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
+async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let venue = 1_000_000 + (std::process::id() % 1_000_000);
     let config = HubConfig {
         venue_id: venue,
         state_dir: dir.path().join("hub"),
         broker: broker.clone(),
-        quic: None,
+        quic: quic.then(|| ([127, 0, 0, 1], 0).into()),
         http: ([127, 0, 0, 1], 0).into(),
     };
     let mut keys = Vec::new();
@@ -105,7 +136,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         let enrolment = sync_hub::enroll::enroll_gate(&config, &id, &out, 1)?;
         hub_key = enrolment.hub_key();
         let pem = std::fs::read_to_string(out.join(sync::GATE_KEY_FILE))?;
-        keys.push((id, NodeKey::from_pkcs8_pem(&pem)?, enrolment.mqtt_password));
+        keys.push((id, NodeKey::from_pkcs8_pem(&pem)?, enrolment.mqtt_password, out));
     }
     // The echo of the ping-pong reference logs in as one more gate.
     let echo_login = sync_hub::enroll::enroll_gate(&config, "echo", &dir.path().join("echo"), 1)?.mqtt_password;
@@ -113,15 +144,27 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
 
     let shutdown = CancellationToken::new();
     let (ready_tx, ready) = oneshot::channel();
-    let hub = tokio::spawn(sync_hub::daemon::run(config, Default::default(), shutdown.clone(), move |_| {
-        let _ = ready_tx.send(());
+    let state_dir = config.state_dir.clone();
+    let hub = tokio::spawn(sync_hub::daemon::run(config, Default::default(), shutdown.clone(), move |ready| {
+        let _ = ready_tx.send(ready.quic);
     }));
-    tokio::time::timeout(Duration::from_secs(20), ready).await.context("hub start")??;
+    let quic_addr = match tokio::time::timeout(Duration::from_secs(20), ready).await.context("hub start")? {
+        Ok(addr) => addr,
+        // The hub stopped before it was ready: say why.
+        Err(_) => return Err(anyhow::anyhow!("hub did not start: {:?}", hub.await)),
+    };
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    if let Some(hub_addr) = quic_addr {
+        let gates = quic_gates(keys, &state_dir, venue, hub_addr, hub_key, &heard).await?;
+        let figures = measure(&gates, venue, &heard, dir.path()).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
+        return figures;
+    }
     let (host, port) = broker.connect_to();
 
-    let heard = Arc::new(Mutex::new(Heard::default()));
     let mut gates = Vec::new();
-    for (id, key, password) in keys {
+    for (id, key, password, _) in keys {
         let login = Some((id.as_str(), password.as_str()));
         let (inbound, events) = sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, &id, "in"), &host, port, login);
         let (out, out_events) =
@@ -131,7 +174,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         inbound.subscribe(format!("tixgate-bench/{venue}/pong/{id}"), QoS::AtLeastOnce).await?;
         tokio::spawn(drain(out_events));
         tokio::spawn(listen(events, id.clone(), hub_key, heard.clone()));
-        gates.push(SimGate { id, key, out });
+        gates.push(SimGate { id, key, wire: SimWire::Mqtt(out) });
     }
     // The ping-pong reference: an echo through the same broker, no hub logic, no disk.
     let login = Some(("echo", echo_login.as_str()));
@@ -149,9 +192,23 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         anyhow::ensure!(Instant::now() < end, "subscriptions not acknowledged");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let figures = measure(&gates, venue, &heard, dir.path()).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
+    figures
+}
+
+/// Hello from every gate, then claims against pings, broadcasts and ingest.
+async fn measure(
+    gates: &[SimGate],
+    venue: u32,
+    heard: &Arc<Mutex<Heard>>,
+    dir: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let end = Instant::now() + Duration::from_secs(30);
     while heard.lock().map(|h| h.welcomes).unwrap_or(0) < GATES {
         anyhow::ensure!(Instant::now() < end, "not every gate was welcomed");
-        for gate in &gates {
+        for gate in gates {
             gate.send(venue, &GateMessage::Hello(Hello { replica_version: 1, last_seq: 0, hlc: HlcTimestamp(0) }))
                 .await?;
         }
@@ -169,7 +226,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         let gate = &gates[i % GATES];
         let claim_first = i % 2 == 0;
         if !claim_first {
-            pings.push(ping(gate, venue, i as u64, &heard).await?);
+            pings.push(ping(gate, venue, i as u64, heard).await?);
         }
         let claim_id = 1 + i as u64;
         let (tx, rx) = oneshot::channel();
@@ -199,7 +256,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         };
         broadcast.push(last.duration_since(sent).as_secs_f64() * 1e3);
         if claim_first {
-            pings.push(ping(gate, venue, i as u64, &heard).await?);
+            pings.push(ping(gate, venue, i as u64, heard).await?);
         }
     }
 
@@ -207,7 +264,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
     let total = GATES as u64 * BATCHES_PER_GATE * BATCH;
     let started = Instant::now();
     for batch in 0..BATCHES_PER_GATE {
-        for gate in &gates {
+        for gate in gates {
             let scans = (1..=BATCH).map(|s| report(batch * BATCH + s)).collect();
             gate.send(venue, &GateMessage::Scans(scans)).await?;
         }
@@ -223,10 +280,7 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let ingest_per_s = total as f64 / started.elapsed().as_secs_f64();
-    let (single_commit_per_s, commit_p99) = single_commits(dir.path())?;
-
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
+    let (single_commit_per_s, commit_p99) = single_commits(dir)?;
 
     let (claims, pings, broadcast) = (sorted(claims), sorted(pings), sorted(broadcast));
     let (claim_p99, ping_p99) = (percentile(&claims, 0.99), percentile(&pings, 0.99));
@@ -267,13 +321,12 @@ async fn bench(broker: Broker) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-/// One bare round trip through the broker: gate → echo → gate.
+/// One bare round trip over the transport: gate → echo → gate.
 async fn ping(gate: &SimGate, venue: u32, nonce: u64, heard: &Mutex<Heard>) -> anyhow::Result<f64> {
     let (tx, rx) = oneshot::channel();
     heard.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pongs.insert(nonce, tx);
     let sent = Instant::now();
-    let topic = format!("tixgate-bench/{venue}/ping/{}", gate.id);
-    gate.out.publish(topic, QoS::AtLeastOnce, false, nonce.to_le_bytes().to_vec()).await?;
+    gate.send_ping(venue, nonce).await?;
     tokio::time::timeout(Duration::from_secs(5), rx).await.context("pong")??;
     Ok(sent.elapsed().as_secs_f64() * 1e3)
 }
@@ -347,32 +400,60 @@ async fn listen(
             }
         };
         let at = Instant::now();
-        let Ok(mut heard) = heard.lock() else { return };
         if publish.topic.contains("/pong/") {
-            let nonce = publish.payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-            if let Some(tx) = nonce.and_then(|n| heard.pongs.remove(&n)) {
+            pong(&heard, &publish.payload);
+        } else {
+            heard_from_hub(&heard, &gate, hub, &publish.payload, at);
+        }
+    }
+}
+
+fn pong(heard: &Mutex<Heard>, payload: &[u8]) {
+    let nonce = payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    if let Ok(mut heard) = heard.lock()
+        && let Some(tx) = nonce.and_then(|n| heard.pongs.remove(&n))
+    {
+        let _ = tx.send(());
+    }
+}
+
+/// Opens a frame from the hub. The simulated gates share two cores with the
+/// hub, while each real gate checks the hub's signature on its own CPU; so a
+/// broadcast (the same bytes for all 100) is checked once and its message
+/// shared, and frames for one gate are checked by that gate.
+fn open_from_hub(heard: &Mutex<Heard>, hub: ed25519_dalek::VerifyingKey, payload: &[u8]) -> Option<HubMessage> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(payload);
+    if let Some(message) = heard.lock().ok()?.broadcasts.get(&hash) {
+        return Some(message.clone());
+    }
+    let frame = sync::frame::open(payload, |s| (s == HUB_ID).then_some(hub)).ok()?;
+    let message = HubMessage::decode(frame.body).ok()?;
+    if frame.recipient == Recipient::Everyone {
+        heard.lock().ok()?.broadcasts.insert(hash, message.clone());
+    }
+    Some(message)
+}
+
+/// Records what gate `gate` heard from the hub at `at`.
+fn heard_from_hub(heard: &Mutex<Heard>, gate: &str, hub: ed25519_dalek::VerifyingKey, payload: &[u8], at: Instant) {
+    let Some(message) = open_from_hub(heard, hub, payload) else { return };
+    let Ok(mut heard) = heard.lock() else { return };
+    match message {
+        HubMessage::Welcome { .. } => heard.welcomes += 1,
+        HubMessage::Verdict { claim_id, .. } => {
+            if let Some(tx) = heard.verdicts.remove(&claim_id) {
                 let _ = tx.send(());
             }
-            continue;
         }
-        let Ok(frame) = sync::frame::open(&publish.payload, |s| (s == HUB_ID).then_some(hub)) else { continue };
-        match HubMessage::decode(frame.body) {
-            Ok(HubMessage::Welcome { .. }) => heard.welcomes += 1,
-            Ok(HubMessage::Verdict { claim_id, .. }) => {
-                if let Some(tx) = heard.verdicts.remove(&claim_id) {
-                    let _ = tx.send(());
-                }
+        HubMessage::Ack { through } => {
+            let acked = heard.acked.entry(gate.to_owned()).or_default();
+            *acked = (*acked).max(through);
+        }
+        HubMessage::Admissions(list) => {
+            for a in list {
+                heard.admissions.entry(a.key).or_default().push(at);
             }
-            Ok(HubMessage::Ack { through }) => {
-                let acked = heard.acked.entry(gate.clone()).or_default();
-                *acked = (*acked).max(through);
-            }
-            Ok(HubMessage::Admissions(list)) => {
-                for a in list {
-                    heard.admissions.entry(a.key).or_default().push(at);
-                }
-            }
-            Err(_) => {}
         }
     }
 }
@@ -397,5 +478,83 @@ async fn echo(mut events: rumqttc::EventLoop, out: AsyncClient, venue: u32) {
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// The gates over QUIC: each connects to the hub, and to an echo server with
+/// the hub's TLS setup (venue CA, client certificates) as the bare reference.
+async fn quic_gates(
+    keys: Vec<(String, NodeKey, String, std::path::PathBuf)>,
+    state_dir: &std::path::Path,
+    venue: u32,
+    hub_addr: std::net::SocketAddr,
+    hub_key: ed25519_dalek::VerifyingKey,
+    heard: &Arc<Mutex<Heard>>,
+) -> anyhow::Result<Vec<SimGate>> {
+    let ca = sync_hub::ca::VenueCa::load_or_create(state_dir, venue)?;
+    let echo = sync_hub::quic::listen(([127, 0, 0, 1], 0).into(), &ca)?;
+    let echo_addr = echo.local_addr()?;
+    tokio::spawn(echo_server(echo));
+    let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
+    let mut gates = Vec::new();
+    for (id, key, _, dir) in keys {
+        let client = gate_agent::hub_link::quic::client_config(&dir).map_err(anyhow::Error::msg)?;
+        let (heard_hub, gate) = (heard.clone(), id.clone());
+        let on_hub = move |bytes: Vec<u8>, at| heard_from_hub(&heard_hub, &gate, hub_key, &bytes, at);
+        let hub = quic_stream(&endpoint, client.clone(), hub_addr, on_hub).await?;
+        let heard_echo = heard.clone();
+        let echo = quic_stream(&endpoint, client, echo_addr, move |bytes, _| pong(&heard_echo, &bytes)).await?;
+        gates.push(SimGate { id, key, wire: SimWire::Quic { hub, echo } });
+    }
+    Ok(gates)
+}
+
+/// A connection and its stream: frames sent on the returned channel go out,
+/// frames that come back go to `on_frame` with when they arrived.
+async fn quic_stream(
+    endpoint: &quinn::Endpoint,
+    client: quinn::ClientConfig,
+    addr: std::net::SocketAddr,
+    on_frame: impl Fn(Vec<u8>, Instant) + Send + 'static,
+) -> anyhow::Result<mpsc::UnboundedSender<Vec<u8>>> {
+    let connection = endpoint.connect_with(client, addr, sync::quic::HUB_SERVER_NAME)?.await?;
+    let (mut send, mut recv) = connection.open_bi().await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let _connection = connection;
+        while let Some(frame) = rx.recv().await {
+            if send.write_all(&[&sync::quic::length_prefix(frame.len())[..], &frame].concat()).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(frame) = read_frame(&mut recv).await {
+            on_frame(frame, Instant::now());
+        }
+    });
+    Ok(tx)
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Option<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.ok()?;
+    let mut frame = vec![0u8; sync::quic::announced_length(prefix)?];
+    recv.read_exact(&mut frame).await.ok()?;
+    Some(frame)
+}
+
+/// Sends every frame back on the connection it came from.
+async fn echo_server(endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::spawn(async move {
+            let Ok(connection) = incoming.await else { return };
+            let Ok((mut send, mut recv)) = connection.accept_bi().await else { return };
+            while let Some(frame) = read_frame(&mut recv).await {
+                if send.write_all(&[&sync::quic::length_prefix(frame.len())[..], &frame].concat()).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 }

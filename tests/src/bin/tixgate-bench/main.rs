@@ -25,10 +25,14 @@ enum Area {
     /// against bare verify+lookup and bare fsynced commit, import time, daemon
     /// memory, camera path.
     Gate,
-    /// The venue hub with 100 simulated gates over the embedded broker and
-    /// Mosquitto: claim round trip against a bare ping-pong, durable ingest
-    /// against one fsynced commit per scan, broadcast spread.
-    Hub,
+    /// The venue hub with 100 simulated gates over the embedded broker,
+    /// Mosquitto and QUIC: claim round trip against a bare ping-pong, durable
+    /// ingest against one fsynced commit per scan, broadcast spread.
+    Hub {
+        /// Only these transports (embedded, mosquitto, quic); default all.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
     /// Camera path: QR decode rate and time on real photos, synthetic degraded
     /// tickets and 1280x720 frames, against a single rxing pass.
     Qr,
@@ -40,7 +44,7 @@ fn main() -> ExitCode {
     }
     let result = match Args::parse().area {
         Area::Gate => gate::run(),
-        Area::Hub => hub::run(),
+        Area::Hub { only } => hub::run(&only),
         Area::Qr => qr::run(),
     };
     match result {
