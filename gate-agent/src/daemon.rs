@@ -52,6 +52,22 @@ pub enum Input {
         /// Up.
         online: bool,
     },
+    /// A ticket list is coming from the hub.
+    ReplicaDownload {
+        /// Its version.
+        version: u64,
+        /// Bytes on disk.
+        received: u64,
+        /// Bytes in all.
+        total: u64,
+        /// Bytes that were already on disk when the download (re)started.
+        resumed_from: u64,
+    },
+    /// A downloaded manifest file, hash checked, to verify and apply.
+    Manifest {
+        /// The file; removed once handled.
+        path: std::path::PathBuf,
+    },
 }
 
 /// The serial devices a gate drives, from its configuration.
@@ -137,6 +153,42 @@ impl Output {
                 .and_then(|()| out.flush()),
             Output::Screen(out, screen) => {
                 screen.hub_link(online);
+                display::draw(out, screen)
+            }
+        };
+    }
+
+    fn replica_download(&mut self, version: u64, received: u64, total: u64, resumed_from: u64) {
+        let _ = match self {
+            Output::Json(out) => {
+                let line = serde_json::json!({
+                    "event": "replica_download",
+                    "version": version,
+                    "received": received,
+                    "total": total,
+                    "resumed_from": resumed_from,
+                });
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            }
+            Output::Screen(out, screen) => {
+                screen.replica_download(received, total);
+                display::draw(out, screen)
+            }
+        };
+    }
+
+    /// A manifest from the hub was applied (`error`: refused).
+    fn replica_applied(&mut self, version: u64, error: Option<&str>) {
+        let _ = match self {
+            Output::Json(out) => {
+                let line = match error {
+                    None => serde_json::json!({ "event": "replica", "version": version }),
+                    Some(error) => serde_json::json!({ "event": "replica", "error": error }),
+                };
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            }
+            Output::Screen(out, screen) => {
+                screen.replica_download(1, 1);
                 display::draw(out, screen)
             }
         };
@@ -252,6 +304,27 @@ fn owner_loop(
             Input::HubLink { online } => output.hub_link(online),
             Input::Admissions(admissions) => {
                 gate.apply_admissions(&admissions, now_ms())?;
+            }
+            Input::ReplicaDownload { version, received, total, resumed_from } => {
+                output.replica_download(version, received, total, resumed_from);
+            }
+            Input::Manifest { path } => {
+                let applied = std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| gate.import(&bytes, now_ms() / 1_000).map_err(|e| e.to_string()));
+                let _ = std::fs::remove_file(&path);
+                match applied {
+                    Ok(applied) => {
+                        if let Some(link) = &link {
+                            link.set_replica_version(applied.version);
+                        }
+                        output.replica_applied(applied.version, None);
+                    }
+                    Err(why) => {
+                        tracing::warn!(%why, "manifest from the hub refused");
+                        output.replica_applied(0, Some(&why));
+                    }
+                }
             }
         }
     }

@@ -22,6 +22,8 @@ pub struct Screen {
     last: Option<Shown>,
     /// `None`: no hub configured; otherwise whether it answers.
     hub: Option<bool>,
+    /// A ticket list downloading from the hub: percent done.
+    download: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,11 @@ impl Screen {
         self.hub = Some(online);
     }
 
+    /// A ticket list is downloading: `received` of `total` bytes.
+    pub fn replica_download(&mut self, received: u64, total: u64) {
+        self.download = (received < total).then(|| (received * 100).checked_div(total).unwrap_or(0));
+    }
+
     /// Background colour of the whole screen.
     pub fn color(&self) -> Color {
         match self.last.as_ref().map(|s| s.verdict) {
@@ -105,7 +112,15 @@ impl Screen {
             Some(true) => "   hub: online",
             Some(false) => "   hub: OFFLINE (deciding alone)",
         };
-        let footer = format!("in {}   refused {}{link}", self.accepted, self.rejected);
+        let download = match self.download {
+            // A bar of ten cells: staff see the list is updating, not stuck.
+            Some(percent) => {
+                let done = usize::try_from(percent / 10).unwrap_or(10).min(10);
+                format!("   tickets [{}{}] {percent}%", "#".repeat(done), "-".repeat(10 - done))
+            }
+            None => String::new(),
+        };
+        let footer = format!("in {}   refused {}{link}{download}", self.accepted, self.rejected);
         let rows = usize::from(height.max(1));
         let top = rows.saturating_sub(body.len() + 1) / 2;
         let mut out: Vec<String> = std::iter::repeat_n(String::new(), top).chain(body).collect();
@@ -158,11 +173,20 @@ mod tests {
 
     #[test]
     fn annulment_takes_back_the_count() {
-        let mut s = Screen { accepted: 3, rejected: 1, last: None, hub: None };
+        let mut s = Screen { accepted: 3, rejected: 1, last: None, hub: None, download: None };
         s.annulled();
         assert_eq!(s.color(), Color::DarkYellow);
         assert!(s.lines(40, 10).iter().any(|l| l.contains("Scan again")));
         assert!(s.lines(40, 10).last().is_some_and(|l| l.contains("in 2")));
+    }
+
+    #[test]
+    fn a_downloading_ticket_list_shows_as_a_bar_until_applied() {
+        let mut s = Screen::default();
+        s.replica_download(45, 100);
+        assert!(s.lines(80, 6).last().is_some_and(|l| l.contains("tickets [####------] 45%")), "{:?}", s.lines(80, 6));
+        s.replica_download(100, 100);
+        assert!(s.lines(80, 6).last().is_some_and(|l| !l.contains("tickets")));
     }
 
     #[test]

@@ -158,6 +158,29 @@ impl Manifest {
     }
 }
 
+/// What a manifest file says it is, read without checking its signature: for a
+/// hub that passes files on to gates, which check everything before applying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestHeader {
+    /// The venue.
+    pub venue_id: u64,
+    /// Its version.
+    pub version: u64,
+    /// For a delta, the version it applies on top of.
+    pub base_version: Option<u64>,
+}
+
+impl ManifestHeader {
+    /// Reads the header fields of a manifest file's first bytes (the whole file
+    /// is not needed). Total: `None` for anything that is not a manifest.
+    pub fn peek(bytes: &[u8]) -> Option<Self> {
+        let body = bytes.strip_prefix(MAGIC.as_slice())?.get(HEADER_LEN - MAGIC.len()..)?;
+        // The body starts with these three fields, in this order (postcard is sequential).
+        let (header, _) = postcard::take_from_bytes::<Self>(body).ok()?;
+        header.base_version.is_none_or(|base| base < header.version).then_some(header)
+    }
+}
+
 /// Signs bytes as a manifest body (used by [`Manifest::sign`]; tests and fuzzers
 /// also use it to reach the body parser). `None` if the body is too large.
 pub fn sign_body(signer: &TicketSigner, body: &[u8]) -> Option<Vec<u8>> {

@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListRecord, Manifest, ManifestError, TicketRecord, TicketTypeRecord, sign_body};
+use schema::manifest::{
+    ListRecord, Manifest, ManifestError, ManifestHeader, TicketRecord, TicketTypeRecord, sign_body,
+};
 use schema::{Keyring, TicketSigner, TrustedKey};
 
 fn signer() -> TicketSigner {
@@ -101,5 +103,14 @@ proptest! {
     #[test]
     fn any_bytes_are_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         prop_assert!(Manifest::open(&bytes, &ring(), 0).is_err());
+        let _ = ManifestHeader::peek(&bytes);
+    }
+
+    #[test]
+    fn the_header_of_a_manifest_is_read_from_its_first_bytes(m in manifest()) {
+        let bytes = m.sign(&signer());
+        let want = ManifestHeader { venue_id: m.venue_id, version: m.version, base_version: m.base_version };
+        prop_assert_eq!(ManifestHeader::peek(&bytes), Some(want));
+        prop_assert_eq!(ManifestHeader::peek(&bytes[..bytes.len().min(120)]), Some(want));
     }
 }

@@ -37,6 +37,8 @@ pub struct HubConfig {
     pub quic: Option<SocketAddr>,
     /// Where the dashboard, `/metrics` and `/healthz` listen.
     pub http: SocketAddr,
+    /// Folder of signed manifest files to serve to gates, if any.
+    pub manifests: Option<PathBuf>,
 }
 
 /// The dashboard's default address: this box only, until the operator opens it.
@@ -52,6 +54,15 @@ struct RawConfig {
     quic: Option<RawQuic>,
     #[serde(default)]
     http: Option<RawHttp>,
+    #[serde(default)]
+    replica: Option<RawReplica>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplica {
+    /// Folder of signed manifest files (`*.txm`), re-read every few seconds.
+    folder: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,7 +152,8 @@ impl HubConfig {
             .transpose()?;
         let http = raw.http.map_or(DEFAULT_HTTP.to_owned(), |h| h.listen);
         let http = http.parse().map_err(|_| invalid("http.listen", format!("{http:?} is not an IP:port")))?;
-        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http })
+        let manifests = raw.replica.map(|r| base.join(r.folder));
+        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http, manifests })
     }
 }
 

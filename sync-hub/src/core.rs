@@ -81,9 +81,13 @@ pub enum CoreError {
     Store(#[from] StoreError),
 }
 
+/// The manifests the hub serves, replaced whole when the folder changes.
+pub type SharedLibrary = std::sync::Arc<std::sync::RwLock<crate::manifests::Library>>;
+
 /// The hub's single writer.
 pub struct Core {
     store: HubStore,
+    library: SharedLibrary,
     arbiter: Arbiter,
     keys: HashMap<String, VerifyingKey>,
     keys_read: Instant,
@@ -109,7 +113,12 @@ impl Core {
         }
         status.set_inside(arbiter.inside());
         status.restore_conflicts(store.conflicts()?);
-        Ok(Self { store, arbiter, keys, keys_read: Instant::now(), hub_key, status })
+        Ok(Self { store, library: SharedLibrary::default(), arbiter, keys, keys_read: Instant::now(), hub_key, status })
+    }
+
+    /// Serves the manifests of `library` to gates (none until this is called).
+    pub fn serve_manifests(&mut self, library: SharedLibrary) {
+        self.library = library;
     }
 
     /// Runs until every transport has dropped its sender.
@@ -187,9 +196,22 @@ impl Core {
         let message = GateMessage::decode(frame.body)?;
         self.status.seen(&gate, inbound.transport, &message);
         match message {
-            GateMessage::Hello(_) => {
+            GateMessage::Hello(hello) => {
                 let acked_through = self.arbiter.acked_through(&gate);
-                pending.replies.push((gate, HubMessage::Welcome { acked_through }));
+                pending.replies.push((gate.clone(), HubMessage::Welcome { acked_through }));
+                let offer = self.library.read().ok().and_then(|l| l.offer_for(hello.replica_version));
+                if let Some(offer) = offer {
+                    pending.replies.push((gate, HubMessage::Offer(offer)));
+                }
+            }
+            GateMessage::Fetch { version, offset } => {
+                // A read of at most one chunk, usually from the page cache; nothing to commit.
+                let bytes = self.library.read().map_or(Ok(Vec::new()), |l| l.chunk(version, offset));
+                let bytes = bytes.unwrap_or_else(|e| {
+                    tracing::warn!(version, error = %e, "cannot read manifest");
+                    Vec::new()
+                });
+                pending.replies.push((gate, HubMessage::Chunk { version, offset, bytes }));
             }
             GateMessage::Claim(claim) => {
                 let (verdict, effects) = self.arbiter.claim(&gate, &claim);

@@ -9,20 +9,23 @@
 //! core finishes the frames already received, commits, and returns.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Broker, HubConfig};
-use crate::core::{Core, CoreError};
+use crate::core::{Core, CoreError, Outbound, SharedLibrary};
 use crate::enroll::{self, EnrollError};
 use crate::http;
+use crate::manifests::Library;
 use crate::mqtt::{self, BrokerError, Credentials};
 use crate::quic::{self, QuicError, QuicGates};
 use crate::status::Status;
 use crate::store::Checkpointer;
-use schema::sync::HUB_ID;
+use schema::sync::{HUB_ID, HubMessage, NodeKey, Recipient};
 
 /// Frames waiting for the core; a transport waits when it is full.
 const INBOUND_QUEUE: usize = 16_384;
@@ -81,7 +84,7 @@ pub async fn run(
     let hub_key = enroll::hub_key(&config)?;
     let store = enroll::open_store(&config)?;
     let _checkpointer = Checkpointer::start(store.path()).map_err(CoreError::from)?;
-    let core = Core::new(store, hub_key, status.clone())?;
+    let core = Core::new(store, hub_key.clone(), status.clone())?;
     let (http, http_task) = http::serve(config.http, status.clone(), shutdown.clone())
         .await
         .map_err(|source| DaemonError::Http { addr: config.http, source })?;
@@ -110,16 +113,23 @@ pub async fn run(
         }
         None => None,
     };
-    let router = quic_gates.clone();
+    // To a gate's QUIC connection if it has one, else MQTT; broadcasts both ways.
+    let deliver = move |out| {
+        if let Some(for_mqtt) = quic_gates.route(out) {
+            let _ = outbound_tx.send(for_mqtt);
+        }
+    };
+    let mut core = core;
+    let manifests = config.manifests.clone().map(|folder| {
+        let library = SharedLibrary::new(RwLock::new(Library::scan(&folder, config.venue_id)));
+        core.serve_manifests(library.clone());
+        let task =
+            watch_manifests(folder, config.venue_id, library, hub_key.clone(), deliver.clone(), shutdown.clone());
+        tokio::spawn(task)
+    });
     let core_thread = std::thread::Builder::new()
         .name("hub-core".into())
-        .spawn(move || {
-            core.run(inbound_rx, &|out| {
-                if let Some(for_mqtt) = router.route(out) {
-                    let _ = outbound_tx.send(for_mqtt);
-                }
-            })
-        })
+        .spawn(move || core.run(inbound_rx, &deliver))
         .map_err(|_| DaemonError::CoreLost)?;
 
     let (connected_tx, mut connected) = watch::channel(false);
@@ -148,10 +158,51 @@ pub async fn run(
     if let Some((_, task)) = quic_task {
         let _ = task.await;
     }
+    if let Some(task) = manifests {
+        let _ = task.await;
+    }
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || core_thread.join())
         .await
         .map_err(|_| DaemonError::CoreLost)?
         .map_err(|_| DaemonError::CoreLost)??;
     Ok(())
+}
+
+/// How often the manifest folder is looked at.
+const MANIFEST_RESCAN: Duration = Duration::from_secs(3);
+
+/// Re-reads the manifest folder until `shutdown`; when a newer version
+/// appears, every gate is offered it (a gate that cannot use it asks again).
+async fn watch_manifests(
+    folder: PathBuf,
+    venue: u32,
+    library: SharedLibrary,
+    hub_key: NodeKey,
+    deliver: impl Fn(Outbound),
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(MANIFEST_RESCAN) => {}
+        }
+        let Ok(current) = library.read().map(|l| l.clone()) else { return };
+        let folder = folder.clone();
+        let Ok(fresh) = tokio::task::spawn_blocking(move || current.rescan(&folder, venue)).await else { return };
+        let newest = |l: &Library| l.newest().map(|h| h.offer);
+        let announce = match library.write() {
+            Ok(mut held) if *held != fresh => {
+                let announce = (newest(&fresh) != newest(&held)).then(|| newest(&fresh)).flatten();
+                *held = fresh;
+                announce
+            }
+            _ => None,
+        };
+        if let Some(offer) = announce {
+            tracing::info!(version = offer.version, "new manifest: offered to every gate");
+            let frame = hub_key.seal(HUB_ID, Recipient::Everyone, &HubMessage::Offer(offer).encode());
+            deliver(Outbound::All(frame));
+        }
+    }
 }

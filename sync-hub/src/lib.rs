@@ -5,7 +5,7 @@
 //! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
 //! commits; `core` is the single writer between transports and the two; `mqtt`
 //! embeds a broker or connects to one; `quic` takes gates directly, with mutual
-//! TLS from the venue CA (`ca`); `daemon` wires them; `status` is what the
+//! TLS from the venue CA (`ca`); `manifests` holds the ticket lists gates download; `daemon` wires them; `status` is what the
 //! operator sees and `http` serves it (dashboard, metrics, health).
 
 pub mod arbiter;
@@ -16,6 +16,7 @@ pub mod core;
 pub mod daemon;
 pub mod enroll;
 pub mod http;
+pub mod manifests;
 pub mod mqtt;
 pub mod quic;
 pub mod status;

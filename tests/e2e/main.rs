@@ -11,5 +11,6 @@ mod gate_serial;
 mod hub_arbitration;
 mod hub_dashboard;
 mod hub_faults;
+mod hub_manifests;
 mod hub_quic;
 mod qr_decode_rate;

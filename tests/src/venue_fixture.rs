@@ -109,6 +109,23 @@ impl VenueFixture {
     /// Enrols gate `gate_id` at the hub and sets it up: config with `extra`
     /// appended, manifest imported.
     pub fn add_gate(&self, gate_id: &str, extra: &str) {
+        self.add_gate_without_replica(gate_id, extra);
+        let dir = self.gate_dir(gate_id);
+        ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
+    }
+
+    /// Has the hub serve the batch's manifest from `manifests/` (`[replica] folder`).
+    pub fn serve_manifests(&self) {
+        let folder = self.path().join("manifests");
+        std::fs::create_dir_all(&folder).expect("manifests folder");
+        std::fs::copy(self.path().join("batch/manifest.txm"), folder.join("v1.txm")).expect("copy manifest");
+        let mut hub = std::fs::read_to_string(self.path().join("hub.toml")).expect("hub.toml");
+        hub.push_str("[replica]\nfolder = \"manifests\"\n");
+        std::fs::write(self.path().join("hub.toml"), hub).expect("hub.toml");
+    }
+
+    /// Enrols and configures gate `gate_id` with an empty replica.
+    pub fn add_gate_without_replica(&self, gate_id: &str, extra: &str) {
         let dir = self.gate_dir(gate_id);
         std::fs::create_dir_all(&dir).expect("gate dir");
         let out = dir.join("enrolment");
@@ -120,7 +137,6 @@ impl VenueFixture {
             self.venue_id
         );
         std::fs::write(dir.join("gate.toml"), config).expect("gate.toml");
-        ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
     }
 
     /// Starts the hub and waits until it takes frames; its ready line (with the

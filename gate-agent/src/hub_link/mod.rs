@@ -11,6 +11,9 @@
 //!   `Welcome` says where it stands, and anything unacknowledged is sent again.
 //! - **Broadcasts.** Admissions at other gates are handed to the owner, which
 //!   stores them so later decisions — online or not — know who is inside.
+//! - **Ticket lists.** A manifest the hub offers that is newer than the replica
+//!   is downloaded chunk by chunk, resumably ([`download`]), and handed to the
+//!   owner to check and apply.
 //!
 //! Frames from the hub are opened with the hub's public key from enrolment;
 //! anything else on our topics is dropped.
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use schema::sync::{self, Claim, GateMessage, HUB_ID, Hello, HubMessage, MAX_BATCH, Recipient, Verdict};
+use schema::sync::{self, Claim, GateMessage, HUB_ID, Hello, HubMessage, MAX_BATCH, ManifestOffer, Recipient, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +39,10 @@ const RESEND_AFTER: Duration = Duration::from_secs(2);
 const HELLO_RETRY: Duration = Duration::from_secs(1);
 /// Say hello this often when idle, so the hub sees the gate alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Tell the owner how a manifest download is going at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+pub mod download;
 pub mod mqtt;
 pub mod quic;
 
@@ -218,6 +224,10 @@ struct LinkTask {
     connected: bool,
     /// Inputs the owner's queue had no room for yet.
     for_owner: std::collections::VecDeque<Input>,
+    /// The manifest being downloaded, if any.
+    download: Option<download::Download>,
+    /// When download progress was last told to the owner.
+    progress_told: Instant,
 }
 
 impl LinkTask {
@@ -242,6 +252,8 @@ impl LinkTask {
             last_sent: Instant::now(),
             connected: false,
             for_owner: std::collections::VecDeque::new(),
+            download: None,
+            progress_told: Instant::now(),
         }
     }
 
@@ -270,6 +282,10 @@ impl LinkTask {
     fn set_offline(&mut self) {
         if self.online.swap(false, Ordering::AcqRel) {
             self.hand_over(Input::HubLink { online: false });
+        }
+        // The request died with the link; the download resumes after the welcome.
+        if let Some(download) = &mut self.download {
+            download.asked_at = None;
         }
         // Waiting claims give up at once and decide alone.
         self.pending.clear();
@@ -367,6 +383,84 @@ impl LinkTask {
                 self.pump(wire);
             }
             HubMessage::Admissions(admissions) => self.hand_over(Input::Admissions(admissions)),
+            HubMessage::Offer(offer) => self.on_offer(offer, wire),
+            HubMessage::Chunk { version, offset, bytes } => self.on_chunk(version, offset, &bytes, wire),
+        }
+    }
+
+    fn on_offer(&mut self, offer: ManifestOffer, wire: &Wire) {
+        let have = self.replica_version.load(Ordering::Relaxed);
+        if offer.version <= have {
+            return;
+        }
+        if offer.base_version.is_some_and(|base| base != have) {
+            // A delta for other gates: our hello gets us what fits.
+            self.hello(wire);
+            return;
+        }
+        if self.download.as_ref().is_none_or(|d| d.offer != offer) {
+            let Some(state_dir) = self.ledger_path.parent() else { return };
+            match download::Download::start(state_dir, offer) {
+                Ok(download) => {
+                    tracing::info!(
+                        version = offer.version,
+                        bytes = offer.len,
+                        from = download.received,
+                        "downloading manifest"
+                    );
+                    self.download = Some(download);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot download the manifest");
+                    return;
+                }
+            }
+        }
+        self.fetch(wire);
+    }
+
+    /// Asks for the next chunk unless one is outstanding.
+    fn fetch(&mut self, wire: &Wire) {
+        let Some(download) = &self.download else { return };
+        if download.asked_at.is_some() || !self.online.load(Ordering::Acquire) {
+            return;
+        }
+        let message = GateMessage::Fetch { version: download.offer.version, offset: download.received };
+        if self.publish(wire, &message)
+            && let Some(download) = &mut self.download
+        {
+            download.asked_at = Some(Instant::now());
+        }
+    }
+
+    fn on_chunk(&mut self, version: u64, offset: u64, bytes: &[u8], wire: &Wire) {
+        let Some(download) = self.download.as_mut().filter(|d| d.offer.version == version) else { return };
+        if bytes.is_empty() && offset < download.offer.len {
+            // The hub no longer holds it; the next offer says what it has.
+            self.download = None;
+            return;
+        }
+        let result = download.append(offset, bytes);
+        let (received, total, resumed_from) = (download.received, download.offer.len, download.resumed_from);
+        match result {
+            Ok(download::Progress::More(_)) => {
+                if self.progress_told.elapsed() >= PROGRESS_EVERY {
+                    self.progress_told = Instant::now();
+                    self.hand_over(Input::ReplicaDownload { version, received, total, resumed_from });
+                }
+                self.fetch(wire);
+            }
+            Ok(download::Progress::Done(path)) => {
+                self.download = None;
+                self.hand_over(Input::ReplicaDownload { version, received, total, resumed_from });
+                self.hand_over(Input::Manifest { path });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "manifest download failed");
+                self.download = None;
+                // Ask again: the offer comes back with the welcome.
+                self.hello(wire);
+            }
         }
     }
 
@@ -420,6 +514,12 @@ impl LinkTask {
             }
             return;
         }
+        if let Some(download) = &mut self.download
+            && download.asked_at.is_some_and(|at| at.elapsed() > RESEND_AFTER)
+        {
+            download.asked_at = None;
+        }
+        self.fetch(wire);
         if self.outbox.sent_at.is_some_and(|at| at.elapsed() > RESEND_AFTER) {
             self.outbox.sent = self.outbox.acked;
             self.outbox.sent_at = None;

@@ -30,6 +30,9 @@ pub const MAX_BATCH: usize = 256;
 pub const MAX_NODE_ID: usize = 32;
 /// The node id the hub signs as.
 pub const HUB_ID: &str = "hub";
+/// Largest piece of a manifest file in one [`HubMessage::Chunk`]: the frame
+/// around it stays under [`MAX_FRAME`].
+pub const MANIFEST_CHUNK: usize = 48 * 1024;
 
 /// Checks a node id: 1–32 of `A-Z a-z 0-9 - _`, so it is safe in an MQTT topic
 /// (no `/`, `+`, `#`) and in file names.
@@ -124,6 +127,28 @@ pub enum GateMessage {
     Claim(Claim),
     /// Recorded scans not yet acknowledged, in sequence order.
     Scans(Vec<ScanReport>),
+    /// "Send me manifest `version` from byte `offset`" (after an [`HubMessage::Offer`];
+    /// a download resumes from what the gate already has).
+    Fetch {
+        /// The offered version.
+        version: u64,
+        /// Bytes the gate already holds.
+        offset: u64,
+    },
+}
+
+/// A manifest file the hub can send a gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestOffer {
+    /// Its version.
+    pub version: u64,
+    /// For a delta, the version it applies on top of.
+    pub base_version: Option<u64>,
+    /// File size in bytes.
+    pub len: u64,
+    /// SHA-256 of the whole file: the download is checked against it (the
+    /// manifest's own signature is checked again when applied).
+    pub sha256: [u8; 32],
 }
 
 /// Where and when a ticket already entered.
@@ -192,6 +217,19 @@ pub enum HubMessage {
     },
     /// Admissions and exits anywhere in the venue.
     Admissions(Vec<Admission>),
+    /// A newer ticket list for the gate: after `Welcome` if the gate is behind,
+    /// and to every gate when a new one arrives.
+    Offer(ManifestOffer),
+    /// Part of an offered manifest, in answer to `Fetch`.
+    Chunk {
+        /// The manifest version.
+        version: u64,
+        /// Where these bytes start in the file.
+        offset: u64,
+        /// At most [`MANIFEST_CHUNK`] bytes; empty when nothing is left (or the
+        /// version is no longer held: the gate waits for the next offer).
+        bytes: Vec<u8>,
+    },
 }
 
 /// Why a message was refused.
@@ -206,6 +244,9 @@ pub enum MessageError {
     /// More than [`MAX_BATCH`] items.
     #[error("{0} items in one message (at most {MAX_BATCH})")]
     TooMany(usize),
+    /// A manifest chunk over [`MANIFEST_CHUNK`].
+    #[error("manifest chunk of {0} bytes (at most {MANIFEST_CHUNK})")]
+    ChunkTooLarge(usize),
     /// A gate id inside the message is not a valid node id.
     #[error("invalid gate id in message")]
     BadGateId,
@@ -274,6 +315,9 @@ impl HubMessage {
             }
             HubMessage::Verdict { verdict: Verdict::AlreadyIn(first), .. } if !valid_node_id(&first.gate) => {
                 return Err(MessageError::BadGateId);
+            }
+            HubMessage::Chunk { bytes, .. } if bytes.len() > MANIFEST_CHUNK => {
+                return Err(MessageError::ChunkTooLarge(bytes.len()));
             }
             _ => {}
         }

@@ -126,6 +126,7 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         state_dir: dir.path().join("hub"),
         broker: broker.clone(),
         quic: quic.then(|| ([127, 0, 0, 1], 0).into()),
+        manifests: None,
         http: ([127, 0, 0, 1], 0).into(),
     };
     let mut keys = Vec::new();
@@ -455,6 +456,7 @@ fn heard_from_hub(heard: &Mutex<Heard>, gate: &str, hub: ed25519_dalek::Verifyin
                 heard.admissions.entry(a.key).or_default().push(at);
             }
         }
+        HubMessage::Offer(_) | HubMessage::Chunk { .. } => {}
     }
 }
 
