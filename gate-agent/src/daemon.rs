@@ -238,6 +238,7 @@ where
         let ledger = config.state_dir.join(crate::gate::LEDGER_FILE);
         let link = hub_link::spawn(settings, config.gate_id.clone(), ledger, tx.downgrade(), shutdown.clone());
         link.set_replica_version(gate.replica().version().ok().flatten().unwrap_or(0));
+        link.set_admissions_through(gate.admissions_through().unwrap_or(0));
         link
     });
     let owner = std::thread::spawn(move || owner_loop(gate, rx, turnstile, link, output));

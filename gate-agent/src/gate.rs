@@ -212,6 +212,11 @@ impl Gate {
         Ok(self.ledger.apply_admissions(admissions)?)
     }
 
+    /// The highest admission sequence from the hub stored here.
+    pub fn admissions_through(&self) -> Result<u64, GateError> {
+        Ok(self.ledger.admissions_through()?)
+    }
+
     /// The hub holds every scan up to `through`.
     pub fn acked(&mut self, through: u64) -> Result<(), GateError> {
         Ok(self.ledger.mark_acked(through)?)

@@ -36,7 +36,30 @@ fn admission(gate: &str, key: &str, ticket_id: u64, at: u64, annulled: bool) -> 
         gate: gate.into(),
         annulled,
         key: key.into(),
+        seq: at,
     }
+}
+
+#[test]
+fn the_ledger_remembers_how_far_the_hub_broadcasts_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut ledger = Ledger::open(&path, "north-1").unwrap();
+    assert_eq!(ledger.admissions_through().unwrap(), 0);
+    // Our own admissions are not stored twice, but they move the cursor too.
+    ledger
+        .apply_admissions(&[
+            admission("south-2", "south-2:1", 7, 5, false),
+            admission("north-1", "north-1:1", 8, 9, false),
+        ])
+        .unwrap();
+    ledger.apply_admissions(&[admission("south-2", "south-2:2", 9, 3, false)]).unwrap();
+    drop(ledger);
+    assert_eq!(
+        Ledger::open(&path, "north-1").unwrap().admissions_through().unwrap(),
+        9,
+        "never backwards, kept on disk"
+    );
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub struct Admitted {
     pub annulled: bool,
     /// The gate's scan report has arrived (always true for offline scans).
     pub confirmed: bool,
+    /// When it last changed, in the hub's order of admission changes.
+    pub seq: u64,
 }
 
 impl Admitted {
@@ -50,6 +52,7 @@ impl Admitted {
             gate: self.gate.clone(),
             annulled: self.annulled,
             key: self.key.clone(),
+            seq: self.seq,
         }
     }
 
@@ -80,6 +83,8 @@ pub enum Change {
     Annul {
         /// Its key.
         key: String,
+        /// Its new place in the order of changes.
+        seq: u64,
     },
     /// A granted claim's scan report arrived.
     Confirm {
@@ -157,6 +162,8 @@ pub struct Arbiter {
     by_key: HashMap<String, (u64, u32)>,
     /// Scans stored per gate.
     received: HashMap<String, Received>,
+    /// The last admission change's sequence.
+    last_seq: u64,
 }
 
 /// The key of an online grant.
@@ -172,6 +179,7 @@ pub fn scan_key(gate: &str, seq: u64) -> String {
 impl Arbiter {
     /// Restores an admission from the store.
     pub fn restore_admission(&mut self, admitted: Admitted) {
+        self.last_seq = self.last_seq.max(admitted.seq);
         self.by_key.insert(admitted.key.clone(), (admitted.ticket_id, admitted.list_id));
         self.tickets.entry((admitted.ticket_id, admitted.list_id)).or_default().push(admitted);
     }
@@ -188,6 +196,19 @@ impl Arbiter {
     /// Every scan of `gate` up to this sequence is stored.
     pub fn acked_through(&self, gate: &str) -> u64 {
         self.received.get(gate).map_or(0, |r| r.through)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Admissions changed after `seq`, in the order they changed: what a gate
+    /// that has seen up to `seq` missed.
+    pub fn admissions_after(&self, seq: u64) -> Vec<Admission> {
+        let mut after: Vec<&Admitted> = self.tickets.values().flatten().filter(|a| a.seq > seq).collect();
+        after.sort_by_key(|a| a.seq);
+        after.into_iter().map(Admitted::broadcast).collect()
     }
 
     /// Admissions of one ticket on one list.
@@ -245,6 +266,7 @@ impl Arbiter {
             direction: claim.direction,
             annulled: false,
             confirmed: false,
+            seq: self.next_seq(),
         };
         match self.find_mut(&key) {
             // The same claim asked again after its grant was withdrawn: grant anew.
@@ -310,6 +332,7 @@ impl Arbiter {
             direction: report.direction,
             annulled: false,
             confirmed: true,
+            seq: self.next_seq(),
         };
         if admitted.direction == Direction::Entry
             && !report.rule.multiple
@@ -322,12 +345,15 @@ impl Arbiter {
     }
 
     fn annul(&mut self, key: &str, effects: &mut Effects) {
-        if let Some(admission) = self.find_mut(key)
-            && !admission.annulled
-        {
+        if self.find_mut(key).is_none_or(|a| a.annulled) {
+            return;
+        }
+        let seq = self.next_seq();
+        if let Some(admission) = self.find_mut(key) {
             admission.annulled = true;
+            admission.seq = seq;
             effects.broadcasts.push(admission.broadcast());
-            effects.changes.push(Change::Annul { key: key.to_owned() });
+            effects.changes.push(Change::Annul { key: key.to_owned(), seq });
         }
     }
 

@@ -199,6 +199,10 @@ impl Core {
             GateMessage::Hello(hello) => {
                 let acked_through = self.arbiter.acked_through(&gate);
                 pending.replies.push((gate.clone(), HubMessage::Welcome { acked_through }));
+                // Who came in while the gate was away (or before it was installed).
+                for missed in self.arbiter.admissions_after(hello.admissions_through).chunks(MAX_BATCH) {
+                    pending.replies.push((gate.clone(), HubMessage::Admissions(missed.to_vec())));
+                }
                 let offer = self.library.read().ok().and_then(|l| l.offer_for(hello.replica_version));
                 if let Some(offer) = offer {
                     pending.replies.push((gate, HubMessage::Offer(offer)));

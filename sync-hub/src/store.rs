@@ -185,6 +185,12 @@ impl HubStore {
         if !has_certs {
             conn.execute_batch("ALTER TABLE gates ADD COLUMN cert_sha256 BLOB").map_err(err)?;
         }
+        let has_seq: bool = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('admissions') WHERE name = 'seq'", [], |r| r.get(0))
+            .map_err(err)?;
+        if !has_seq {
+            conn.execute_batch("ALTER TABLE admissions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0").map_err(err)?;
+        }
         Ok(Self { conn, path: path.to_owned() })
     }
 
@@ -308,7 +314,9 @@ impl HubStore {
         let mut arbiter = Arbiter::default();
         let mut stmt = self
             .conn
-            .prepare("SELECT key, ticket_id, list_id, gate_id, hlc, direction, annulled, confirmed FROM admissions")
+            .prepare(
+                "SELECT key, ticket_id, list_id, gate_id, hlc, direction, annulled, confirmed, seq FROM admissions",
+            )
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
@@ -321,6 +329,7 @@ impl HubStore {
                     direction: Direction::from_code(&r.get::<_, String>(5)?),
                     annulled: r.get(6)?,
                     confirmed: r.get(7)?,
+                    seq: r.get::<_, i64>(8)? as u64,
                 })
             })
             .map_err(self.err())?;
@@ -381,8 +390,9 @@ fn apply(tx: &Transaction<'_>, change: &Change, now_ms: u64) -> rusqlite::Result
     match change {
         Change::Admit(a) => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO admissions (key, ticket_id, list_id, gate_id, hlc, direction, annulled, confirmed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO admissions
+                     (key, ticket_id, list_id, gate_id, hlc, direction, annulled, confirmed, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 a.key,
@@ -392,11 +402,13 @@ fn apply(tx: &Transaction<'_>, change: &Change, now_ms: u64) -> rusqlite::Result
                 a.at.0 as i64,
                 a.direction.code(),
                 a.annulled,
-                a.confirmed
+                a.confirmed,
+                a.seq as i64
             ])?;
         }
-        Change::Annul { key } => {
-            tx.prepare_cached("UPDATE admissions SET annulled = 1 WHERE key = ?1")?.execute([key])?;
+        Change::Annul { key, seq } => {
+            tx.prepare_cached("UPDATE admissions SET annulled = 1, seq = ?2 WHERE key = ?1")?
+                .execute(params![key, *seq as i64])?;
         }
         Change::Confirm { key } => {
             tx.prepare_cached("UPDATE admissions SET confirmed = 1 WHERE key = ?1")?.execute([key])?;

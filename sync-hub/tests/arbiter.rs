@@ -94,7 +94,7 @@ fn a_grant_the_gate_turned_down_is_withdrawn_and_broadcast() {
     turned_down.claim_id = Some(1);
     turned_down.decision = Decision::Reject;
     let (_, effects) = hub.ingest("a", &[turned_down]);
-    assert!(effects.changes.contains(&Change::Annul { key: "a#1".into() }));
+    assert!(effects.changes.contains(&Change::Annul { key: "a#1".into(), seq: 2 }));
     assert!(effects.broadcasts.iter().all(|b| b.annulled) && effects.broadcasts.len() == 1);
     assert_eq!(hub.claim("b", &claim(2, 7, Direction::Entry, 200, SINGLE)).0, Verdict::Granted);
 }
@@ -115,8 +115,13 @@ fn reports_are_stored_once_and_acked_cumulatively() {
     let mut annulled = report(2, 8, 101);
     annulled.annulled = true;
     let (_, effects) = hub.ingest("a", &[annulled]);
-    assert!(effects.changes.contains(&Change::Annul { key: "a:2".into() }));
+    assert!(effects.changes.contains(&Change::Annul { key: "a:2".into(), seq: 5 }));
     assert!(hub.admissions(8, 1).iter().all(|a| a.annulled));
+    // A gate that saw up to change 3 missed the admission of seq 3 and the annulment.
+    let missed: Vec<(String, u64, bool)> =
+        hub.admissions_after(3).into_iter().map(|a| (a.key, a.seq, a.annulled)).collect();
+    assert_eq!(missed, [("a:3".to_owned(), 4, false), ("a:2".to_owned(), 5, true)]);
+    assert!(hub.admissions_after(5).is_empty());
 }
 
 #[test]

@@ -187,7 +187,16 @@ fn a_group_commits_before_anything_is_answered_and_replays_change_nothing() {
     let replies = hub.handle(vec![
         inbound(
             "north-1",
-            frame("north-1", 1, &GateMessage::Hello(Hello { replica_version: 3, last_seq: 0, hlc: HlcTimestamp(0) })),
+            frame(
+                "north-1",
+                1,
+                &GateMessage::Hello(Hello {
+                    replica_version: 3,
+                    last_seq: 0,
+                    hlc: HlcTimestamp(0),
+                    admissions_through: 0,
+                }),
+            ),
         ),
         inbound("south-2", frame("south-2", 2, &claim(11, 7))),
         inbound("north-1", frame("north-1", 1, &claim(12, 7))),
@@ -211,4 +220,15 @@ fn a_group_commits_before_anything_is_answered_and_replays_change_nothing() {
     hub.core = Core::new(store, hub.hub_key.clone(), hub.status.clone()).unwrap();
     let after_restart = hub.handle(vec![inbound("north-1", frame("north-1", 1, &claim(13, 7)))]);
     assert!(matches!(&after_restart[0], (_, HubMessage::Verdict { verdict: Verdict::AlreadyIn(_), .. })));
+
+    // A gate back from an outage says how far it got; the hub fills in the rest
+    // (from its store: the order of admission changes survives the restart).
+    let hello = |through| Hello { replica_version: 3, last_seq: 0, hlc: HlcTimestamp(0), admissions_through: through };
+    let replies = hub.handle(vec![inbound("north-1", frame("north-1", 1, &GateMessage::Hello(hello(0))))]);
+    assert!(
+        matches!(&replies[1], (Some(g), HubMessage::Admissions(a)) if g == "north-1" && a.len() == 1 && a[0].seq == 1),
+        "{replies:?}"
+    );
+    let replies = hub.handle(vec![inbound("north-1", frame("north-1", 1, &GateMessage::Hello(hello(1))))]);
+    assert_eq!(replies.len(), 1, "nothing missed: only the welcome: {replies:?}");
 }

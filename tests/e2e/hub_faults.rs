@@ -111,3 +111,30 @@ fn hub_sigkilled_mid_burst(transport: &str) {
     assert_eq!(shown.len(), TWICE);
     assert!(shown.iter().all(|c| c["first_at_ms"].as_u64() <= c["second_at_ms"].as_u64()));
 }
+
+#[test]
+fn a_gate_that_was_away_learns_who_came_in_and_refuses_them_when_the_hub_is_gone() {
+    let venue = VenueFixture::new(3, &BrokerChoice::Embedded);
+    venue.add_gate("north-1", "");
+    venue.add_gate("south-2", "transport = \"quic\"\n");
+    let mut hub = venue.start_hub();
+    let mut north = venue.start_gate("north-1");
+    wait_link(&mut north, true);
+    // South is switched off while north lets ticket 1 in.
+    north.send_line(&venue.codes[0]);
+    assert_eq!(north.next_decision(WAIT)["decision"], "accept");
+
+    // South comes up, is told what it missed, then loses the hub for good.
+    let mut south = venue.start_gate("south-2");
+    wait_link(&mut south, true);
+    hub.kill();
+    wait_link(&mut south, false);
+    south.send_line(&venue.codes[0]);
+    let decision = south.next_decision(WAIT);
+    assert_eq!(decision["decision"], "reject", "{decision}");
+    assert_eq!(decision["reason"], "already_redeemed", "{decision}");
+    assert_eq!(decision["offline"], true, "{decision}");
+    assert_eq!(decision["first_entry"]["gate"], "north-1", "{decision}");
+    north.close_stdin();
+    south.close_stdin();
+}

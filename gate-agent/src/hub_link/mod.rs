@@ -114,6 +114,7 @@ pub struct HubLink {
     commands: mpsc::UnboundedSender<Command>,
     online: Arc<AtomicBool>,
     replica_version: Arc<AtomicU64>,
+    admissions_through: Arc<AtomicU64>,
     deadline: Duration,
 }
 
@@ -157,6 +158,12 @@ impl HubLink {
         self.replica_version.store(version, Ordering::Relaxed);
     }
 
+    /// The highest admission sequence stored in the ledger, read at start; the
+    /// link keeps it up to date from the broadcasts it passes on.
+    pub fn set_admissions_through(&self, seq: u64) {
+        self.admissions_through.fetch_max(seq, Ordering::Relaxed);
+    }
+
     /// A scan was recorded: the outbox has work.
     pub fn recorded(&self) {
         let _ = self.commands.send(Command::Recorded { reopened: None });
@@ -188,14 +195,17 @@ pub fn spawn(
     let (commands, rx) = mpsc::unbounded_channel();
     let online = Arc::new(AtomicBool::new(false));
     let replica_version = Arc::new(AtomicU64::new(0));
+    let admissions_through = Arc::new(AtomicU64::new(0));
     let link = HubLink {
         commands,
         online: online.clone(),
         replica_version: replica_version.clone(),
+        admissions_through: admissions_through.clone(),
         deadline: settings.claim_deadline,
     };
     tokio::spawn(async move {
         let mut task = LinkTask::new(settings, gate_id, ledger_path, to_owner, online, replica_version);
+        task.admissions_through = admissions_through;
         task.run(rx, shutdown).await;
     });
     link
@@ -218,6 +228,8 @@ struct LinkTask {
     online: Arc<AtomicBool>,
     pending: HashMap<u64, (Instant, std::sync::mpsc::SyncSender<Verdict>)>,
     replica_version: Arc<AtomicU64>,
+    /// Highest admission sequence handed to the owner (or stored before start).
+    admissions_through: Arc<AtomicU64>,
     outbox: Outbox,
     last_sent: Instant,
     /// The broker accepted our connection (the hub may not have answered yet).
@@ -248,6 +260,7 @@ impl LinkTask {
             online,
             pending: HashMap::new(),
             replica_version,
+            admissions_through: Arc::default(),
             outbox: Outbox::default(),
             last_sent: Instant::now(),
             connected: false,
@@ -302,6 +315,7 @@ impl LinkTask {
             replica_version: self.replica_version.load(Ordering::Relaxed),
             last_seq: self.outbox.sent,
             hlc: Default::default(),
+            admissions_through: self.admissions_through.load(Ordering::Relaxed),
         };
         self.publish(wire, &GateMessage::Hello(hello));
     }
@@ -382,7 +396,12 @@ impl LinkTask {
                 self.outbox.sent = self.outbox.sent.max(through);
                 self.pump(wire);
             }
-            HubMessage::Admissions(admissions) => self.hand_over(Input::Admissions(admissions)),
+            HubMessage::Admissions(admissions) => {
+                if let Some(highest) = admissions.iter().map(|a| a.seq).max() {
+                    self.admissions_through.fetch_max(highest, Ordering::Relaxed);
+                }
+                self.hand_over(Input::Admissions(admissions));
+            }
             HubMessage::Offer(offer) => self.on_offer(offer, wire),
             HubMessage::Chunk { version, offset, bytes } => self.on_chunk(version, offset, &bytes, wire),
         }

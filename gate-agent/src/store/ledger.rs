@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS venue (
     annulled  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS venue_by_ticket ON venue (ticket_id, list_id);
+CREATE TABLE IF NOT EXISTS venue_cursor (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    admissions_through INTEGER NOT NULL      -- highest admission seq stored from the hub
+);
 ";
 
 /// Columns added after the first release of the ledger: (name, definition).
@@ -193,6 +197,14 @@ impl Ledger {
                      WHERE annulled != MAX(annulled, excluded.annulled)",
                 )
                 .map_err(StoreError::sqlite(&self.path))?;
+            if let Some(highest) = admissions.iter().map(|a| a.seq).max() {
+                tx.prepare_cached(
+                    "INSERT INTO venue_cursor (id, admissions_through) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET admissions_through = MAX(admissions_through, ?1)",
+                )
+                .and_then(|mut stmt| stmt.execute([highest as i64]))
+                .map_err(StoreError::sqlite(&self.path))?;
+            }
             for a in admissions.iter().filter(|a| a.gate != self.gate_id) {
                 changed += upsert
                     .execute(params![
@@ -209,6 +221,16 @@ impl Ledger {
         }
         tx.commit().map_err(err)?;
         Ok(changed)
+    }
+
+    /// The highest admission sequence stored from the hub (0: none): the hub
+    /// sends what came after it when the gate says hello.
+    pub fn admissions_through(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT admissions_through FROM venue_cursor WHERE id = 1", [], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|v| v.unwrap_or(0) as u64)
+            .map_err(self.err())
     }
 
     /// Marks every scan up to `through` as acknowledged by the hub.

@@ -66,6 +66,9 @@ pub struct Hello {
     pub last_seq: u64,
     /// The gate's clock.
     pub hlc: HlcTimestamp,
+    /// Highest [`Admission::seq`] the gate has stored: the hub sends what came
+    /// after it, so a gate that was away learns who came in meanwhile.
+    pub admissions_through: u64,
 }
 
 /// "May this ticket pass?", asked before the gate accepts.
@@ -186,6 +189,8 @@ pub struct Admission {
     pub annulled: bool,
     /// The hub's id for this admission (`c:<claim>` or the scan id).
     pub key: String,
+    /// The hub's sequence of admission changes (new or withdrawn), from 1.
+    pub seq: u64,
 }
 
 impl Admission {
@@ -356,7 +361,7 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let messages = [
-            GateMessage::Hello(Hello { replica_version: 3, last_seq: 9, hlc: HlcTimestamp(5) }),
+            GateMessage::Hello(Hello { replica_version: 3, last_seq: 9, hlc: HlcTimestamp(5), admissions_through: 4 }),
             GateMessage::Claim(Claim {
                 claim_id: 42,
                 ticket_id: 7,
@@ -399,6 +404,7 @@ mod tests {
             gate: "a/b".into(),
             annulled: false,
             key: "k".into(),
+            seq: 1,
         }]);
         assert_eq!(HubMessage::decode(&bad_gate.encode()), Err(MessageError::BadGateId));
     }

@@ -210,8 +210,16 @@ async fn measure(
     while heard.lock().map(|h| h.welcomes).unwrap_or(0) < GATES {
         anyhow::ensure!(Instant::now() < end, "not every gate was welcomed");
         for gate in gates {
-            gate.send(venue, &GateMessage::Hello(Hello { replica_version: 1, last_seq: 0, hlc: HlcTimestamp(0) }))
-                .await?;
+            gate.send(
+                venue,
+                &GateMessage::Hello(Hello {
+                    replica_version: 1,
+                    last_seq: 0,
+                    hlc: HlcTimestamp(0),
+                    admissions_through: u64::MAX,
+                }),
+            )
+            .await?;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         if heard.lock().map(|h| h.welcomes).unwrap_or(0) >= GATES {
