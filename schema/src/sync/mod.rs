@@ -425,7 +425,7 @@ pub const VENUE_CA_FILE: &str = "venue-ca.pem";
 ///
 /// One bidirectional stream per connection, opened by the gate; each frame on
 /// it is a 4-byte big-endian length followed by that many bytes (at most
-/// [`MAX_FRAME`](super::MAX_FRAME)).
+/// [`MAX_FRAME`]).
 pub mod quic {
     use std::time::Duration;
 
