@@ -1,4 +1,5 @@
-//! The command line: `run`, `enroll-gate`, `revoke-gate`, `gates`, `conflicts`.
+//! The command line: `run`, `enroll-gate`, `revoke-gate`, `gates`, `conflicts`,
+//! `broker-files`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Writes an external Mosquitto's `password_file` and `acl_file` (each gate
+    /// its own topics only); run again after enrolling or revoking a gate.
+    BrokerFiles {
+        /// hub.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The folder to write `passwd` and `acl` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -79,7 +90,8 @@ pub fn main() -> ExitCode {
         | Command::EnrollGate { config, .. }
         | Command::RevokeGate { config, .. }
         | Command::Gates { config }
-        | Command::Conflicts { config } => config.clone(),
+        | Command::Conflicts { config }
+        | Command::BrokerFiles { config, .. } => config.clone(),
     };
     let config = match HubConfig::load(&config_path) {
         Ok(config) => config,
@@ -119,6 +131,12 @@ fn execute(command: Command, config: HubConfig) -> anyhow::Result<()> {
             for conflict in enroll::open_store(&config)?.conflicts()? {
                 println!("{}", serde_json::to_string(&conflict)?);
             }
+            Ok(())
+        }
+        Command::BrokerFiles { out, .. } => {
+            let (passwd, acl) = crate::broker_files::write(&config, &out)?;
+            let line = serde_json::json!({ "password_file": passwd, "acl_file": acl });
+            println!("{line}");
             Ok(())
         }
     }

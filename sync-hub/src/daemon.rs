@@ -96,7 +96,9 @@ pub async fn run(
             mqtt::start_embedded_broker(*listen, Credentials::new(config.venue_id, db, &password))?;
             Some((HUB_ID.to_owned(), password))
         }
-        Broker::External(..) => None,
+        // With the files of `sync-hub broker-files`, Mosquitto checks this; a
+        // broker without a password file ignores it.
+        Broker::External(..) => Some((HUB_ID.to_owned(), crate::broker_files::hub_password(&config.state_dir)?)),
     };
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();

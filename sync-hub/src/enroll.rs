@@ -125,6 +125,7 @@ pub fn enroll_gate(config: &HubConfig, gate_id: &str, out: &Path, now_ms: u64) -
         public_key: key.public(),
         mqtt_secret: secret_hash(&mqtt_password),
         cert_fingerprint: fingerprint(&cert.cert_der),
+        broker_hash: crate::broker_files::mosquitto_hash(&mqtt_password, &crate::broker_files::new_salt()?),
     };
     store.enroll(gate_id, &credentials, now_ms)?;
     let (host, port) = config.broker.connect_to();

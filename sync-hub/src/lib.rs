@@ -9,6 +9,7 @@
 //! operator sees and `http` serves it (dashboard, metrics, health).
 
 pub mod arbiter;
+pub mod broker_files;
 pub mod ca;
 pub mod cli;
 pub mod config;

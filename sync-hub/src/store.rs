@@ -26,6 +26,8 @@ pub struct GateCredentials {
     pub mqtt_secret: [u8; 32],
     /// SHA-256 of its QUIC client certificate.
     pub cert_fingerprint: [u8; 32],
+    /// Its MQTT password in Mosquitto's `password_file` form (salted SHA-512).
+    pub broker_hash: String,
 }
 
 const SCHEMA: &str = "
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS gates (
     public_key    BLOB NOT NULL,           -- Ed25519, from enrolment
     mqtt_secret   BLOB NOT NULL,           -- SHA-256 of the gate's MQTT password
     cert_sha256   BLOB,                    -- SHA-256 of its QUIC client certificate
+    broker_hash   TEXT,                    -- its password for Mosquitto's password_file
     enrolled_ms   INTEGER NOT NULL,
     revoked_ms    INTEGER,                 -- set: refused from then on
     acked_through INTEGER NOT NULL DEFAULT 0
@@ -183,7 +186,10 @@ impl HubStore {
             .query_row("SELECT count(*) FROM pragma_table_info('gates') WHERE name = 'cert_sha256'", [], |r| r.get(0))
             .map_err(err)?;
         if !has_certs {
-            conn.execute_batch("ALTER TABLE gates ADD COLUMN cert_sha256 BLOB").map_err(err)?;
+            conn.execute_batch(
+                "ALTER TABLE gates ADD COLUMN cert_sha256 BLOB; ALTER TABLE gates ADD COLUMN broker_hash TEXT",
+            )
+            .map_err(err)?;
         }
         let has_seq: bool = conn
             .query_row("SELECT count(*) FROM pragma_table_info('admissions') WHERE name = 'seq'", [], |r| r.get(0))
@@ -216,15 +222,16 @@ impl HubStore {
         // Re-enrolling a revoked gate keeps its scan cursor: its old scans stay stored.
         self.conn
             .execute(
-                "INSERT INTO gates (gate_id, public_key, mqtt_secret, cert_sha256, enrolled_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (gate_id) DO UPDATE
-                 SET public_key = ?2, mqtt_secret = ?3, cert_sha256 = ?4, enrolled_ms = ?5, revoked_ms = NULL",
+                "INSERT INTO gates (gate_id, public_key, mqtt_secret, cert_sha256, broker_hash, enrolled_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (gate_id) DO UPDATE SET public_key = ?2, mqtt_secret = ?3, cert_sha256 = ?4,
+                     broker_hash = ?5, enrolled_ms = ?6, revoked_ms = NULL",
                 params![
                     gate_id,
                     credentials.public_key.as_bytes().as_slice(),
                     credentials.mqtt_secret.as_slice(),
                     credentials.cert_fingerprint.as_slice(),
+                    credentials.broker_hash,
                     now_ms as i64
                 ],
             )
@@ -288,6 +295,20 @@ impl HubStore {
             )
             .optional()
             .map_err(self.err())
+    }
+
+    /// Enrolled, unrevoked gates and their passwords in Mosquitto's form
+    /// (gates enrolled before the hub kept that form are left out).
+    pub fn broker_logins(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT gate_id, broker_hash FROM gates
+                 WHERE revoked_ms IS NULL AND broker_hash IS NOT NULL ORDER BY gate_id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// Every gate ever enrolled.

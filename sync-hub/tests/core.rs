@@ -40,6 +40,7 @@ fn hub_with(gates: &[(&str, u8)]) -> Hub {
                     public_key: key(*seed).public(),
                     mqtt_secret: [0; 32],
                     cert_fingerprint: [*seed; 32],
+                    broker_hash: String::new(),
                 },
                 1,
             )

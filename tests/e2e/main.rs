@@ -12,5 +12,6 @@ mod hub_arbitration;
 mod hub_dashboard;
 mod hub_faults;
 mod hub_manifests;
+mod hub_mosquitto_acl;
 mod hub_quic;
 mod qr_decode_rate;
