@@ -58,7 +58,7 @@ fn ca_params(venue: u32) -> Result<CertificateParams, EnrollError> {
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    // Valid from rcgen's default (1975): a gate whose clock was never set must still connect.
     params.not_after = rcgen::date_time_ymd(2045, 1, 1);
     Ok(params)
 }
@@ -131,7 +131,6 @@ impl VenueCa {
         let mut params = CertificateParams::new(names).map_err(invalid(common_name))?;
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![usage];
-        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
         params.not_after = rcgen::date_time_ymd(2045, 1, 1);
         let cert = params.signed_by(&key, &self.issuer).map_err(invalid(common_name))?;
         Ok(IssuedCert {

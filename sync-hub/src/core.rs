@@ -208,9 +208,9 @@ impl Core {
                     pending.replies.push((gate, HubMessage::Offer(offer)));
                 }
             }
-            GateMessage::Fetch { version, offset } => {
+            GateMessage::Fetch { version, sha256, offset } => {
                 // A read of at most one chunk, usually from the page cache; nothing to commit.
-                let bytes = self.library.read().map_or(Ok(Vec::new()), |l| l.chunk(version, offset));
+                let bytes = self.library.read().map_or(Ok(Vec::new()), |l| l.chunk(&sha256, offset));
                 let bytes = bytes.unwrap_or_else(|e| {
                     tracing::warn!(version, error = %e, "cannot read manifest");
                     Vec::new()

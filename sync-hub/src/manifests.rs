@@ -6,10 +6,10 @@
 //! and every gate is offered it. The hub reads only each file's header (venue,
 //! version, base) and hashes it; it does not need the issuer's keyring, because
 //! each gate checks the signature before applying anything. Which file a gate
-//! gets is [`Library::offer_for`]: a delta from exactly its version to the
-//! newest if there is one, else the newest snapshot.
+//! gets is [`Library::offer_for`]: the furthest-reaching delta from exactly its
+//! version if there is one, else the newest snapshot. Files are told apart by
+//! their SHA-256 (a snapshot and a delta may share a version).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -27,10 +27,11 @@ pub struct Held {
     pub modified: Option<std::time::SystemTime>,
 }
 
-/// The manifests of this venue, by version.
+/// The manifests of this venue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Library {
-    files: BTreeMap<u64, Held>,
+    /// By (version, delta or not, base): the newest last; at one version the delta after the snapshot.
+    files: Vec<Held>,
 }
 
 impl Library {
@@ -53,15 +54,15 @@ impl Library {
             let modified = metadata.as_ref().and_then(|m| m.modified().ok());
             let len = metadata.map(|m| m.len());
             let known =
-                self.files.values().find(|h| h.path == path && h.modified == modified && Some(h.offer.len) == len);
+                self.files.iter().find(|h| h.path == path && h.modified == modified && Some(h.offer.len) == len);
             if let Some(held) = known {
-                library.files.insert(held.offer.version, held.clone());
+                library.files.push(held.clone());
                 continue;
             }
             match read_header(&path) {
                 Ok((header, offer)) if header.venue_id == u64::from(venue) => {
                     tracing::info!(path = %path.display(), version = offer.version, "manifest to serve");
-                    library.files.insert(offer.version, Held { path, offer, modified });
+                    library.files.push(Held { path, offer, modified });
                 }
                 Ok((header, _)) => {
                     tracing::warn!(path = %path.display(), venue = header.venue_id, "manifest of another venue: skipped")
@@ -69,31 +70,30 @@ impl Library {
                 Err(why) => tracing::warn!(path = %path.display(), %why, "not a manifest: skipped"),
             }
         }
+        library.files.sort_by_key(|h| (h.offer.version, h.offer.base_version.is_some(), h.offer.base_version));
         library
     }
 
-    /// The newest version held.
+    /// The newest file held (at one version, a delta: gates on its base take
+    /// it, the others ask and are offered a snapshot).
     pub fn newest(&self) -> Option<&Held> {
-        self.files.values().next_back()
+        self.files.last()
     }
 
-    /// What to send a gate holding `version` (0: nothing): a delta from exactly
-    /// that version to the newest, else the newest snapshot, if newer than what
-    /// it has. Pure.
+    /// What to send a gate holding `version` (0: nothing): the delta from
+    /// exactly that version that reaches furthest, else the newest snapshot, if
+    /// newer than what it has. Pure.
     pub fn offer_for(&self, version: u64) -> Option<ManifestOffer> {
-        let newest = self.newest()?.offer.version;
-        if newest <= version {
-            return None;
-        }
-        let delta = self.files.get(&newest).filter(|h| h.offer.base_version == Some(version));
-        let snapshot = self.files.values().rev().find(|h| h.offer.base_version.is_none() && h.offer.version > version);
+        let newer = || self.files.iter().rev().filter(|h| h.offer.version > version);
+        let delta = newer().find(|h| h.offer.base_version == Some(version));
+        let snapshot = newer().find(|h| h.offer.base_version.is_none());
         delta.or(snapshot).map(|h| h.offer)
     }
 
-    /// Up to [`MANIFEST_CHUNK`] bytes of version `version` from `offset`; empty
-    /// past the end or for a version no longer held.
-    pub fn chunk(&self, version: u64, offset: u64) -> std::io::Result<Vec<u8>> {
-        let Some(held) = self.files.get(&version) else { return Ok(Vec::new()) };
+    /// Up to [`MANIFEST_CHUNK`] bytes of the file with this SHA-256 from
+    /// `offset`; empty past the end or for a file no longer held.
+    pub fn chunk(&self, sha256: &[u8; 32], offset: u64) -> std::io::Result<Vec<u8>> {
+        let Some(held) = self.files.iter().find(|h| h.offer.sha256 == *sha256) else { return Ok(Vec::new()) };
         if offset >= held.offer.len {
             return Ok(Vec::new());
         }
@@ -123,14 +123,15 @@ fn read_header(path: &Path) -> Result<(ManifestHeader, ManifestOffer), String> {
 mod tests {
     use super::*;
 
-    fn held(version: u64, base_version: Option<u64>) -> (u64, Held) {
-        let offer = ManifestOffer { version, base_version, len: 10, sha256: [version as u8; 32] };
-        (version, Held { path: PathBuf::from(format!("{version}.txm")), offer, modified: None })
+    fn held(version: u64, base_version: Option<u64>) -> Held {
+        let sha = (version * 10 + base_version.map_or(0, |b| b + 1)) as u8;
+        let offer = ManifestOffer { version, base_version, len: 10, sha256: [sha; 32] };
+        Held { path: PathBuf::from(format!("{version}-{base_version:?}.txm")), offer, modified: None }
     }
 
     #[test]
     fn a_gate_gets_the_delta_from_its_version_or_else_the_newest_snapshot() {
-        let library = Library { files: [held(1, None), held(2, Some(1)), held(3, None), held(4, Some(3))].into() };
+        let library = Library { files: vec![held(1, None), held(2, Some(1)), held(3, None), held(4, Some(3))] };
         // Exactly on the delta's base: the delta.
         assert_eq!(library.offer_for(3).map(|o| o.version), Some(4));
         assert_eq!(library.offer_for(3).and_then(|o| o.base_version), Some(3));
@@ -141,6 +142,17 @@ mod tests {
         assert_eq!(library.offer_for(4), None);
         assert_eq!(library.offer_for(9), None);
         assert_eq!(Library::default().offer_for(0), None);
+
+        // What an issuer usually leaves: a snapshot and a delta of the same
+        // version, and a chain of deltas. Both files of version 3 are kept.
+        let mut files = vec![held(1, None), held(3, Some(2)), held(2, Some(1)), held(3, None)];
+        files.sort_by_key(|h| (h.offer.version, h.offer.base_version.is_some(), h.offer.base_version));
+        let library = Library { files };
+        let offer = |v| library.offer_for(v).map(|o| (o.version, o.base_version));
+        assert_eq!(offer(2), Some((3, Some(2))), "on the delta's base: the delta");
+        assert_eq!(offer(1), Some((2, Some(1))), "one step of the chain, then the next");
+        assert_eq!(offer(0), Some((3, None)), "no delta fits: the newest snapshot");
+        assert_eq!(library.newest().map(|h| h.offer.base_version), Some(Some(2)));
     }
 
     #[test]
@@ -177,7 +189,7 @@ mod tests {
         assert!(bytes.len() > 2 * MANIFEST_CHUNK, "several chunks");
         let mut copy = Vec::new();
         loop {
-            let chunk = library.chunk(2, copy.len() as u64).expect("read");
+            let chunk = library.chunk(&offer.sha256, copy.len() as u64).expect("read");
             if chunk.is_empty() {
                 break;
             }
@@ -185,6 +197,6 @@ mod tests {
             copy.extend(chunk);
         }
         assert_eq!(copy, bytes);
-        assert!(library.chunk(7, 0).expect("read").is_empty(), "a version not held gives nothing");
+        assert!(library.chunk(&[7; 32], 0).expect("read").is_empty(), "a file not held gives nothing");
     }
 }

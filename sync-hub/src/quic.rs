@@ -202,17 +202,18 @@ struct GateLink {
 }
 
 impl GateLink {
-    /// The enrolled gate holding `cert`, read from `hub.db` off the async threads.
-    async fn gate_of(&self, cert: [u8; 32]) -> Option<String> {
+    /// The enrolled gate holding `cert`, read from `hub.db` off the async
+    /// threads; `Err` when the store could not say.
+    async fn gate_of(&self, cert: [u8; 32]) -> Result<Option<String>, ()> {
         let db = self.db.clone();
         let found = tokio::task::spawn_blocking(move || HubStore::open(&db).and_then(|s| s.gate_of_cert(&cert))).await;
         match found {
-            Ok(Ok(gate)) => gate,
+            Ok(Ok(gate)) => Ok(gate),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read enrolled gates");
-                None
+                Err(())
             }
-            Err(_) => None,
+            Err(_) => Err(()),
         }
     }
 
@@ -224,7 +225,7 @@ impl GateLink {
             .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
             .and_then(|chain| chain.first().map(|cert| fingerprint(cert)))
             .ok_or(LinkError::NoCertificate)?;
-        let Some(gate) = self.gate_of(cert).await else {
+        let Ok(Some(gate)) = self.gate_of(cert).await else {
             tracing::warn!(%remote, "QUIC connection refused: certificate of no enrolled gate (unknown or revoked)");
             self.status.refused("unknown gate certificate");
             connection.close(close::NOT_ENROLLED.into(), b"not enrolled");
@@ -286,7 +287,8 @@ impl GateLink {
             if !self.gates.is_current(gate, id) {
                 return Ok(());
             }
-            if self.gate_of(cert).await.as_deref() != Some(gate) {
+            // Only a definite answer closes a working connection; a busy store does not.
+            if matches!(self.gate_of(cert).await, Ok(found) if found.as_deref() != Some(gate)) {
                 tracing::warn!(gate, "gate revoked: closing its QUIC connection");
                 return Err(LinkError::NotEnrolled);
             }

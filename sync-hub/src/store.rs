@@ -195,7 +195,11 @@ impl HubStore {
             .query_row("SELECT count(*) FROM pragma_table_info('admissions') WHERE name = 'seq'", [], |r| r.get(0))
             .map_err(err)?;
         if !has_seq {
-            conn.execute_batch("ALTER TABLE admissions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0").map_err(err)?;
+            // Admissions from before sequences: numbered in the order they were stored.
+            conn.execute_batch(
+                "ALTER TABLE admissions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE admissions SET seq = rowid;",
+            )
+            .map_err(err)?;
         }
         Ok(Self { conn, path: path.to_owned() })
     }

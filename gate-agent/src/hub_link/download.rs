@@ -16,6 +16,8 @@ use schema::sync::ManifestOffer;
 /// Where the download stands after a chunk.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
+    /// Not the chunk asked for (a late duplicate): ignored.
+    Stale,
     /// More to fetch, from this offset.
     More(u64),
     /// Complete and checked: the manifest file.
@@ -54,7 +56,7 @@ pub struct Download {
 
 impl Download {
     /// Starts (or resumes) downloading `offer` into `state_dir/incoming`;
-    /// partial files of other offers are removed.
+    /// partial files of other offers are removed (finished ones are the owner's).
     pub fn start(state_dir: &Path, offer: ManifestOffer) -> Result<Self, DownloadError> {
         let dir = state_dir.join("incoming");
         let io = |path: &Path| {
@@ -65,7 +67,7 @@ impl Download {
         let sha: String = offer.sha256.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let path = dir.join(format!("{}-{sha}.part", offer.version));
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
-            if entry.path() != path {
+            if entry.path() != path && entry.path().extension().is_some_and(|ext| ext == "part") {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -77,16 +79,17 @@ impl Download {
         Ok(Self { offer, path, received, resumed_from: received, asked_at: None })
     }
 
-    /// Appends the chunk that starts at `offset` (others are ignored: a late
-    /// duplicate of an earlier request).
+    /// Appends the chunk that starts at `offset`; any other is a late duplicate
+    /// of an earlier request and changes nothing ([`Progress::Stale`]).
     pub fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<Progress, DownloadError> {
         let io = |source| DownloadError::Io { path: self.path.clone(), source };
-        if offset == self.received && !bytes.is_empty() {
-            let take = bytes.len().min(usize::try_from(self.offer.len - self.received).unwrap_or(usize::MAX));
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
-            file.write_all(&bytes[..take]).map_err(io)?;
-            self.received += take as u64;
+        if offset != self.received || bytes.is_empty() {
+            return Ok(Progress::Stale);
         }
+        let take = bytes.len().min(usize::try_from(self.offer.len - self.received).unwrap_or(usize::MAX));
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        file.write_all(&bytes[..take]).map_err(io)?;
+        self.received += take as u64;
         self.asked_at = None;
         if self.received < self.offer.len {
             return Ok(Progress::More(self.received));
@@ -124,7 +127,7 @@ mod tests {
         let mut download = Download::start(dir.path(), offer(&file)).expect("start");
         assert_eq!(download.append(0, &file[..40]).expect("append"), Progress::More(40));
         // A duplicate of an earlier chunk changes nothing.
-        assert_eq!(download.append(0, &file[..40]).expect("append"), Progress::More(40));
+        assert_eq!(download.append(0, &file[..40]).expect("append"), Progress::Stale);
         drop(download);
 
         // Restarted: picks up at 40.

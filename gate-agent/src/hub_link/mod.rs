@@ -240,6 +240,8 @@ struct LinkTask {
     download: Option<download::Download>,
     /// When download progress was last told to the owner.
     progress_told: Instant,
+    /// The last manifest handed to the owner.
+    handed_over: Option<ManifestOffer>,
 }
 
 impl LinkTask {
@@ -267,6 +269,7 @@ impl LinkTask {
             for_owner: std::collections::VecDeque::new(),
             download: None,
             progress_told: Instant::now(),
+            handed_over: None,
         }
     }
 
@@ -409,7 +412,9 @@ impl LinkTask {
 
     fn on_offer(&mut self, offer: ManifestOffer, wire: &Wire) {
         let have = self.replica_version.load(Ordering::Relaxed);
-        if offer.version <= have {
+        if offer.version <= have || self.handed_over == Some(offer) {
+            // Up to date, or this very file is with the owner (applied, or refused:
+            // fetching it again would not change that).
             return;
         }
         if offer.base_version.is_some_and(|base| base != have) {
@@ -444,7 +449,11 @@ impl LinkTask {
         if download.asked_at.is_some() || !self.online.load(Ordering::Acquire) {
             return;
         }
-        let message = GateMessage::Fetch { version: download.offer.version, offset: download.received };
+        let message = GateMessage::Fetch {
+            version: download.offer.version,
+            sha256: download.offer.sha256,
+            offset: download.received,
+        };
         if self.publish(wire, &message)
             && let Some(download) = &mut self.download
         {
@@ -462,6 +471,8 @@ impl LinkTask {
         let result = download.append(offset, bytes);
         let (received, total, resumed_from) = (download.received, download.offer.len, download.resumed_from);
         match result {
+            // A late duplicate of an earlier request: the one outstanding still stands.
+            Ok(download::Progress::Stale) => {}
             Ok(download::Progress::More(_)) => {
                 if self.progress_told.elapsed() >= PROGRESS_EVERY {
                     self.progress_told = Instant::now();
@@ -470,7 +481,7 @@ impl LinkTask {
                 self.fetch(wire);
             }
             Ok(download::Progress::Done(path)) => {
-                self.download = None;
+                self.handed_over = self.download.take().map(|d| d.offer);
                 self.hand_over(Input::ReplicaDownload { version, received, total, resumed_from });
                 self.hand_over(Input::Manifest { path });
             }

@@ -135,6 +135,8 @@ pub enum GateMessage {
     Fetch {
         /// The offered version.
         version: u64,
+        /// The offered file's SHA-256: a snapshot and a delta may share a version.
+        sha256: [u8; 32],
         /// Bytes the gate already holds.
         offset: u64,
     },
