@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use schema::sync::quic::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE, announced_length, length_prefix};
+use schema::sync::quic::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE, announced_length, framed};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -299,10 +299,7 @@ impl GateLink {
 /// Writes queued frames to a gate, each behind its length.
 async fn write_frames(mut send: quinn::SendStream, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(frame) = frames.recv().await {
-        let mut framed = Vec::with_capacity(4 + frame.len());
-        framed.extend_from_slice(&length_prefix(frame.len()));
-        framed.extend_from_slice(&frame);
-        if send.write_all(&framed).await.is_err() {
+        if send.write_all(&framed(&frame)).await.is_err() {
             return;
         }
     }

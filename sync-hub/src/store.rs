@@ -182,25 +182,21 @@ impl HubStore {
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         // Hub databases from before QUIC: their gates re-enrol to use it.
-        let has_certs: bool = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('gates') WHERE name = 'cert_sha256'", [], |r| r.get(0))
-            .map_err(err)?;
-        if !has_certs {
-            conn.execute_batch(
-                "ALTER TABLE gates ADD COLUMN cert_sha256 BLOB; ALTER TABLE gates ADD COLUMN broker_hash TEXT",
-            )
-            .map_err(err)?;
-        }
-        let has_seq: bool = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('admissions') WHERE name = 'seq'", [], |r| r.get(0))
-            .map_err(err)?;
-        if !has_seq {
-            // Admissions from before sequences: numbered in the order they were stored.
-            conn.execute_batch(
-                "ALTER TABLE admissions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE admissions SET seq = rowid;",
-            )
-            .map_err(err)?;
-        }
+        migrate(
+            &conn,
+            "gates",
+            "cert_sha256",
+            "ALTER TABLE gates ADD COLUMN cert_sha256 BLOB; ALTER TABLE gates ADD COLUMN broker_hash TEXT",
+        )
+        .map_err(err)?;
+        // Admissions from before sequences: numbered in the order they were stored.
+        migrate(
+            &conn,
+            "admissions",
+            "seq",
+            "ALTER TABLE admissions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0; UPDATE admissions SET seq = rowid;",
+        )
+        .map_err(err)?;
         Ok(Self { conn, path: path.to_owned() })
     }
 
@@ -409,6 +405,16 @@ impl HubStore {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// Runs `upgrade` if `table` has no column `column` yet (a database from before it).
+fn migrate(conn: &Connection, table: &str, column: &str, upgrade: &str) -> rusqlite::Result<()> {
+    let has: bool =
+        conn.query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| r.get(0))?;
+    if !has {
+        conn.execute_batch(upgrade)?;
+    }
+    Ok(())
 }
 
 fn apply(tx: &Transaction<'_>, change: &Change, now_ms: u64) -> rusqlite::Result<()> {

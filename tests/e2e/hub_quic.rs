@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gate_agent::hub_link::quic::client_config;
+use schema::sync::quic::framed;
 use sync_hub::config::{Broker, HubConfig};
 use sync_hub::core::{Inbound, Outbound};
 use sync_hub::quic::{QuicGates, listen, serve};
@@ -67,10 +68,6 @@ async fn connect(
         .map_err(|e| e.to_string())?;
     let (send, recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
     Ok((endpoint, connection, send, recv))
-}
-
-fn framed(bytes: &[u8]) -> Vec<u8> {
-    [&schema::sync::quic::length_prefix(bytes.len())[..], bytes].concat()
 }
 
 /// The application close code the hub ended `connection` with.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use schema::sync::quic::{ALPN, HUB_SERVER_NAME, IDLE_TIMEOUT, KEEP_ALIVE, announced_length, length_prefix};
+use schema::sync::quic::{ALPN, HUB_SERVER_NAME, IDLE_TIMEOUT, KEEP_ALIVE, announced_length, framed};
 use schema::sync::{GATE_CERT_FILE, GATE_TLS_KEY_FILE, VENUE_CA_FILE};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -161,10 +161,7 @@ async fn read_frames(recv: &mut quinn::RecvStream, events: &mpsc::Sender<WireEve
 /// Sends the link's frames, each behind its length, until the stream fails.
 async fn write_frames(send: &mut quinn::SendStream, outgoing: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> String {
     while let Some(frame) = outgoing.recv().await {
-        let mut framed = Vec::with_capacity(4 + frame.len());
-        framed.extend_from_slice(&length_prefix(frame.len()));
-        framed.extend_from_slice(&frame);
-        if let Err(e) = send.write_all(&framed).await {
+        if let Err(e) = send.write_all(&framed(&frame)).await {
             return e.to_string();
         }
     }

@@ -446,6 +446,11 @@ pub mod quic {
         u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
     }
 
+    /// A frame as it goes on the stream: its length prefix, then its bytes.
+    pub fn framed(frame: &[u8]) -> Vec<u8> {
+        [&length_prefix(frame.len())[..], frame].concat()
+    }
+
     /// The frame length a prefix announces, if within bounds.
     pub fn announced_length(prefix: [u8; 4]) -> Option<usize> {
         let len = u32::from_be_bytes(prefix) as usize;

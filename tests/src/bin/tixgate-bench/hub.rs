@@ -533,7 +533,7 @@ async fn quic_stream(
     tokio::spawn(async move {
         let _connection = connection;
         while let Some(frame) = rx.recv().await {
-            if send.write_all(&[&sync::quic::length_prefix(frame.len())[..], &frame].concat()).await.is_err() {
+            if send.write_all(&sync::quic::framed(&frame)).await.is_err() {
                 return;
             }
         }
@@ -561,7 +561,7 @@ async fn echo_server(endpoint: quinn::Endpoint) {
             let Ok(connection) = incoming.await else { return };
             let Ok((mut send, mut recv)) = connection.accept_bi().await else { return };
             while let Some(frame) = read_frame(&mut recv).await {
-                if send.write_all(&[&sync::quic::length_prefix(frame.len())[..], &frame].concat()).await.is_err() {
+                if send.write_all(&sync::quic::framed(&frame)).await.is_err() {
                     return;
                 }
             }
