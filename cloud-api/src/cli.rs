@@ -1,6 +1,7 @@
-//! Command line of `cloud-api`: key management and ticket minting ops tools.
+//! Command line of `cloud-api`: the service (`serve`), its accounts, and the
+//! issuer's key management and ticket minting tools.
 //!
-//! Exit codes: 0 success, 1 failure (files, keys), 2 usage error.
+//! Exit codes: 0 success, 1 failure (files, keys, store), 2 usage error.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,8 +11,14 @@ use schema::keys::unix_seconds;
 use schema::{KeyId, SeatLabel, TicketClaims, TicketFlags, Validity};
 use time::OffsetDateTime;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Role;
 use crate::batch::{self, BatchSpec};
-use crate::{keystore, qr_render};
+use crate::config::{self, Config};
+use crate::db::Db;
+use crate::users::{self, Credentials};
+use crate::{keystore, qr_render, server};
 
 /// Exit code of success.
 pub const EXIT_OK: u8 = 0;
@@ -38,6 +45,36 @@ pub enum Command {
     /// Mint and render tickets.
     #[command(subcommand)]
     Tickets(TicketsCommand),
+    /// Serve the API until SIGINT or SIGTERM.
+    Serve {
+        /// Config file (see `print-default-config`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the default cloud.toml.
+    PrintDefaultConfig,
+    /// Create an account directly in the store (the first admin or organizer).
+    AddUser {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// customer, organizer or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Password; read from the TIXGATE_PASSWORD environment variable if absent.
+        #[arg(long, env = "TIXGATE_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).filter(|r| *r != Role::Hub).ok_or_else(|| "expected customer, organizer or admin".into())
 }
 
 /// `cloud-api keys …`
@@ -188,6 +225,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Tickets(TicketsCommand::Qr { out: path, barcode }) => {
             qr_render::write_file(&barcode, &path).map(|()| String::new()).map_err(|e| e.to_string())
         }
+        Command::PrintDefaultConfig => Ok(config::DEFAULT_CONFIG.trim_end().to_owned()),
+        Command::Serve { config } => serve(&config),
+        Command::AddUser { config, email, name, role, password } => {
+            add_user(&config, Credentials { email, password, name: Some(name) }, role)
+        }
     };
     match result {
         Ok(text) if text.is_empty() => EXIT_OK,
@@ -200,6 +242,41 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             EXIT_FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))
+}
+
+fn serve(path: &std::path::Path) -> Result<String, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = runtime()?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    runtime.spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
+        }
+        stop.cancel();
+    });
+    let result = runtime.block_on(server::run(&config, shutdown, None)).map_err(|e| e.to_string());
+    runtime.shutdown_background();
+    result.map(|()| String::new())
+}
+
+fn add_user(path: &std::path::Path, credentials: Credentials, role: Role) -> Result<String, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async {
+        let db = Db::open(&config.store).await.map_err(|e| e.to_string())?;
+        let user = users::create(&db, &credentials, role, crate::clock::now()).await.map_err(|e| e.to_string())?;
+        Ok(format!("user {} ({}) is {}", user.id, user.email, role.as_str()))
+    })
 }
 
 fn retire(dir: &std::path::Path, kid: KeyId, at: OffsetDateTime) -> Result<String, String> {

@@ -1,9 +1,28 @@
-//! tixgate cloud API: sells tickets and issues each one an Ed25519-signed barcode.
+//! tixgate cloud API: sells tickets without overselling, issues each one an
+//! Ed25519-signed barcode, and feeds venue hubs their signed ticket manifests.
 //!
-//! So far this holds the issuer's ops tools: signing keys on disk, minting
-//! barcodes and rendering them as QR codes. `main.rs` only parses arguments.
+//! Layers: [`http`] (routes, extractors, problem documents) over business
+//! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`payments`],
+//! [`tickets`], [`venue_feed`]) over [`db`], one interface to SQLite and
+//! PostgreSQL. [`server::run`] wires them; `main.rs` only parses arguments.
+//! The issuer's ops tools (keys, minting, QR rendering) are in [`cli`].
 
+pub mod auth;
 pub mod batch;
+pub mod catalog;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod inventory;
 pub mod keystore;
+pub mod orders;
+pub mod payments;
 pub mod qr_render;
+pub mod server;
+pub mod tickets;
+pub mod users;
+pub mod venue_feed;

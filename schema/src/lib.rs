@@ -13,6 +13,7 @@ pub mod keys;
 pub mod manifest;
 pub mod reason;
 pub mod sync;
+pub mod uplink;
 pub mod verify;
 
 pub use barcode::{BarcodeError, SeatLabel, TicketClaims, TicketFlags, UnixSeconds, Validity};

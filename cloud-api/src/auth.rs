@@ -1,0 +1,207 @@
+//! Who is calling: argon2id password hashes, signed access tokens (HS256 JWT)
+//! and the roles that gate each endpoint.
+//!
+//! Customers, organizers and admins log in with a password; a venue hub holds
+//! a long-lived device token naming its venue, which an admin or the venue's
+//! organizer issues and can revoke.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::http::AppState;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Buys tickets; sees only their own orders and tickets.
+    Customer,
+    /// Runs venues and events they own.
+    Organizer,
+    /// Runs everything.
+    Admin,
+    /// A venue hub: reads its venue's manifest and sends its scans.
+    Hub,
+}
+
+impl Role {
+    /// The role's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Organizer => "organizer",
+            Self::Admin => "admin",
+            Self::Hub => "hub",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Customer, Self::Organizer, Self::Admin, Self::Hub].into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// The claims inside an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id, or device id for [`Role::Hub`] (a string, as JWT requires).
+    pub sub: String,
+    /// The caller's role.
+    pub role: Role,
+    /// The venue of a hub device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<i64>,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+}
+
+/// Signs and checks access tokens with the service's secret.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// Lifetime of a login token, seconds.
+    pub login_ttl: i64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(..)")
+    }
+}
+
+/// Lifetime of a hub device token: a venue box may sit offline for a season.
+pub const DEVICE_TOKEN_TTL: i64 = 400 * 24 * 3600;
+
+impl Tokens {
+    /// Keys from the shared secret (at least 32 bytes; checked by the config).
+    pub fn new(secret: &[u8], login_ttl: i64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            login_ttl,
+        }
+    }
+
+    /// Signs a token.
+    pub fn issue(&self, sub: i64, role: Role, venue: Option<i64>, now: i64, ttl: i64) -> Result<String, ApiError> {
+        let claims = Claims { sub: sub.to_string(), role, venue, iat: now, exp: now.saturating_add(ttl) };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("token signing: {e}")))
+    }
+
+    /// Checks a token's signature and expiry.
+    pub fn check(&self, token: &str) -> Result<Claims, ApiError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                Err(ApiError::Unauthenticated("access token expired"))
+            }
+            Err(_) => Err(ApiError::Unauthenticated("access token invalid")),
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// User or device id.
+    pub id: i64,
+    /// Role.
+    pub role: Role,
+    /// A hub's venue.
+    pub venue: Option<i64>,
+}
+
+impl Caller {
+    /// Refuses unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) { Ok(()) } else { Err(ApiError::Forbidden("your role may not do this")) }
+    }
+
+    /// Refuses hub devices: only people buy and manage.
+    pub fn require_person(&self) -> Result<(), ApiError> {
+        self.require(&[Role::Customer, Role::Organizer, Role::Admin])
+    }
+
+    /// Whether the caller is the person with this user id (device ids are a
+    /// separate numbering, so a hub is never anyone's user).
+    pub fn is_user(&self, user_id: i64) -> bool {
+        self.role != Role::Hub && self.id == user_id
+    }
+
+    /// Whether the caller is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::Unauthenticated("missing bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthenticated("Authorization must be `Bearer <token>`"))?;
+        let claims = state.tokens.check(token.trim())?;
+        let id = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("access token invalid"))?;
+        Ok(Self { id, role: claims.role, venue: claims.venue })
+    }
+}
+
+/// Hashes a password with argon2id and a fresh salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+}
+
+/// Checks a password against a stored PHC string, in constant time.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_only_against_its_own_hash() {
+        let stored = hash_password("correct horse").unwrap_or_default();
+        assert!(stored.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &stored));
+        assert!(!verify_password("correct horsE", &stored));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_round_trip_and_expire() {
+        let tokens = Tokens::new(&[7; 32], 3600);
+        let now = crate::clock::now();
+        let token = tokens.issue(5, Role::Hub, Some(9), now, 60).unwrap_or_default();
+        let claims = tokens.check(&token).ok();
+        assert_eq!(claims.map(|c| (c.sub, c.role, c.venue)), Some(("5".into(), Role::Hub, Some(9))));
+        let old = tokens.issue(5, Role::Customer, None, now - 7200, 3600).unwrap_or_default();
+        assert!(matches!(tokens.check(&old), Err(ApiError::Unauthenticated("access token expired"))));
+        let foreign = Tokens::new(&[8; 32], 3600).issue(5, Role::Admin, None, now, 60).unwrap_or_default();
+        assert!(matches!(tokens.check(&foreign), Err(ApiError::Unauthenticated("access token invalid"))));
+    }
+}

@@ -1,0 +1,531 @@
+//! What is on sale: venues, events and their ticket types, and the public
+//! listing customers browse.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::db::{Db, Row, Tx};
+use crate::error::ApiError;
+use crate::params;
+
+/// Largest seating map stored, bytes of JSON.
+const MAX_SEATING_MAP: usize = 1 << 20;
+/// Most stock rows one ticket type's count is split over.
+pub const MAX_SHARDS: i64 = 64;
+
+/// `POST /venues` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVenue {
+    /// Name.
+    pub name: String,
+    /// Postal address.
+    pub address: String,
+    /// How many people it holds.
+    pub capacity: i64,
+    /// Latitude, degrees.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude, degrees.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    /// Seating map, any JSON the front end draws from.
+    #[serde(default)]
+    pub seating_map: Option<serde_json::Value>,
+}
+
+/// A venue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Venue {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Postal address.
+    pub address: String,
+    /// Capacity.
+    pub capacity: i64,
+    /// Latitude, degrees.
+    pub latitude: Option<f64>,
+    /// Longitude, degrees.
+    pub longitude: Option<f64>,
+    /// Seating map.
+    pub seating_map: Option<serde_json::Value>,
+}
+
+/// `POST /admin/events` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// Where.
+    pub venue_id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Doors open.
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// Ends.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    /// Ticket types created with it.
+    #[serde(default)]
+    pub ticket_types: Vec<NewTicketType>,
+}
+
+/// A ticket type to create.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketType {
+    /// Name, e.g. "Standing".
+    pub name: String,
+    /// Price in minor units (cents).
+    pub price_minor: i64,
+    /// ISO 4217 code, e.g. "EUR".
+    pub currency: String,
+    /// How many exist (for seated types, the number of seats).
+    pub total: i64,
+    /// Sale opens; default at once.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sale_starts_at: Option<OffsetDateTime>,
+    /// Sale closes; default at the event's start.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sale_ends_at: Option<OffsetDateTime>,
+    /// Most tickets of this type in one order.
+    #[serde(default = "default_per_order_limit")]
+    pub per_order_limit: i64,
+    /// Seat labels, for a seated type (one per ticket).
+    #[serde(default)]
+    pub seats: Option<Vec<String>>,
+    /// Stock rows the count is split over, so concurrent sales do not queue on one row.
+    #[serde(default = "default_shards")]
+    pub shards: i64,
+}
+
+fn default_per_order_limit() -> i64 {
+    10
+}
+fn default_shards() -> i64 {
+    1
+}
+
+/// A ticket type as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TicketType {
+    /// Id (as in barcodes).
+    pub id: i64,
+    /// Event.
+    pub event_id: i64,
+    /// Name.
+    pub name: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// How many exist.
+    pub total: i64,
+    /// How many are neither held nor sold.
+    pub available: i64,
+    /// Sale opens (Unix seconds).
+    pub sale_starts_at: Option<i64>,
+    /// Sale closes (Unix seconds).
+    pub sale_ends_at: Option<i64>,
+    /// Most per order.
+    pub per_order_limit: i64,
+    /// Whether tickets carry seats.
+    pub seated: bool,
+}
+
+/// Lifecycle of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Being set up; not listed.
+    Draft,
+    /// Listed and on sale.
+    Published,
+    /// Called off: not listed, tickets revoked.
+    Cancelled,
+}
+
+impl EventStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Published => "published",
+            Self::Cancelled => "cancelled",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "published" => Self::Published,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Draft,
+        }
+    }
+}
+
+/// An event with what a buyer needs to choose.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Id.
+    pub id: i64,
+    /// Venue id.
+    pub venue_id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Start (Unix seconds).
+    pub starts_at: i64,
+    /// End (Unix seconds).
+    pub ends_at: i64,
+    /// Status.
+    pub status: EventStatus,
+    /// Its ticket types (in detail views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_types: Option<Vec<TicketType>>,
+    /// Its venue (in detail views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<Venue>,
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.len() > max {
+        return Err(ApiError::BadRequest(format!("{field}: 1 to {max} characters")));
+    }
+    Ok(())
+}
+
+fn degrees_e6(field: &str, value: Option<f64>, limit: f64) -> Result<Option<i64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v.abs() <= limit => Ok(Some((v * 1e6).round() as i64)),
+        Some(_) => Err(ApiError::BadRequest(format!("{field}: between -{limit} and {limit}"))),
+    }
+}
+
+/// Creates a venue owned by the caller.
+pub async fn create_venue(db: &Db, caller: &Caller, venue: &NewVenue, now: i64) -> Result<Venue, ApiError> {
+    check_text("name", &venue.name, 200)?;
+    check_text("address", &venue.address, 500)?;
+    if !(1..=10_000_000).contains(&venue.capacity) {
+        return Err(ApiError::BadRequest("capacity: 1 to 10000000".into()));
+    }
+    let lat = degrees_e6("latitude", venue.latitude, 90.0)?;
+    let lon = degrees_e6("longitude", venue.longitude, 180.0)?;
+    let map = venue.seating_map.as_ref().map(serde_json::Value::to_string);
+    if map.as_ref().is_some_and(|m| m.len() > MAX_SEATING_MAP) {
+        return Err(ApiError::BadRequest(format!("seating_map: at most {MAX_SEATING_MAP} bytes")));
+    }
+    let mut tx = db.begin().await?;
+    let id = tx
+        .query_one(
+            "INSERT INTO venues (name, address, capacity, latitude_e6, longitude_e6, seating_map, owner_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            params![venue.name.trim(), venue.address.trim(), venue.capacity, lat, lon, map, caller.id, now],
+        )
+        .await?
+        .int(0)?;
+    tx.commit().await?;
+    get_venue(db, id).await
+}
+
+const VENUE_COLUMNS: &str = "id, name, address, capacity, latitude_e6, longitude_e6, seating_map, owner_id";
+
+fn venue_from(row: &Row) -> Result<Venue, ApiError> {
+    Ok(Venue {
+        id: row.int(0)?,
+        name: row.text(1)?,
+        address: row.text(2)?,
+        capacity: row.int(3)?,
+        latitude: row.opt_int(4)?.map(|v| v as f64 / 1e6),
+        longitude: row.opt_int(5)?.map(|v| v as f64 / 1e6),
+        seating_map: row.opt_text(6)?.and_then(|m| serde_json::from_str(&m).ok()),
+    })
+}
+
+/// Reads a venue.
+pub async fn get_venue(db: &Db, id: i64) -> Result<Venue, ApiError> {
+    let sql = format!("SELECT {VENUE_COLUMNS} FROM venues WHERE id = ?1");
+    venue_from(&db.query_opt(&sql, params![id]).await?.ok_or(ApiError::NotFound("venue"))?)
+}
+
+/// Refuses unless the caller is an admin or owns the venue.
+pub async fn require_venue_owner(db: &Db, caller: &Caller, venue_id: i64) -> Result<(), ApiError> {
+    let owner = db
+        .query_opt("SELECT owner_id FROM venues WHERE id = ?1", params![venue_id])
+        .await?
+        .ok_or(ApiError::NotFound("venue"))?
+        .int(0)?;
+    if caller.is_admin() || (caller.role == crate::auth::Role::Organizer && owner == caller.id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("you do not run this venue"))
+    }
+}
+
+/// Refuses unless the caller is an admin or the event's organizer; returns the event's venue.
+pub async fn require_event_organizer(db: &Db, caller: &Caller, event_id: i64) -> Result<i64, ApiError> {
+    let row = db
+        .query_opt("SELECT organizer_id, venue_id FROM events WHERE id = ?1", params![event_id])
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    if caller.is_admin() || (caller.role == crate::auth::Role::Organizer && row.int(0)? == caller.id) {
+        Ok(row.int(1)?)
+    } else {
+        Err(ApiError::Forbidden("you do not organise this event"))
+    }
+}
+
+/// Creates a draft event with its ticket types.
+pub async fn create_event(db: &Db, caller: &Caller, event: &NewEvent, now: i64) -> Result<Event, ApiError> {
+    require_venue_owner(db, caller, event.venue_id).await?;
+    check_text("title", &event.title, 200)?;
+    if event.description.len() > 20_000 {
+        return Err(ApiError::BadRequest("description: at most 20000 characters".into()));
+    }
+    let (starts, ends) = (event.starts_at.unix_timestamp(), event.ends_at.unix_timestamp());
+    if ends <= starts {
+        return Err(ApiError::BadRequest("ends_at: must be after starts_at".into()));
+    }
+    for t in &event.ticket_types {
+        check_ticket_type(t, starts)?;
+    }
+    let mut tx = db.begin().await?;
+    let id = tx
+        .query_one(
+            "INSERT INTO events (venue_id, organizer_id, title, description, starts_at, ends_at, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'draft', ?7) RETURNING id",
+            params![event.venue_id, caller.id, event.title.trim(), event.description.clone(), starts, ends, now],
+        )
+        .await?
+        .int(0)?;
+    for t in &event.ticket_types {
+        insert_ticket_type(&mut tx, id, t, starts).await?;
+    }
+    tx.commit().await?;
+    get_event(db, id, None).await
+}
+
+fn check_ticket_type(t: &NewTicketType, event_starts: i64) -> Result<(), ApiError> {
+    check_text("ticket_types.name", &t.name, 200)?;
+    if !(0..=100_000_000).contains(&t.price_minor) {
+        return Err(ApiError::BadRequest("ticket_types.price_minor: 0 to 100000000".into()));
+    }
+    if t.currency.len() != 3 || !t.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(ApiError::BadRequest("ticket_types.currency: an ISO 4217 code such as EUR".into()));
+    }
+    if !(1..=1_000_000).contains(&t.total) {
+        return Err(ApiError::BadRequest("ticket_types.total: 1 to 1000000".into()));
+    }
+    if !(1..=100).contains(&t.per_order_limit) {
+        return Err(ApiError::BadRequest("ticket_types.per_order_limit: 1 to 100".into()));
+    }
+    if !(1..=MAX_SHARDS).contains(&t.shards) || t.shards > t.total {
+        return Err(ApiError::BadRequest(format!("ticket_types.shards: 1 to {MAX_SHARDS}, at most total")));
+    }
+    let ends = t.sale_ends_at.map_or(event_starts, OffsetDateTime::unix_timestamp);
+    if t.sale_starts_at.is_some_and(|s| s.unix_timestamp() >= ends) {
+        return Err(ApiError::BadRequest("ticket_types.sale_starts_at: must be before the sale ends".into()));
+    }
+    if let Some(seats) = &t.seats {
+        if seats.len() as i64 != t.total {
+            return Err(ApiError::BadRequest("ticket_types.seats: one label per ticket (as many as total)".into()));
+        }
+        let mut unique = std::collections::HashSet::new();
+        for seat in seats {
+            schema::SeatLabel::new(seat)
+                .map_err(|e| ApiError::BadRequest(format!("ticket_types.seats: {seat:?}: {e}")))?;
+            if !unique.insert(seat) {
+                return Err(ApiError::BadRequest(format!("ticket_types.seats: {seat:?} twice")));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn insert_ticket_type(tx: &mut Tx, event_id: i64, t: &NewTicketType, event_starts: i64) -> Result<i64, ApiError> {
+    let sale_ends = t.sale_ends_at.map_or(event_starts, OffsetDateTime::unix_timestamp);
+    let id = tx
+        .query_one(
+            "INSERT INTO ticket_types (event_id, name, price_minor, currency, total, sale_starts_at, sale_ends_at,
+                                       per_order_limit, seated, shards)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            params![
+                event_id,
+                t.name.trim(),
+                t.price_minor,
+                t.currency.clone(),
+                t.total,
+                t.sale_starts_at.map(OffsetDateTime::unix_timestamp),
+                sale_ends,
+                t.per_order_limit,
+                t.seats.is_some(),
+                t.shards
+            ],
+        )
+        .await?
+        .int(0)?;
+    if u32::try_from(id).is_err() {
+        return Err(ApiError::Internal("ticket type ids exhausted the barcode's 32 bits".into()));
+    }
+    for shard in 0..t.shards {
+        // Shard i gets total/shards, the first total%shards get one more.
+        let count = t.total / t.shards + i64::from(shard < t.total % t.shards);
+        tx.execute(
+            "INSERT INTO stock (ticket_type_id, shard, available) VALUES (?1, ?2, ?3)",
+            params![id, shard, count],
+        )
+        .await?;
+    }
+    for seat in t.seats.iter().flatten() {
+        tx.execute("INSERT INTO seats (ticket_type_id, label) VALUES (?1, ?2)", params![id, seat.clone()]).await?;
+    }
+    Ok(id)
+}
+
+/// Adds a ticket type to an existing event.
+pub async fn add_ticket_type(
+    db: &Db,
+    caller: &Caller,
+    event_id: i64,
+    t: &NewTicketType,
+) -> Result<TicketType, ApiError> {
+    require_event_organizer(db, caller, event_id).await?;
+    let starts = db.query_opt("SELECT starts_at FROM events WHERE id = ?1", params![event_id]).await?;
+    let starts = starts.ok_or(ApiError::NotFound("event"))?.int(0)?;
+    check_ticket_type(t, starts)?;
+    let mut tx = db.begin().await?;
+    let id = insert_ticket_type(&mut tx, event_id, t, starts).await?;
+    tx.commit().await?;
+    ticket_types(db, event_id).await?.into_iter().find(|t| t.id == id).ok_or(ApiError::NotFound("ticket type"))
+}
+
+/// Every ticket type of an event with its availability.
+pub async fn ticket_types(db: &Db, event_id: i64) -> Result<Vec<TicketType>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT t.id, t.event_id, t.name, t.price_minor, t.currency, t.total,
+                    (SELECT CAST(COALESCE(SUM(s.available), 0) AS BIGINT) FROM stock s WHERE s.ticket_type_id = t.id),
+                    t.sale_starts_at, t.sale_ends_at, t.per_order_limit, t.seated
+             FROM ticket_types t WHERE t.event_id = ?1 ORDER BY t.id",
+            params![event_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TicketType {
+                id: r.int(0)?,
+                event_id: r.int(1)?,
+                name: r.text(2)?,
+                price_minor: r.int(3)?,
+                currency: r.text(4)?,
+                total: r.int(5)?,
+                available: r.int(6)?,
+                sale_starts_at: r.opt_int(7)?,
+                sale_ends_at: r.opt_int(8)?,
+                per_order_limit: r.int(9)?,
+                seated: r.bool(10)?,
+            })
+        })
+        .collect()
+}
+
+const EVENT_COLUMNS: &str = "id, venue_id, title, description, starts_at, ends_at, status";
+
+fn event_from(row: &Row) -> Result<Event, ApiError> {
+    Ok(Event {
+        id: row.int(0)?,
+        venue_id: row.int(1)?,
+        title: row.text(2)?,
+        description: row.text(3)?,
+        starts_at: row.int(4)?,
+        ends_at: row.int(5)?,
+        status: EventStatus::parse(&row.text(6)?),
+        ticket_types: None,
+        venue: None,
+    })
+}
+
+/// One event with its ticket types and venue. Drafts and cancelled events are
+/// shown only to their organizer (`viewer`) and admins.
+pub async fn get_event(db: &Db, id: i64, viewer: Option<&Caller>) -> Result<Event, ApiError> {
+    let sql = format!("SELECT {EVENT_COLUMNS}, organizer_id FROM events WHERE id = ?1");
+    let row = db.query_opt(&sql, params![id]).await?.ok_or(ApiError::NotFound("event"))?;
+    let mut event = event_from(&row)?;
+    let organizer = row.int(7)?;
+    let may_see_unlisted =
+        viewer.is_none_or(|v| v.is_admin() || (v.is_user(organizer) && v.role == crate::auth::Role::Organizer));
+    if event.status != EventStatus::Published && !may_see_unlisted {
+        return Err(ApiError::NotFound("event"));
+    }
+    event.ticket_types = Some(ticket_types(db, id).await?);
+    event.venue = Some(get_venue(db, event.venue_id).await?);
+    Ok(event)
+}
+
+/// `GET /events` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    /// Only at this venue.
+    pub venue_id: Option<i64>,
+    /// Starting at or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Starting before (Unix seconds).
+    pub to: Option<i64>,
+    /// Title contains (case-insensitive).
+    pub q: Option<String>,
+    /// Page, from 1.
+    pub page: Option<i64>,
+    /// Events per page, 1 to 100 (default 20).
+    pub per_page: Option<i64>,
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventPage {
+    /// The events.
+    pub items: Vec<Event>,
+    /// This page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Matching events in all.
+    pub total: i64,
+}
+
+/// Published events matching the filter, soonest first.
+pub async fn list_events(db: &Db, filter: &EventFilter) -> Result<EventPage, ApiError> {
+    let per_page = filter.per_page.unwrap_or(20);
+    let page = filter.page.unwrap_or(1);
+    if !(1..=100).contains(&per_page) || page < 1 {
+        return Err(ApiError::BadRequest("page: from 1; per_page: 1 to 100".into()));
+    }
+    let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
+    // The casts tell PostgreSQL the parameters' types where `IS NULL` alone cannot.
+    let filters = "status = 'published'
+                   AND (CAST(?1 AS BIGINT) IS NULL OR venue_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR starts_at >= ?2)
+                   AND (CAST(?3 AS BIGINT) IS NULL OR starts_at < ?3) AND (CAST(?4 AS TEXT) IS NULL OR LOWER(title) LIKE ?4)";
+    let p = params![filter.venue_id, filter.from, filter.to, q, per_page, (page - 1).saturating_mul(per_page)];
+    let total = db.query_opt(&format!("SELECT COUNT(*) FROM events WHERE {filters}"), &p[..4]).await?;
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {filters} ORDER BY starts_at, id LIMIT ?5 OFFSET ?6");
+    let items = db.query(&sql, p).await?.iter().map(event_from).collect::<Result<_, _>>()?;
+    Ok(EventPage { items, page, per_page, total: total.map_or(Ok(0), |r| r.int(0))? })
+}
+
+/// Publishes a draft event.
+pub async fn publish_event(db: &Db, caller: &Caller, id: i64) -> Result<Event, ApiError> {
+    require_event_organizer(db, caller, id).await?;
+    let changed =
+        db.execute("UPDATE events SET status = 'published' WHERE id = ?1 AND status = 'draft'", params![id]).await?;
+    if changed == 0 {
+        return Err(ApiError::Conflict("only a draft event can be published".into()));
+    }
+    get_event(db, id, Some(caller)).await
+}

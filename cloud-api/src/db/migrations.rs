@@ -1,0 +1,118 @@
+//! The schema, as numbered migrations run at start-up in one transaction each.
+//!
+//! Each migration is written once; `{id}` becomes the store's auto-numbered
+//! key and `{bytes}` its byte-string type. Applied versions are recorded in
+//! `schema_migrations`, so a restart applies only what is new.
+
+use super::{Db, DbError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the sale's model.
+    "CREATE TABLE users (
+        id {id}, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+        name TEXT NOT NULL, role TEXT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE TABLE venues (
+        id {id}, name TEXT NOT NULL, address TEXT NOT NULL, capacity BIGINT NOT NULL,
+        latitude_e6 BIGINT, longitude_e6 BIGINT, seating_map TEXT,
+        owner_id BIGINT NOT NULL REFERENCES users(id),
+        manifest_version BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);
+    CREATE TABLE events (
+        id {id}, venue_id BIGINT NOT NULL REFERENCES venues(id),
+        organizer_id BIGINT NOT NULL REFERENCES users(id),
+        title TEXT NOT NULL, description TEXT NOT NULL, starts_at BIGINT NOT NULL, ends_at BIGINT NOT NULL,
+        status TEXT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE INDEX events_by_start ON events(status, starts_at);
+    CREATE TABLE ticket_types (
+        id {id}, event_id BIGINT NOT NULL REFERENCES events(id), name TEXT NOT NULL,
+        price_minor BIGINT NOT NULL, currency TEXT NOT NULL, total BIGINT NOT NULL,
+        sale_starts_at BIGINT, sale_ends_at BIGINT, per_order_limit BIGINT NOT NULL,
+        seated BIGINT NOT NULL, shards BIGINT NOT NULL);
+    CREATE TABLE stock (
+        ticket_type_id BIGINT NOT NULL REFERENCES ticket_types(id), shard BIGINT NOT NULL,
+        available BIGINT NOT NULL CHECK (available >= 0), PRIMARY KEY (ticket_type_id, shard));
+    CREATE TABLE seats (
+        ticket_type_id BIGINT NOT NULL REFERENCES ticket_types(id), label TEXT NOT NULL,
+        hold_id TEXT, sold BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (ticket_type_id, label));
+    CREATE TABLE holds (
+        id TEXT PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id),
+        ticket_type_id BIGINT NOT NULL REFERENCES ticket_types(id), quantity BIGINT NOT NULL,
+        taken TEXT NOT NULL, seats TEXT NOT NULL, status TEXT NOT NULL,
+        expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE INDEX holds_by_expiry ON holds(status, expires_at);
+    CREATE TABLE orders (
+        id {id}, user_id BIGINT NOT NULL REFERENCES users(id), hold_id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL,
+        gateway TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, paid_at BIGINT);
+    CREATE TABLE tickets (
+        id {id}, order_id BIGINT NOT NULL REFERENCES orders(id), user_id BIGINT NOT NULL,
+        event_id BIGINT NOT NULL, venue_id BIGINT NOT NULL, ticket_type_id BIGINT NOT NULL,
+        seat TEXT, holder_name TEXT NOT NULL, barcode TEXT NOT NULL, status TEXT NOT NULL,
+        scanned_at BIGINT, changed_version BIGINT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE INDEX tickets_by_user ON tickets(user_id);
+    CREATE INDEX tickets_by_venue ON tickets(venue_id, changed_version);
+    CREATE TABLE payment_transactions (
+        id {id}, order_id BIGINT NOT NULL REFERENCES orders(id), gateway TEXT NOT NULL,
+        kind TEXT NOT NULL, gateway_id TEXT NOT NULL, status TEXT NOT NULL,
+        amount_minor BIGINT NOT NULL, raw_response TEXT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE INDEX payments_by_gateway_id ON payment_transactions(gateway, gateway_id);
+    CREATE TABLE webhook_events (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, created BIGINT NOT NULL, received_at BIGINT NOT NULL);
+    CREATE TABLE idempotency (
+        user_id BIGINT NOT NULL, route TEXT NOT NULL, key TEXT NOT NULL, request_sha256 TEXT NOT NULL,
+        status BIGINT NOT NULL, response TEXT NOT NULL, created_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, route, key));
+    CREATE TABLE devices (
+        id {id}, venue_id BIGINT NOT NULL REFERENCES venues(id), name TEXT NOT NULL,
+        revoked BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);
+    CREATE TABLE scans (
+        scan_id TEXT NOT NULL, venue_id BIGINT NOT NULL, gate_id TEXT NOT NULL, ticket_id BIGINT, event_id BIGINT,
+        list_id BIGINT NOT NULL, direction TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT,
+        offline BIGINT NOT NULL, annulled BIGINT NOT NULL, hlc TEXT NOT NULL, wall_ms BIGINT NOT NULL,
+        received_at BIGINT NOT NULL, PRIMARY KEY (venue_id, scan_id));
+    CREATE TABLE scan_conflicts (
+        venue_id BIGINT NOT NULL, first_scan TEXT NOT NULL, second_scan TEXT NOT NULL,
+        ticket_id BIGINT NOT NULL, list_id BIGINT NOT NULL, first_gate TEXT NOT NULL, first_hlc TEXT NOT NULL,
+        second_gate TEXT NOT NULL, second_hlc TEXT NOT NULL, detected_ms BIGINT NOT NULL,
+        received_at BIGINT NOT NULL, PRIMARY KEY (venue_id, first_scan, second_scan));",
+];
+
+/// Applies every migration the store has not seen yet.
+pub async fn run(db: &Db) -> Result<(), DbError> {
+    let (id, bytes) = match db {
+        Db::Sqlite(_) => ("INTEGER PRIMARY KEY", "BLOB"),
+        Db::Postgres(_) => ("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "BYTEA"),
+    };
+    batch(db, "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .await?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let mut tx = db.begin().await?;
+        if let Db::Postgres(_) = db {
+            // Two instances starting at once apply each migration once.
+            tx.execute("SELECT pg_advisory_xact_lock(7031)", &[]).await?;
+        }
+        if tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = ?1", crate::params![version]).await?.is_some()
+        {
+            continue;
+        }
+        for statement in sql.replace("{id}", id).replace("{bytes}", bytes).split(';') {
+            if !statement.trim().is_empty() {
+                tx.execute(statement, &[]).await?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            crate::params![version, crate::clock::now()],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn batch(db: &Db, sql: &str) -> Result<(), DbError> {
+    match db {
+        Db::Sqlite(db) => db.execute_batch(sql).await,
+        Db::Postgres(db) => db.execute_batch(sql).await,
+    }
+}

@@ -1,0 +1,112 @@
+//! Every refusal the API can give, each with its HTTP status, written as
+//! `application/problem+json` (RFC 9457).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body or a parameter is malformed or out of range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No, a malformed or an expired access token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller's role or ownership does not allow this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Nothing with that id that the caller may see.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state (sold out, already paid, …).
+    #[error("{0}")]
+    Conflict(String),
+    /// The hold or order expired before it was used.
+    #[error("{0}")]
+    Gone(&'static str),
+    /// The payment gateway declined the payment.
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    /// The payment gateway could not be reached or answered nonsense.
+    #[error("payment gateway: {0}")]
+    Gateway(String),
+    /// A webhook's signature is missing, stale or wrong.
+    #[error("webhook signature: {0}")]
+    BadSignature(&'static str),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] DbError),
+    /// Anything else that is the service's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::Gateway(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short stable name of the problem type, the last part of its `type` URI.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad-request",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::Conflict(_) => "conflict",
+            Self::Gone(_) => "expired",
+            Self::PaymentDeclined(_) => "payment-declined",
+            Self::Gateway(_) => "payment-gateway",
+            Self::BadSignature(_) => "bad-signature",
+            Self::Store(_) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The problem document.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            // Store details stay in the log, not in front of customers.
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                "the service failed; try again".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("https://tixgate.dev/problems/{}", self.kind()),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            detail,
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}

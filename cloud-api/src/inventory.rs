@@ -1,0 +1,371 @@
+//! Holds: stock set aside for one buyer for a few minutes, never more than exists.
+//!
+//! A ticket type's count is split over `shards` stock rows. A hold takes its
+//! quantity with a conditional `UPDATE … SET available = available - n WHERE
+//! available >= n` on one row, starting at a random shard so concurrent
+//! buyers spread over the rows instead of queueing on one; only when no single
+//! row has enough does it take from several, in shard order (so two such
+//! takers cannot deadlock). The `CHECK (available >= 0)` on the table is the
+//! last line: no code path can sell what is not there. Seated types also
+//! claim each seat row, in label order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::db::{Db, DbError, Tx};
+use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
+use crate::params;
+
+/// `POST /events/{id}/reserve-tickets` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// Which ticket type.
+    pub ticket_type_id: i64,
+    /// How many (for seated types, defaults to the number of seats).
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    /// Seat labels, for a seated type.
+    #[serde(default)]
+    pub seats: Option<Vec<String>>,
+}
+
+/// A hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hold {
+    /// Id, to pass to `POST /orders`.
+    pub id: String,
+    /// Event.
+    pub event_id: i64,
+    /// Ticket type.
+    pub ticket_type_id: i64,
+    /// How many tickets.
+    pub quantity: i64,
+    /// Seats held.
+    pub seats: Vec<String>,
+    /// What the order will cost, minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// When the stock returns to sale unless ordered (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Rows taken from stock: `(shard, count)`.
+type Taken = Vec<(i64, i64)>;
+
+struct TypeRow {
+    event_id: i64,
+    price_minor: i64,
+    currency: String,
+    per_order_limit: i64,
+    seated: bool,
+    sale_starts_at: Option<i64>,
+    sale_ends_at: Option<i64>,
+    event_status: String,
+}
+
+async fn ticket_type(db: &Db, id: i64) -> Result<TypeRow, ApiError> {
+    let row = db
+        .query_opt(
+            "SELECT t.event_id, t.price_minor, t.currency, t.per_order_limit, t.seated,
+                    t.sale_starts_at, t.sale_ends_at, e.status
+             FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = ?1",
+            params![id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("ticket type"))?;
+    Ok(TypeRow {
+        event_id: row.int(0)?,
+        price_minor: row.int(1)?,
+        currency: row.text(2)?,
+        per_order_limit: row.int(3)?,
+        seated: row.bool(4)?,
+        sale_starts_at: row.opt_int(5)?,
+        sale_ends_at: row.opt_int(6)?,
+        event_status: row.text(7)?,
+    })
+}
+
+/// Checks a request against the ticket type; returns the quantity and sorted seats.
+fn check_request(t: &TypeRow, event_id: i64, req: &ReserveRequest, now: i64) -> Result<(i64, Vec<String>), ApiError> {
+    if t.event_id != event_id {
+        return Err(ApiError::NotFound("ticket type"));
+    }
+    if t.event_status != "published" {
+        return Err(ApiError::Conflict("the event is not on sale".into()));
+    }
+    if t.sale_starts_at.is_some_and(|s| now < s) || t.sale_ends_at.is_some_and(|e| now >= e) {
+        return Err(ApiError::Conflict("the sale of this ticket type is not open".into()));
+    }
+    let mut seats = req.seats.clone().unwrap_or_default();
+    match (t.seated, seats.is_empty()) {
+        (true, true) => return Err(ApiError::BadRequest("seats: this ticket type is seated; choose seats".into())),
+        (false, false) => return Err(ApiError::BadRequest("seats: this ticket type is not seated".into())),
+        _ => {}
+    }
+    let quantity = req.quantity.unwrap_or(seats.len() as i64);
+    if t.seated && quantity != seats.len() as i64 {
+        return Err(ApiError::BadRequest("quantity: must equal the number of seats".into()));
+    }
+    if !(1..=t.per_order_limit).contains(&quantity) {
+        return Err(ApiError::BadRequest(format!("quantity: 1 to {}", t.per_order_limit)));
+    }
+    seats.sort();
+    if seats.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ApiError::BadRequest("seats: a seat is listed twice".into()));
+    }
+    Ok((quantity, seats))
+}
+
+/// Places a hold for the caller.
+pub async fn reserve(
+    db: &Db,
+    caller: &Caller,
+    event_id: i64,
+    req: &ReserveRequest,
+    idempotency: Option<&Idempotency>,
+    hold_seconds: i64,
+    now: i64,
+) -> Result<Hold, ApiError> {
+    caller.require_person()?;
+    if let Some(idem) = idempotency
+        && let Some(earlier) = idem.replay(db).await?
+    {
+        return Ok(earlier);
+    }
+    let t = ticket_type(db, req.ticket_type_id).await?;
+    let (quantity, seats) = check_request(&t, event_id, req, now)?;
+    let hold = Hold {
+        id: new_hold_id()?,
+        event_id,
+        ticket_type_id: req.ticket_type_id,
+        quantity,
+        seats: seats.clone(),
+        amount_minor: t.price_minor.saturating_mul(quantity),
+        currency: t.currency.clone(),
+        expires_at: now + hold_seconds,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let mut tx = db.begin().await?;
+        match place(&mut tx, caller, &hold, &seats, now).await {
+            Ok(true) => return idempotency::commit_with(db, tx, idempotency, hold, now).await,
+            Ok(false) => {}
+            Err(ApiError::Store(e)) if e.is_retryable() => {}
+            Err(e) => return Err(e),
+        }
+        drop(tx);
+        tokio::task::yield_now().await;
+    }
+    Err(ApiError::Conflict("too many buyers at once; try again".into()))
+}
+
+/// Takes stock and seats and records the hold; `false` if it raced and must be retried.
+async fn place(tx: &mut Tx, caller: &Caller, hold: &Hold, seats: &[String], now: i64) -> Result<bool, ApiError> {
+    let taken = match take_stock(tx, hold.ticket_type_id, hold.quantity).await? {
+        Take::Taken(taken) => taken,
+        Take::Raced => return Ok(false),
+        Take::SoldOut => return Err(ApiError::Conflict("sold out: not enough tickets of this type are left".into())),
+    };
+    for seat in seats {
+        let claimed = tx
+            .execute(
+                "UPDATE seats SET hold_id = ?1 WHERE ticket_type_id = ?2 AND label = ?3 AND hold_id IS NULL AND sold = 0",
+                params![hold.id.clone(), hold.ticket_type_id, seat.clone()],
+            )
+            .await?;
+        if claimed == 0 {
+            return Err(ApiError::Conflict(format!("seat {seat} is taken or does not exist")));
+        }
+    }
+    tx.execute(
+        "INSERT INTO holds (id, user_id, ticket_type_id, quantity, taken, seats, status, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)",
+        params![
+            hold.id.clone(),
+            caller.id,
+            hold.ticket_type_id,
+            hold.quantity,
+            serde_json::to_string(&taken).unwrap_or_default(),
+            serde_json::to_string(&seats).unwrap_or_default(),
+            hold.expires_at,
+            now
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+fn new_hold_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(format!("h_{}", data_encoding::HEXLOWER.encode(&bytes)))
+}
+
+/// Takes a hold's stock and seats again for a payment that arrived after the
+/// hold expired; `false` (and nothing taken) if they were sold meanwhile.
+pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<bool, ApiError> {
+    let row = tx.query_one("SELECT ticket_type_id, quantity FROM holds WHERE id = ?1", params![hold_id]).await?;
+    let (type_id, quantity) = (row.int(0)?, row.int(1)?);
+    let Take::Taken(taken) = take_stock(tx, type_id, quantity).await? else { return Ok(false) };
+    let seats = tx.query_one("SELECT seats FROM holds WHERE id = ?1", params![hold_id]).await?.text(0)?;
+    let seats: Vec<String> = serde_json::from_str(&seats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for seat in seats {
+        let claimed = tx
+            .execute(
+                "UPDATE seats SET hold_id = ?1 WHERE ticket_type_id = ?2 AND label = ?3 AND hold_id IS NULL AND sold = 0",
+                params![hold_id, type_id, seat],
+            )
+            .await?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+    }
+    tx.execute(
+        "UPDATE holds SET status = 'ordered', taken = ?1 WHERE id = ?2",
+        params![serde_json::to_string(&taken).unwrap_or_default(), hold_id],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// What an attempt to take stock found.
+enum Take {
+    /// Taken from these rows.
+    Taken(Taken),
+    /// There is not enough in all rows together.
+    SoldOut,
+    /// Another sale changed a row between reading and taking; roll back and try again.
+    Raced,
+}
+
+/// Takes `quantity` from the type's stock rows.
+///
+/// PostgreSQL keeps the row lock of a conditional `UPDATE` even when the
+/// re-checked condition fails, so a transaction that tried one row and then
+/// another could deadlock with one doing the reverse. Each attempt therefore
+/// reads the rows unlocked, then updates either one chosen row or, if no row
+/// has enough alone, several in shard order; any surprise means `Raced`, and
+/// the caller retries in a fresh transaction.
+async fn take_stock(tx: &mut Tx, type_id: i64, quantity: i64) -> Result<Take, DbError> {
+    let rows = tx
+        .query("SELECT shard, available FROM stock WHERE ticket_type_id = ?1 ORDER BY shard", params![type_id])
+        .await?;
+    let mut shards = Vec::with_capacity(rows.len());
+    for row in &rows {
+        shards.push((row.int(0)?, row.int(1)?));
+    }
+    if shards.iter().map(|(_, n)| n).sum::<i64>() < quantity {
+        return Ok(Take::SoldOut);
+    }
+    let whole: Vec<i64> = shards.iter().filter(|(_, n)| *n >= quantity).map(|(s, _)| *s).collect();
+    let plan: Taken = if whole.is_empty() {
+        let mut missing = quantity;
+        let mut plan = Vec::new();
+        for (shard, available) in shards.into_iter().filter(|(_, n)| *n > 0) {
+            let n = available.min(missing);
+            plan.push((shard, n));
+            missing -= n;
+            if missing == 0 {
+                break;
+            }
+        }
+        plan
+    } else {
+        vec![(whole[random_below(whole.len() as i64) as usize], quantity)]
+    };
+    for (shard, n) in &plan {
+        let took = tx
+            .execute(
+                "UPDATE stock SET available = available - ?1 WHERE ticket_type_id = ?2 AND shard = ?3 AND available >= ?1",
+                params![*n, type_id, *shard],
+            )
+            .await?;
+        if took == 0 {
+            return Ok(Take::Raced);
+        }
+    }
+    Ok(Take::Taken(plan))
+}
+
+/// Attempts at a hold before giving up on a store too busy to settle.
+const MAX_ATTEMPTS: usize = 20;
+
+fn random_below(n: i64) -> i64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) % n.max(1) as u64) as i64
+}
+
+/// Puts a hold's stock and seats back on sale (inside the caller's transaction).
+pub(crate) async fn put_back(tx: &mut Tx, hold_id: &str) -> Result<(), ApiError> {
+    let row = tx
+        .query_opt("SELECT ticket_type_id, taken FROM holds WHERE id = ?1", params![hold_id])
+        .await?
+        .ok_or(ApiError::NotFound("hold"))?;
+    let type_id = row.int(0)?;
+    let taken: Taken = serde_json::from_str(&row.text(1)?).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for (shard, n) in taken {
+        tx.execute(
+            "UPDATE stock SET available = available + ?1 WHERE ticket_type_id = ?2 AND shard = ?3",
+            params![n, type_id, shard],
+        )
+        .await?;
+    }
+    tx.execute("UPDATE seats SET hold_id = NULL, sold = 0 WHERE hold_id = ?1", params![hold_id]).await?;
+    Ok(())
+}
+
+/// Ends a hold in `to` state ("released", "expired") if it is still `from`, returning its stock.
+pub async fn end_hold(tx: &mut Tx, hold_id: &str, from: &str, to: &str) -> Result<bool, ApiError> {
+    let changed =
+        tx.execute("UPDATE holds SET status = ?1 WHERE id = ?2 AND status = ?3", params![to, hold_id, from]).await?;
+    if changed == 1 {
+        put_back(tx, hold_id).await?;
+    }
+    Ok(changed == 1)
+}
+
+/// `DELETE /holds/{id}`: the buyer lets go of a hold.
+pub async fn release(db: &Db, caller: &Caller, hold_id: &str) -> Result<(), ApiError> {
+    let owner = db.query_opt("SELECT user_id FROM holds WHERE id = ?1", params![hold_id]).await?;
+    if !owner.map(|r| r.int(0)).transpose()?.is_some_and(|owner| caller.is_user(owner)) {
+        return Err(ApiError::NotFound("hold"));
+    }
+    let mut tx = db.begin().await?;
+    if !end_hold(&mut tx, hold_id, "active", "released").await? {
+        return Err(ApiError::Conflict("the hold is no longer active".into()));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Returns the stock of holds that expired unordered and of orders left unpaid
+/// past their deadline. Returns how many were ended.
+pub async fn sweep_expired(db: &Db, now: i64) -> Result<usize, ApiError> {
+    let holds =
+        db.query("SELECT id FROM holds WHERE status = 'active' AND expires_at <= ?1 LIMIT 500", params![now]).await?;
+    let mut ended = 0;
+    for row in holds {
+        let mut tx = db.begin().await?;
+        if end_hold(&mut tx, &row.text(0)?, "active", "expired").await? {
+            ended += 1;
+        }
+        tx.commit().await?;
+    }
+    let orders = db
+        .query("SELECT id, hold_id FROM orders WHERE status = 'pending' AND expires_at <= ?1 LIMIT 500", params![now])
+        .await?;
+    for row in orders {
+        let mut tx = db.begin().await?;
+        let changed = tx
+            .execute("UPDATE orders SET status = 'expired' WHERE id = ?1 AND status = 'pending'", params![row.int(0)?])
+            .await?;
+        if changed == 1 && end_hold(&mut tx, &row.text(1)?, "ordered", "expired").await? {
+            ended += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(ended)
+}

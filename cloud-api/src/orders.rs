@@ -1,0 +1,526 @@
+//! Orders: a hold becomes an order, the order is paid, paid orders get
+//! tickets; refunds and cancellations revoke them.
+//!
+//! Order states: `pending` → `paid` → `refunded`; `pending` → `failed`
+//! (declined), `cancelled`, `expired` (unpaid past its deadline) or
+//! `refunded`. Nothing goes back: a success that arrives for an expired order
+//! takes its stock again if it is still there, otherwise it is refunded.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::db::{Db, Tx};
+use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
+use crate::inventory;
+use crate::params;
+use crate::payments::{GatewayKind, Gateways, TestOutcome};
+use crate::tickets;
+
+/// `POST /orders` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    /// The hold to buy.
+    pub hold_id: String,
+    /// How to pay.
+    pub gateway: GatewayKind,
+    /// What the test gateway should answer.
+    #[serde(default)]
+    pub test_outcome: TestOutcome,
+}
+
+/// An order as its buyer sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Order {
+    /// Id.
+    pub id: i64,
+    /// `pending`, `paid`, `failed`, `cancelled`, `expired` or `refunded`.
+    pub status: String,
+    /// Event.
+    pub event_id: i64,
+    /// Ticket type.
+    pub ticket_type_id: i64,
+    /// How many tickets.
+    pub quantity: i64,
+    /// Amount, minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// Gateway.
+    pub gateway: GatewayKind,
+    /// Pay before this (Unix seconds).
+    pub expires_at: i64,
+    /// When it was paid.
+    pub paid_at: Option<i64>,
+    /// The gateway's payment id.
+    pub payment_id: Option<String>,
+    /// For a pending Stripe payment: what the browser confirms it with.
+    pub client_secret: Option<String>,
+    /// Ticket ids, once paid.
+    pub ticket_ids: Vec<i64>,
+}
+
+/// What an idempotent `POST /orders` records: the order it made.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct OrderRef {
+    order_id: i64,
+}
+
+/// Everything order handling needs besides the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The store.
+    pub db: &'a Db,
+    /// Payment gateways.
+    pub gateways: &'a Gateways,
+    /// Signs barcodes of issued tickets.
+    pub signer: &'a schema::TicketSigner,
+    /// Now (Unix seconds).
+    pub now: i64,
+}
+
+/// Turns the caller's hold into an order and asks the gateway for payment.
+pub async fn create(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    req: &OrderRequest,
+    idempotency: Option<&Idempotency>,
+    pay_seconds: i64,
+) -> Result<Order, ApiError> {
+    caller.require_person()?;
+    if let Some(idem) = idempotency
+        && let Some(earlier) = idem.replay::<OrderRef>(ctx.db).await?
+    {
+        return get(ctx.db, caller, earlier.order_id).await;
+    }
+    let order_id = order_for_hold(ctx, caller, req, pay_seconds).await?;
+    let (status, has_payment) = payment_state(ctx.db, order_id).await?;
+    let mut client_secret = None;
+    if status == "pending" && !has_payment {
+        let amount =
+            ctx.db.query_one("SELECT amount_minor, currency FROM orders WHERE id = ?1", params![order_id]).await?;
+        let intent =
+            ctx.gateways.create_intent(req.gateway, order_id, amount.int(0)?, &amount.text(1)?, req.test_outcome).await;
+        let intent = match intent {
+            Ok(intent) => intent,
+            Err(ApiError::PaymentDeclined(why)) => {
+                let mut tx = ctx.db.begin().await?;
+                end_unpaid(&mut tx, order_id, "failed").await?;
+                tx.commit().await?;
+                return Err(ApiError::PaymentDeclined(why));
+            }
+            Err(e) => return Err(e),
+        };
+        client_secret = intent.client_secret.clone();
+        let mut tx = ctx.db.begin().await?;
+        tx.execute(
+            "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
+             VALUES (?1, ?2, 'payment', ?3, ?4, ?5, ?6, ?7)",
+            params![
+                order_id,
+                req.gateway.as_str(),
+                intent.gateway_id.clone(),
+                if intent.succeeded { "succeeded" } else { "pending" },
+                amount.int(0)?,
+                intent.raw.clone(),
+                ctx.now
+            ],
+        )
+        .await?;
+        if intent.succeeded {
+            mark_paid(&mut tx, ctx.signer, order_id, ctx.now).await?;
+        }
+        idempotency::commit_with(ctx.db, tx, idempotency, OrderRef { order_id }, ctx.now).await?;
+    } else if let Some(idem) = idempotency {
+        let tx = ctx.db.begin().await?;
+        idempotency::commit_with(ctx.db, tx, Some(idem), OrderRef { order_id }, ctx.now).await?;
+    }
+    let mut order = get(ctx.db, caller, order_id).await?;
+    if order.client_secret.is_none() {
+        order.client_secret = client_secret;
+    }
+    Ok(order)
+}
+
+/// The order of the caller's hold: created now, or the one an earlier attempt made.
+async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_seconds: i64) -> Result<i64, ApiError> {
+    let mut tx = ctx.db.begin().await?;
+    let hold = tx
+        .query_opt(
+            "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency
+             FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id WHERE h.id = ?1",
+            params![req.hold_id.clone()],
+        )
+        .await?
+        .filter(|row| row.int(0).is_ok_and(|owner| caller.is_user(owner)))
+        .ok_or(ApiError::NotFound("hold"))?;
+    let existing = tx.query_opt("SELECT id FROM orders WHERE hold_id = ?1", params![req.hold_id.clone()]).await?;
+    if let Some(row) = existing {
+        return Ok(row.int(0)?);
+    }
+    if hold.text(1)? != "active" || hold.int(2)? <= ctx.now {
+        return Err(ApiError::Gone("the hold expired or was released; reserve again"));
+    }
+    tx.execute("UPDATE holds SET status = 'ordered' WHERE id = ?1 AND status = 'active'", params![req.hold_id.clone()])
+        .await?;
+    let amount = hold.int(4)?.saturating_mul(hold.int(3)?);
+    let id = tx
+        .query_one(
+            "INSERT INTO orders (user_id, hold_id, status, amount_minor, currency, gateway, expires_at, created_at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            params![
+                caller.id,
+                req.hold_id.clone(),
+                amount,
+                hold.text(5)?,
+                req.gateway.as_str(),
+                ctx.now + pay_seconds,
+                ctx.now
+            ],
+        )
+        .await?
+        .int(0)?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn payment_state(db: &Db, order_id: i64) -> Result<(String, bool), ApiError> {
+    let row = db
+        .query_one("SELECT status, (SELECT COUNT(*) FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+             FROM orders o WHERE o.id = ?1", params![order_id])
+        .await?;
+    Ok((row.text(0)?, row.int(1)? > 0))
+}
+
+/// Marks a pending order paid and issues its tickets; `false` if it was not pending.
+pub(crate) async fn mark_paid(
+    tx: &mut Tx,
+    signer: &schema::TicketSigner,
+    order_id: i64,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let changed = tx
+        .execute(
+            "UPDATE orders SET status = 'paid', paid_at = ?1 WHERE id = ?2 AND status = 'pending'",
+            params![now, order_id],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE holds SET status = 'sold' WHERE id = (SELECT hold_id FROM orders WHERE id = ?1)",
+        params![order_id],
+    )
+    .await?;
+    tickets::issue(tx, signer, order_id, now).await?;
+    Ok(true)
+}
+
+/// Ends an unpaid order in `status` and puts its stock back.
+async fn end_unpaid(tx: &mut Tx, order_id: i64, status: &str) -> Result<bool, ApiError> {
+    let changed = tx
+        .execute("UPDATE orders SET status = ?1 WHERE id = ?2 AND status = 'pending'", params![status, order_id])
+        .await?;
+    if changed == 1 {
+        let hold = tx.query_one("SELECT hold_id FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?;
+        inventory::end_hold(tx, &hold, "ordered", "released").await?;
+    }
+    Ok(changed == 1)
+}
+
+/// Refunds a paid order (or cancels an unpaid one): tickets revoked, stock back on sale.
+pub(crate) async fn revoke(tx: &mut Tx, order_id: i64, now: i64) -> Result<bool, ApiError> {
+    if end_unpaid(tx, order_id, "refunded").await? {
+        return Ok(true);
+    }
+    let changed = tx
+        .execute("UPDATE orders SET status = 'refunded' WHERE id = ?1 AND status = 'paid'", params![order_id])
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tickets::revoke_order(tx, order_id, now).await?;
+    let hold = tx.query_one("SELECT hold_id FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?;
+    tx.execute("UPDATE holds SET status = 'refunded' WHERE id = ?1", params![hold.clone()]).await?;
+    inventory::put_back(tx, &hold).await?;
+    Ok(true)
+}
+
+/// `POST /orders/{id}/refund`: the event's organizer (or an admin) refunds an order in full.
+pub async fn refund(ctx: Ctx<'_>, caller: &Caller, order_id: i64) -> Result<Order, ApiError> {
+    let event = ctx
+        .db
+        .query_opt(
+            "SELECT t.event_id FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("order"))?
+        .int(0)?;
+    crate::catalog::require_event_organizer(ctx.db, caller, event).await?;
+    refund_unchecked(ctx, order_id).await?;
+    get(ctx.db, &Caller { id: 0, role: crate::auth::Role::Admin, venue: None }, order_id).await
+}
+
+/// Refunds through the gateway, then records it. Also used for event cancellation.
+pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
+    let row = ctx
+        .db
+        .query_opt(
+            "SELECT o.status, o.gateway, o.amount_minor,
+                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+             FROM orders o WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    let status = row.text(0)?;
+    if status != "paid" {
+        let mut tx = ctx.db.begin().await?;
+        let cancelled = end_unpaid(&mut tx, order_id, "cancelled").await?;
+        tx.commit().await?;
+        return if cancelled {
+            Ok(())
+        } else {
+            Err(ApiError::Conflict(format!("the order is {status}; nothing to refund")))
+        };
+    }
+    let gateway = if row.text(1)? == "stripe" { GatewayKind::Stripe } else { GatewayKind::Test };
+    let payment = row.opt_text(3)?.unwrap_or_default();
+    let refund = ctx.gateways.refund(gateway, &payment, order_id).await?;
+    let mut tx = ctx.db.begin().await?;
+    tx.execute(
+        "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
+         VALUES (?1, ?2, 'refund', ?3, 'succeeded', ?4, ?5, ?6)",
+        params![order_id, gateway.as_str(), refund.gateway_id, row.int(2)?, refund.raw, ctx.now],
+    )
+    .await?;
+    revoke(&mut tx, order_id, ctx.now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Reads an order; customers see only their own.
+pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiError> {
+    let row = db
+        .query_opt(
+            "SELECT o.id, o.status, t.event_id, h.ticket_type_id, h.quantity, o.amount_minor, o.currency, o.gateway,
+                    o.expires_at, o.paid_at, o.user_id,
+                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment'),
+                    (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+             FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    if !caller.is_user(row.int(10)?) && !caller.is_admin() {
+        // Organizers of the event may see it too.
+        if crate::catalog::require_event_organizer(db, caller, row.int(2)?).await.is_err() {
+            return Err(ApiError::NotFound("order"));
+        }
+    }
+    let status = row.text(1)?;
+    let client_secret = match (status.as_str(), row.opt_text(12)?) {
+        ("pending", Some(raw)) if caller.is_user(row.int(10)?) => serde_json::from_str::<serde_json::Value>(&raw)
+            .ok()
+            .and_then(|v| v.get("client_secret").and_then(|s| s.as_str()).map(str::to_owned)),
+        _ => None,
+    };
+    let ticket_ids = db
+        .query("SELECT id FROM tickets WHERE order_id = ?1 ORDER BY id", params![order_id])
+        .await?
+        .iter()
+        .map(|r| r.int(0))
+        .collect::<Result<_, _>>()?;
+    Ok(Order {
+        id: row.int(0)?,
+        status,
+        event_id: row.int(2)?,
+        ticket_type_id: row.int(3)?,
+        quantity: row.int(4)?,
+        amount_minor: row.int(5)?,
+        currency: row.text(6)?,
+        gateway: if row.text(7)? == "stripe" { GatewayKind::Stripe } else { GatewayKind::Test },
+        expires_at: row.int(8)?,
+        paid_at: row.opt_int(9)?,
+        payment_id: row.opt_text(11)?,
+        client_secret,
+        ticket_ids,
+    })
+}
+
+/// What a webhook delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOutcome {
+    /// The event changed an order.
+    Applied,
+    /// Seen before (Stripe retries); nothing changed.
+    Duplicate,
+    /// Recorded; nothing to change (unknown payment, or already in that state).
+    NoChange,
+}
+
+/// Applies a signature-checked Stripe event. The event id is recorded in the
+/// same transaction as its effect, so a redelivery changes nothing.
+pub async fn apply_webhook(
+    ctx: Ctx<'_>,
+    event: &crate::payments::webhook::WebhookEvent,
+) -> Result<WebhookOutcome, ApiError> {
+    use crate::payments::webhook::PaymentEvent;
+    let mut tx = ctx.db.begin().await?;
+    let recorded = tx
+        .execute(
+            "INSERT INTO webhook_events (id, kind, created, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+            params![event.id.clone(), event.kind.clone(), event.created, ctx.now],
+        )
+        .await?;
+    if recorded == 0 {
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    let intent = match &event.payment {
+        PaymentEvent::Succeeded { intent } | PaymentEvent::Canceled { intent } | PaymentEvent::Refunded { intent } => {
+            intent
+        }
+        PaymentEvent::Ignored => {
+            tx.commit().await?;
+            return Ok(WebhookOutcome::NoChange);
+        }
+    };
+    let order = tx
+        .query_opt(
+            "SELECT order_id FROM payment_transactions WHERE gateway = 'stripe' AND kind = 'payment' AND gateway_id = ?1",
+            params![intent.clone()],
+        )
+        .await?;
+    let Some(order_id) = order.map(|r| r.int(0)).transpose()? else {
+        tracing::warn!(event = %event.id, %intent, "webhook for a payment this service did not create");
+        tx.commit().await?;
+        return Ok(WebhookOutcome::NoChange);
+    };
+    let changed = match &event.payment {
+        PaymentEvent::Succeeded { .. } => succeed(&mut tx, ctx, order_id).await?,
+        PaymentEvent::Canceled { .. } => end_unpaid(&mut tx, order_id, "cancelled").await?,
+        PaymentEvent::Refunded { .. } => revoke(&mut tx, order_id, ctx.now).await?,
+        PaymentEvent::Ignored => false,
+    };
+    tx.execute(
+        "UPDATE payment_transactions SET status = ?1 WHERE order_id = ?2 AND kind = 'payment'",
+        params![event.kind.trim_start_matches("payment_intent.").trim_start_matches("charge."), order_id],
+    )
+    .await?;
+    tx.commit().await?;
+    let late = matches!(event.payment, PaymentEvent::Succeeded { .. }) && !changed;
+    if late && status_of(ctx.db, order_id).await? == "refund_due" {
+        // Paid after its stock was sold to someone else: give the money back.
+        refund_late(ctx, order_id).await?;
+    }
+    Ok(if changed { WebhookOutcome::Applied } else { WebhookOutcome::NoChange })
+}
+
+async fn status_of(db: &Db, order_id: i64) -> Result<String, ApiError> {
+    Ok(db.query_one("SELECT status FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?)
+}
+
+/// A success for a pending order pays it; for one that expired meanwhile, its
+/// stock is taken again if still there, otherwise the order is marked for refund.
+async fn succeed(tx: &mut Tx, ctx: Ctx<'_>, order_id: i64) -> Result<bool, ApiError> {
+    let row = tx.query_one("SELECT status, hold_id FROM orders WHERE id = ?1", params![order_id]).await?;
+    match row.text(0)?.as_str() {
+        "pending" => mark_paid(tx, ctx.signer, order_id, ctx.now).await,
+        "expired" | "cancelled" | "failed" => {
+            let hold = row.text(1)?;
+            let snapshot = "retake";
+            tx.execute(&format!("SAVEPOINT {snapshot}"), &[]).await?;
+            if inventory::retake(tx, &hold).await? {
+                tx.execute(&format!("RELEASE SAVEPOINT {snapshot}"), &[]).await?;
+                tx.execute("UPDATE orders SET status = 'pending' WHERE id = ?1", params![order_id]).await?;
+                mark_paid(tx, ctx.signer, order_id, ctx.now).await
+            } else {
+                tx.execute(&format!("ROLLBACK TO SAVEPOINT {snapshot}"), &[]).await?;
+                tx.execute(&format!("RELEASE SAVEPOINT {snapshot}"), &[]).await?;
+                tx.execute("UPDATE orders SET status = 'refund_due' WHERE id = ?1", params![order_id]).await?;
+                Ok(false)
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+async fn refund_late(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
+    let payment = ctx
+        .db
+        .query_one(
+            "SELECT gateway_id, amount_minor FROM payment_transactions WHERE order_id = ?1 AND kind = 'payment'",
+            params![order_id],
+        )
+        .await?;
+    let refund = ctx.gateways.refund(GatewayKind::Stripe, &payment.text(0)?, order_id).await?;
+    let mut tx = ctx.db.begin().await?;
+    tx.execute(
+        "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
+         VALUES (?1, 'stripe', 'refund', ?2, 'succeeded', ?3, ?4, ?5)",
+        params![order_id, refund.gateway_id, payment.int(1)?, refund.raw, ctx.now],
+    )
+    .await?;
+    tx.execute("UPDATE orders SET status = 'refunded' WHERE id = ?1 AND status = 'refund_due'", params![order_id])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What cancelling an event did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cancellation {
+    /// Paid orders refunded.
+    pub refunded: u32,
+    /// Unpaid orders cancelled.
+    pub cancelled: u32,
+    /// Orders whose refund failed at the gateway (retry by cancelling again).
+    pub failed: u32,
+}
+
+/// Calls an event off: no longer listed or sold, every order refunded or cancelled,
+/// every ticket revoked (so the next manifest turns them away at the door).
+pub async fn cancel_event(ctx: Ctx<'_>, caller: &Caller, event_id: i64) -> Result<Cancellation, ApiError> {
+    crate::catalog::require_event_organizer(ctx.db, caller, event_id).await?;
+    ctx.db.execute("UPDATE events SET status = 'cancelled' WHERE id = ?1", params![event_id]).await?;
+    let orders = ctx
+        .db
+        .query(
+            "SELECT o.id, o.status FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             WHERE t.event_id = ?1 AND o.status IN ('paid', 'pending') ORDER BY o.id",
+            params![event_id],
+        )
+        .await?;
+    let mut result = Cancellation { refunded: 0, cancelled: 0, failed: 0 };
+    for row in orders {
+        let paid = row.text(1)? == "paid";
+        match refund_unchecked(ctx, row.int(0)?).await {
+            Ok(()) if paid => result.refunded += 1,
+            Ok(()) => result.cancelled += 1,
+            Err(e) => {
+                tracing::warn!(order = row.int(0)?, error = %e, "refund on cancellation failed");
+                result.failed += 1;
+            }
+        }
+    }
+    // Holds not yet ordered go back too, so nothing is left reserved for a cancelled event.
+    let holds = ctx
+        .db
+        .query(
+            "SELECT h.id FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id WHERE t.event_id = ?1 AND h.status = 'active'",
+            params![event_id],
+        )
+        .await?;
+    for hold in holds {
+        let mut tx = ctx.db.begin().await?;
+        inventory::end_hold(&mut tx, &hold.text(0)?, "active", "released").await?;
+        tx.commit().await?;
+    }
+    Ok(result)
+}

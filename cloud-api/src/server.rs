@@ -1,0 +1,133 @@
+//! `cloud-api serve`: opens the store, loads the signing key, serves HTTP and
+//! sweeps expired holds until shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::{AppState, router};
+use crate::payments::{Gateways, StripeClient};
+use crate::{clock, inventory, keystore};
+
+/// How often expired holds and unpaid orders are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("store: {0}")]
+    Store(#[from] crate::db::DbError),
+    /// The signing key could not be read.
+    #[error("signing key: {0}")]
+    Keys(#[from] keystore::KeystoreError),
+    /// The token secret could not be read or created.
+    #[error("{path}: {source}")]
+    Secret {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("listen {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something else in set-up.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Builds the shared state from a checked config.
+pub async fn state(config: &Config) -> Result<AppState, StartError> {
+    // reqwest (Stripe) uses rustls with whichever provider is installed; ring is the one built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = Db::open(&config.store).await?;
+    let signer = keystore::read_signer(&config.keys.join(keystore::SIGNING_KEY_FILE))?;
+    let secret = token_secret(&config.token_secret_file)?;
+    let stripe = match &config.stripe {
+        Some(s) => Some(StripeClient::new(&s.base_url, &s.secret_key).map_err(|e| StartError::Other(e.to_string()))?),
+        None => None,
+    };
+    Ok(AppState {
+        db,
+        tokens: Arc::new(Tokens::new(&secret, config.login_seconds)),
+        signer: Arc::new(signer),
+        gateways: Arc::new(Gateways { stripe, test_enabled: config.test_gateway }),
+        webhook_secret: config.stripe.as_ref().map(|s| Arc::from(s.webhook_secret.as_str())),
+        hold_seconds: config.hold_seconds,
+        pay_seconds: config.pay_seconds,
+    })
+}
+
+/// Reads the token secret, creating 32 random bytes (mode 0600) on first start.
+fn token_secret(path: &Path) -> Result<Vec<u8>, StartError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| StartError::Secret { path: path.into(), source };
+    match std::fs::read_to_string(path) {
+        Ok(text) => data_encoding::HEXLOWER_PERMISSIVE
+            .decode(text.trim().as_bytes())
+            .ok()
+            .filter(|s| s.len() >= 32)
+            .ok_or_else(|| err(std::io::Error::other("expected at least 32 bytes as hex"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = vec![0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| err(std::io::Error::other(e.to_string())))?;
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+            file.write_all(data_encoding::HEXLOWER.encode(&secret).as_bytes()).map_err(err)?;
+            file.sync_all().map_err(err)?;
+            Ok(secret)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Serves until `shutdown`; `ready` gets the bound address.
+pub async fn run(
+    config: &Config,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), StartError> {
+    let state = state(config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    tracing::info!(%addr, store = state.db.dialect(), "cloud-api listening");
+    if let Some(ready) = ready {
+        let _ = ready.send(addr);
+    }
+    let sweeper = tokio::spawn(sweep(state.db.clone(), shutdown.clone()));
+    let stop = shutdown.clone();
+    let served =
+        axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    shutdown.cancel();
+    let _ = sweeper.await;
+    served.map_err(|e| StartError::Other(format!("serve: {e}")))
+}
+
+async fn sweep(db: Db, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        match inventory::sweep_expired(&db, clock::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "expired holds and orders returned to sale"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired holds failed"),
+        }
+    }
+}

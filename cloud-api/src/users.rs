@@ -1,0 +1,139 @@
+//! Accounts: registration, login and role changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Role, Tokens};
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::params;
+
+/// Shortest password accepted.
+const MIN_PASSWORD_LEN: usize = 10;
+
+/// `POST /auth/register` and `POST /auth/login` bodies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// E-mail address (the login name).
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Display name (registration only).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// E-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A login's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// The bearer token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+fn normalise_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(char::is_whitespace);
+    if valid { Ok(email) } else { Err(ApiError::BadRequest("email: not an e-mail address".into())) }
+}
+
+/// Creates an account with `role`.
+pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) -> Result<User, ApiError> {
+    let email = normalise_email(&credentials.email)?;
+    if credentials.password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::BadRequest(format!("password: at least {MIN_PASSWORD_LEN} characters")));
+    }
+    let name = credentials.name.clone().unwrap_or_default().trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::BadRequest("name: 1 to 200 characters".into()));
+    }
+    let password = credentials.password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut tx = db.begin().await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO users (email, password_hash, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![email.clone(), hash, name.clone(), role.as_str(), now],
+        )
+        .await;
+    let id = match row {
+        Ok(row) => row.int(0)?,
+        Err(e) if e.is_duplicate() => return Err(ApiError::Conflict("email: already registered".into())),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    Ok(User { id, email, name, role })
+}
+
+/// Checks a password and issues an access token.
+pub async fn login(db: &Db, tokens: &Tokens, credentials: &Credentials, now: i64) -> Result<AccessToken, ApiError> {
+    const REFUSED: ApiError = ApiError::Unauthenticated("wrong e-mail or password");
+    let email = normalise_email(&credentials.email).map_err(|_| REFUSED)?;
+    let row = db.query_opt("SELECT id, password_hash, role FROM users WHERE email = ?1", params![email]).await?;
+    // Unknown e-mails are hashed against too, so timing does not tell which accounts exist.
+    let (id, stored, role) = match row {
+        Some(row) => (Some(row.int(0)?), row.text(1)?, Role::parse(&row.text(2)?)),
+        None => (None, DUMMY_HASH.clone(), None),
+    };
+    let password = credentials.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match (id, role, ok) {
+        (Some(id), Some(role), true) => Ok(AccessToken {
+            access_token: tokens.issue(id, role, None, now, tokens.login_ttl)?,
+            token_type: "Bearer".into(),
+            expires_in: tokens.login_ttl,
+        }),
+        _ => Err(REFUSED),
+    }
+}
+
+/// A hash that no password matches, verified against for unknown e-mails.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| auth::hash_password("no account has this password").unwrap_or_default());
+
+/// Reads one user.
+pub async fn get(db: &Db, id: i64) -> Result<User, ApiError> {
+    let row = db
+        .query_opt("SELECT id, email, name, role FROM users WHERE id = ?1", params![id])
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(User {
+        id: row.int(0)?,
+        email: row.text(1)?,
+        name: row.text(2)?,
+        role: Role::parse(&row.text(3)?).ok_or(ApiError::Internal("stored role unknown".into()))?,
+    })
+}
+
+/// Changes a user's role (admins only; hub is a device role, not a person's).
+pub async fn set_role(db: &Db, id: i64, role: Role) -> Result<User, ApiError> {
+    if role == Role::Hub {
+        return Err(ApiError::BadRequest("role: hub is for devices; issue a device token instead".into()));
+    }
+    if db.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![role.as_str(), id]).await? == 0 {
+        return Err(ApiError::NotFound("user"));
+    }
+    get(db, id).await
+}

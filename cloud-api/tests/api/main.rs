@@ -1,0 +1,12 @@
+//! cloud-api's API suite: every scenario runs against a real server, once on
+//! SQLite and once on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod harness;
+
+mod auth;
+mod feed;
+mod input;
+mod inventory;
+mod purchase;
