@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod gate;
 mod hub;
 mod qr;
+mod sale;
 
 /// tixgate benchmarks.
 #[derive(Debug, Parser)]
@@ -36,6 +37,14 @@ enum Area {
     /// Camera path: QR decode rate and time on real photos, synthetic degraded
     /// tickets and 1280x720 frames, against a single rxing pass.
     Qr,
+    /// Flash sale through the cloud API on SQLite and PostgreSQL: 1,000
+    /// tickets, 200 clients, 50,000 reserve attempts; oversold count, holds/s
+    /// and latency against the store's bare hot-row update rate.
+    Sale {
+        /// Only these stores (sqlite, postgres); default both.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,7 @@ fn main() -> ExitCode {
         Area::Gate => gate::run(),
         Area::Hub { only } => hub::run(&only),
         Area::Qr => qr::run(),
+        Area::Sale { only } => sale::run(&only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,281 @@
+//! `tixgate-bench sale`: a flash sale against the real cloud API over HTTP.
+//!
+//! One ticket type of 1,000 tickets, 200 concurrent clients, 50,000 reserve
+//! attempts, on SQLite and on PostgreSQL (127.0.0.1:5432). Reported: oversold
+//! count (asserted 0), holds/s while stock lasted, latency of every attempt,
+//! and, in the same run on the same store, the bare hot-row rate: one
+//! conditional `UPDATE … WHERE available >= 1` per durable transaction from as
+//! many connections as the API uses. Run with 1 stock row and with 8.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use cloud_api::auth::Role;
+use cloud_api::db::{Db, StoreLocation};
+use cloud_api::http::AppState;
+use cloud_api::params;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const TICKETS: i64 = 1_000;
+const CLIENTS: usize = 200;
+const ATTEMPTS: usize = 50_000;
+const BARE_UPDATES: usize = 3_000;
+const BARE_WORKERS: usize = 32;
+const SHARDED: i64 = 8;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs the sale benchmark and prints its figures and JSON line.
+pub fn run(only: &[String]) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut results = serde_json::Map::new();
+    for store in ["sqlite", "postgres"] {
+        if !only.is_empty() && !only.iter().any(|o| o == store) {
+            continue;
+        }
+        println!("\n== {store} ==");
+        let figures = runtime.block_on(measure(store))?;
+        results.insert(store.into(), figures);
+    }
+    runtime.shutdown_background();
+    println!(
+        "{}",
+        json!({ "bench": "sale", "tickets": TICKETS, "clients": CLIENTS, "attempts": ATTEMPTS, "stores": results })
+    );
+    Ok(())
+}
+
+async fn measure(store: &str) -> anyhow::Result<Value> {
+    let bare = bare_hot_row(store).await?;
+    println!("bare hot-row UPDATE, {BARE_WORKERS} connections: {bare:.0}/s");
+    let one = sale(store, 1).await?;
+    let sharded = sale(store, SHARDED).await?;
+    let mut out = serde_json::Map::new();
+    for (shards, s) in [(1, &one), (SHARDED, &sharded)] {
+        println!(
+            "{shards} stock row(s): {} held, oversold {}, {:.0} holds/s ({:.2}x bare), attempts p50 {:.2} ms p99 {:.2} ms, {:.0} attempts/s",
+            s.held,
+            s.oversold,
+            s.holds_per_s,
+            s.holds_per_s / bare,
+            s.p50_ms,
+            s.p99_ms,
+            s.attempts_per_s
+        );
+        ensure!(s.oversold == 0, "{store}: oversold {} with {shards} stock rows", s.oversold);
+    }
+    for (key, value) in [
+        ("oversold", json!(sharded.oversold.max(one.oversold))),
+        ("holds_per_s", json!(round(sharded.holds_per_s))),
+        ("p50_ms", json!(round(sharded.p50_ms))),
+        ("p99_ms", json!(round(sharded.p99_ms))),
+        ("bare_hot_row_per_s", json!(round(bare))),
+        ("ratio", json!(round(sharded.holds_per_s / bare))),
+        ("one_row_holds_per_s", json!(round(one.holds_per_s))),
+        ("one_row_ratio", json!(round(one.holds_per_s / bare))),
+        ("shards", json!(SHARDED)),
+    ] {
+        out.insert(key.into(), value);
+    }
+    Ok(Value::Object(out))
+}
+
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// A store location and the folder that holds its files.
+async fn location(store: &str, dir: &std::path::Path) -> anyhow::Result<StoreLocation> {
+    Ok(match store {
+        "sqlite" => StoreLocation::Sqlite(dir.join("cloud.db")),
+        _ => {
+            let url = "postgres://postgres@127.0.0.1:5432/test";
+            let (client, conn) =
+                tokio_postgres::connect(url, tokio_postgres::NoTls).await.context("PostgreSQL at 127.0.0.1:5432")?;
+            tokio::spawn(conn);
+            let mut bytes = [0u8; 6];
+            getrandom::fill(&mut bytes)?;
+            let schema = format!("bench_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            client.batch_execute(&format!("CREATE SCHEMA {schema}")).await?;
+            StoreLocation::Postgres(format!("{url}?options=-csearch_path%3D{schema}"))
+        }
+    })
+}
+
+/// One conditional decrement of one row per durable transaction, from many connections.
+async fn bare_hot_row(store: &str) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open(&location(store, dir.path()).await?).await?;
+    db.execute("CREATE TABLE hot_row (id BIGINT PRIMARY KEY, available BIGINT NOT NULL)", &[]).await?;
+    db.execute("INSERT INTO hot_row (id, available) VALUES (1, ?1)", params![BARE_UPDATES as i64]).await?;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..BARE_WORKERS {
+        let db = db.clone();
+        workers.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            loop {
+                let n = db
+                    .execute("UPDATE hot_row SET available = available - 1 WHERE id = 1 AND available >= 1", &[])
+                    .await?;
+                if n == 0 {
+                    return Ok::<_, anyhow::Error>(done);
+                }
+                done += 1;
+            }
+        }));
+    }
+    let mut total = 0;
+    for w in workers {
+        total += w.await??;
+    }
+    ensure!(total == BARE_UPDATES, "bare updates: {total} of {BARE_UPDATES}");
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+struct Sale {
+    held: i64,
+    oversold: i64,
+    holds_per_s: f64,
+    attempts_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Starts the API on `store`, puts 1,000 tickets in `shards` rows on sale and lets 200 clients at them.
+async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
+    let dir = tempfile::tempdir()?;
+    cloud_api::keystore::generate(&dir.path().join("keys"), 0)?;
+    let location = match location(store, dir.path()).await? {
+        StoreLocation::Sqlite(p) => p.display().to_string(),
+        StoreLocation::Postgres(url) => url,
+    };
+    let config_path = dir.path().join("cloud.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstore = \"{location}\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
+             [payments]\ntest_gateway = true\n"
+        ),
+    )?;
+    let config = cloud_api::config::Config::load(&config_path)?;
+    let state = cloud_api::server::state(&config).await?;
+    let (event, type_id, tokens) = set_up(&state, shards).await?;
+    let shutdown = CancellationToken::new();
+    let (ready, addr) = tokio::sync::oneshot::channel();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move { cloud_api::server::run(&config, stop, Some(ready)).await });
+    let addr = addr.await?;
+    let url = Arc::new(format!("http://{addr}/events/{event}/reserve-tickets"));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).timeout(Duration::from_secs(60)).build()?;
+    let body = Arc::new(json!({"ticket_type_id": type_id, "quantity": 1}).to_string());
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let (http, url, body) = (http.clone(), Arc::clone(&url), Arc::clone(&body));
+        let attempts = ATTEMPTS / CLIENTS + usize::from(i < ATTEMPTS % CLIENTS);
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(attempts);
+            let (mut held, mut last_hold) = (0i64, Duration::ZERO);
+            for _ in 0..attempts {
+                let sent = Instant::now();
+                let resp = http
+                    .post(url.as_str())
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_owned())
+                    .send()
+                    .await?;
+                let status = resp.status();
+                resp.bytes().await?;
+                latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                match status.as_u16() {
+                    201 => {
+                        held += 1;
+                        last_hold = started.elapsed();
+                    }
+                    409 => {}
+                    other => anyhow::bail!("reserve answered {other}"),
+                }
+            }
+            Ok((latencies, held, last_hold))
+        }));
+    }
+    let (mut latencies, mut held, mut sold_out_after) = (Vec::with_capacity(ATTEMPTS), 0, Duration::ZERO);
+    for client in clients {
+        let (l, h, last) = client.await??;
+        latencies.extend(l);
+        held += h;
+        sold_out_after = sold_out_after.max(last);
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    let _ = server.await;
+    // The store's own count, not just the clients'.
+    let stored =
+        state.db.query_one("SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM holds", &[]).await?.int(0)?;
+    let left = state
+        .db
+        .query_one(
+            "SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) FROM stock WHERE ticket_type_id = ?1",
+            params![type_id],
+        )
+        .await?
+        .int(0)?;
+    ensure!(stored == held, "clients saw {held} holds, the store has {stored}");
+    latencies.sort_by(f64::total_cmp);
+    Ok(Sale {
+        held,
+        oversold: (stored - TICKETS).max(0) + (-left).max(0) + (stored + left - TICKETS).abs(),
+        holds_per_s: held as f64 / sold_out_after.as_secs_f64().max(1e-9),
+        attempts_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+/// An organizer's published event with one ticket type, and 200 customers' tokens.
+async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<String>)> {
+    let now = cloud_api::clock::now();
+    let mut tx = state.db.begin().await?;
+    let mut ids = Vec::new();
+    for i in 0..=CLIENTS {
+        let row = tx
+            .query_one(
+                "INSERT INTO users (email, password_hash, name, role, created_at) VALUES (?1, 'x', ?2, ?3, ?4) RETURNING id",
+                params![format!("u{i}@bench.example"), format!("User {i}"), if i == 0 { "organizer" } else { "customer" }, now],
+            )
+            .await?;
+        ids.push(row.int(0)?);
+    }
+    tx.commit().await?;
+    let organizer = cloud_api::auth::Caller { id: ids[0], role: Role::Organizer, venue: None };
+    let venue = cloud_api::catalog::NewVenue {
+        name: "Arena".into(),
+        address: "1 Bench Way".into(),
+        capacity: 20_000,
+        latitude: None,
+        longitude: None,
+        seating_map: None,
+    };
+    let venue = cloud_api::catalog::create_venue(&state.db, &organizer, &venue, now).await?;
+    let starts = time::OffsetDateTime::from_unix_timestamp(now + 86_400)?;
+    let event: cloud_api::catalog::NewEvent = serde_json::from_value(json!({
+        "venue_id": venue.id, "title": "Flash sale", "starts_at": starts.format(&time::format_description::well_known::Rfc3339)?,
+        "ends_at": (starts + time::Duration::hours(3)).format(&time::format_description::well_known::Rfc3339)?,
+        "ticket_types": [{"name": "Standing", "price_minor": 5000, "currency": "EUR", "total": TICKETS, "shards": shards}]
+    }))?;
+    let event = cloud_api::catalog::create_event(&state.db, &organizer, &event, now).await?;
+    cloud_api::catalog::publish_event(&state.db, &organizer, event.id).await?;
+    let type_id = event.ticket_types.and_then(|t| t.first().map(|t| t.id)).context("ticket type")?;
+    let tokens = ids[1..]
+        .iter()
+        .map(|id| state.tokens.issue(*id, Role::Customer, None, now, 3600))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((event.id, type_id, tokens))
+}
