@@ -507,7 +507,7 @@ pub async fn list_events(db: &Db, filter: &EventFilter) -> Result<EventPage, Api
     if !(1..=100).contains(&per_page) || page < 1 {
         return Err(ApiError::BadRequest("page: from 1; per_page: 1 to 100".into()));
     }
-    let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
+    let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_', '\\'], "")));
     // The casts tell PostgreSQL the parameters' types where `IS NULL` alone cannot.
     let filters = "status = 'published'
                    AND (CAST(?1 AS BIGINT) IS NULL OR venue_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR starts_at >= ?2)

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// A webhook's signature is missing, stale or wrong.
     #[error("webhook signature: {0}")]
     BadSignature(&'static str),
+    /// The body is larger than the API accepts.
+    #[error("the body is too large")]
+    TooLarge,
+    /// The route exists, but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] DbError),
@@ -56,6 +62,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Gateway(_) => StatusCode::BAD_GATEWAY,
             Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -73,6 +81,8 @@ impl ApiError {
             Self::PaymentDeclined(_) => "payment-declined",
             Self::Gateway(_) => "payment-gateway",
             Self::BadSignature(_) => "bad-signature",
+            Self::TooLarge => "too-large",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }

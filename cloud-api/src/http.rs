@@ -71,6 +71,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(ApiError::BadRequest("Content-Type must be application/json".into()))
             }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
             Err(e) => Err(ApiError::BadRequest(format!("body: {}", e.body_text()))),
         }))
     }
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/qr.svg", get(ticket_svg))
         .route("/tickets/{id}/qr.png", get(ticket_png))
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -203,14 +203,27 @@ fn new_hold_id() -> Result<String, ApiError> {
     Ok(format!("h_{}", data_encoding::HEXLOWER.encode(&bytes)))
 }
 
+/// What taking an expired hold's stock again found.
+pub(crate) enum Retake {
+    /// Stock and seats are the hold's again.
+    Taken,
+    /// Sold to someone else meanwhile.
+    Gone,
+    /// Lost a race; roll back to a savepoint and try again.
+    Raced,
+}
+
 /// Takes a hold's stock and seats again for a payment that arrived after the
-/// hold expired; `false` (and nothing taken) if they were sold meanwhile.
-pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<bool, ApiError> {
-    let row = tx.query_one("SELECT ticket_type_id, quantity FROM holds WHERE id = ?1", params![hold_id]).await?;
+/// hold expired. On anything but `Taken` the caller rolls back what was taken.
+pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<Retake, ApiError> {
+    let row = tx.query_one("SELECT ticket_type_id, quantity, seats FROM holds WHERE id = ?1", params![hold_id]).await?;
     let (type_id, quantity) = (row.int(0)?, row.int(1)?);
-    let Take::Taken(taken) = take_stock(tx, type_id, quantity).await? else { return Ok(false) };
-    let seats = tx.query_one("SELECT seats FROM holds WHERE id = ?1", params![hold_id]).await?.text(0)?;
-    let seats: Vec<String> = serde_json::from_str(&seats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let taken = match take_stock(tx, type_id, quantity).await? {
+        Take::Taken(taken) => taken,
+        Take::SoldOut => return Ok(Retake::Gone),
+        Take::Raced => return Ok(Retake::Raced),
+    };
+    let seats: Vec<String> = serde_json::from_str(&row.text(2)?).map_err(|e| ApiError::Internal(e.to_string()))?;
     for seat in seats {
         let claimed = tx
             .execute(
@@ -219,7 +232,7 @@ pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<bool, ApiError>
             )
             .await?;
         if claimed == 0 {
-            return Ok(false);
+            return Ok(Retake::Gone);
         }
     }
     tx.execute(
@@ -227,7 +240,7 @@ pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<bool, ApiError>
         params![serde_json::to_string(&taken).unwrap_or_default(), hold_id],
     )
     .await?;
-    Ok(true)
+    Ok(Retake::Taken)
 }
 
 /// What an attempt to take stock found.

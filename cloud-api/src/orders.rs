@@ -116,7 +116,7 @@ pub async fn create(
         let mut tx = ctx.db.begin().await?;
         tx.execute(
             "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-             VALUES (?1, ?2, 'payment', ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, 'payment', ?3, ?4, ?5, ?6, ?7) ON CONFLICT (order_id, kind) DO NOTHING",
             params![
                 order_id,
                 req.gateway.as_str(),
@@ -148,8 +148,9 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     let mut tx = ctx.db.begin().await?;
     let hold = tx
         .query_opt(
-            "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency
-             FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id WHERE h.id = ?1",
+            "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency, e.status
+             FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id
+             WHERE h.id = ?1",
             params![req.hold_id.clone()],
         )
         .await?
@@ -159,11 +160,19 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     if let Some(row) = existing {
         return Ok(row.int(0)?);
     }
-    if hold.text(1)? != "active" || hold.int(2)? <= ctx.now {
+    if hold.text(6)? != "published" {
+        return Err(ApiError::Conflict("the event is not on sale".into()));
+    }
+    // Conditional, so a release or expiry that commits first wins and no order is made.
+    let ordered = tx
+        .execute(
+            "UPDATE holds SET status = 'ordered' WHERE id = ?1 AND status = 'active' AND expires_at > ?2",
+            params![req.hold_id.clone(), ctx.now],
+        )
+        .await?;
+    if ordered == 0 {
         return Err(ApiError::Gone("the hold expired or was released; reserve again"));
     }
-    tx.execute("UPDATE holds SET status = 'ordered' WHERE id = ?1 AND status = 'active'", params![req.hold_id.clone()])
-        .await?;
     let amount = hold.int(4)?.saturating_mul(hold.int(3)?);
     let id = tx
         .query_one(
@@ -187,7 +196,7 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
 
 async fn payment_state(db: &Db, order_id: i64) -> Result<(String, bool), ApiError> {
     let row = db
-        .query_one("SELECT status, (SELECT COUNT(*) FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+        .query_one("SELECT status, (SELECT COUNT(*) FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1)
              FROM orders o WHERE o.id = ?1", params![order_id])
         .await?;
     Ok((row.text(0)?, row.int(1)? > 0))
@@ -209,11 +218,16 @@ pub(crate) async fn mark_paid(
     if changed == 0 {
         return Ok(false);
     }
-    tx.execute(
-        "UPDATE holds SET status = 'sold' WHERE id = (SELECT hold_id FROM orders WHERE id = ?1)",
-        params![order_id],
-    )
-    .await?;
+    let sold = tx
+        .execute(
+            "UPDATE holds SET status = 'sold' WHERE id = (SELECT hold_id FROM orders WHERE id = ?1) AND status = 'ordered'",
+            params![order_id],
+        )
+        .await?;
+    if sold != 1 {
+        // A pending order always has an ordered hold; anything else is a bug, and no ticket is issued.
+        return Err(ApiError::Internal(format!("order {order_id} is pending but its hold is not ordered")));
+    }
     tickets::issue(tx, signer, order_id, now).await?;
     Ok(true)
 }
@@ -236,7 +250,10 @@ pub(crate) async fn revoke(tx: &mut Tx, order_id: i64, now: i64) -> Result<bool,
         return Ok(true);
     }
     let changed = tx
-        .execute("UPDATE orders SET status = 'refunded' WHERE id = ?1 AND status = 'paid'", params![order_id])
+        .execute(
+            "UPDATE orders SET status = 'refunded' WHERE id = ?1 AND status IN ('paid', 'refunding')",
+            params![order_id],
+        )
         .await?;
     if changed == 0 {
         return Ok(false);
@@ -271,7 +288,7 @@ pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), 
         .db
         .query_opt(
             "SELECT o.status, o.gateway, o.amount_minor,
-                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1)
              FROM orders o WHERE o.id = ?1",
             params![order_id],
         )
@@ -290,11 +307,27 @@ pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), 
     }
     let gateway = if row.text(1)? == "stripe" { GatewayKind::Stripe } else { GatewayKind::Test };
     let payment = row.opt_text(3)?.unwrap_or_default();
-    let refund = ctx.gateways.refund(gateway, &payment, order_id).await?;
+    // Claimed first, so two refunds of one order never both reach the gateway.
+    let claimed = ctx
+        .db
+        .execute("UPDATE orders SET status = 'refunding' WHERE id = ?1 AND status = 'paid'", params![order_id])
+        .await?;
+    if claimed == 0 {
+        return Err(ApiError::Conflict("the order is already being refunded".into()));
+    }
+    let refund = match ctx.gateways.refund(gateway, &payment, order_id).await {
+        Ok(refund) => refund,
+        Err(e) => {
+            ctx.db
+                .execute("UPDATE orders SET status = 'paid' WHERE id = ?1 AND status = 'refunding'", params![order_id])
+                .await?;
+            return Err(e);
+        }
+    };
     let mut tx = ctx.db.begin().await?;
     tx.execute(
         "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-         VALUES (?1, ?2, 'refund', ?3, 'succeeded', ?4, ?5, ?6)",
+         VALUES (?1, ?2, 'refund', ?3, 'succeeded', ?4, ?5, ?6) ON CONFLICT (order_id, kind) DO NOTHING",
         params![order_id, gateway.as_str(), refund.gateway_id, row.int(2)?, refund.raw, ctx.now],
     )
     .await?;
@@ -309,8 +342,8 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
         .query_opt(
             "SELECT o.id, o.status, t.event_id, h.ticket_type_id, h.quantity, o.amount_minor, o.currency, o.gateway,
                     o.expires_at, o.paid_at, o.user_id,
-                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment'),
-                    (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment')
+                    (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1),
+                    (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1)
              FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
              WHERE o.id = ?1",
             params![order_id],
@@ -416,8 +449,11 @@ pub async fn apply_webhook(
     tx.commit().await?;
     let late = matches!(event.payment, PaymentEvent::Succeeded { .. }) && !changed;
     if late && status_of(ctx.db, order_id).await? == "refund_due" {
-        // Paid after its stock was sold to someone else: give the money back.
-        refund_late(ctx, order_id).await?;
+        // Paid for what could not be honoured: give the money back. If the
+        // gateway fails now, the sweeper tries again; the event is recorded.
+        if let Err(e) = refund_late(ctx, order_id).await {
+            tracing::warn!(order = order_id, error = %e, "refund of a late payment failed; will retry");
+        }
     }
     Ok(if changed { WebhookOutcome::Applied } else { WebhookOutcome::NoChange })
 }
@@ -426,29 +462,79 @@ async fn status_of(db: &Db, order_id: i64) -> Result<String, ApiError> {
     Ok(db.query_one("SELECT status FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?)
 }
 
-/// A success for a pending order pays it; for one that expired meanwhile, its
-/// stock is taken again if still there, otherwise the order is marked for refund.
+/// A success for a pending order pays it. One for an order that expired
+/// meanwhile takes its stock again if it is still there. Anything else (stock
+/// gone, order cancelled or declined, event called off) is marked for refund.
 async fn succeed(tx: &mut Tx, ctx: Ctx<'_>, order_id: i64) -> Result<bool, ApiError> {
-    let row = tx.query_one("SELECT status, hold_id FROM orders WHERE id = ?1", params![order_id]).await?;
-    match row.text(0)?.as_str() {
-        "pending" => mark_paid(tx, ctx.signer, order_id, ctx.now).await,
-        "expired" | "cancelled" | "failed" => {
-            let hold = row.text(1)?;
-            let snapshot = "retake";
-            tx.execute(&format!("SAVEPOINT {snapshot}"), &[]).await?;
-            if inventory::retake(tx, &hold).await? {
-                tx.execute(&format!("RELEASE SAVEPOINT {snapshot}"), &[]).await?;
-                tx.execute("UPDATE orders SET status = 'pending' WHERE id = ?1", params![order_id]).await?;
-                mark_paid(tx, ctx.signer, order_id, ctx.now).await
-            } else {
-                tx.execute(&format!("ROLLBACK TO SAVEPOINT {snapshot}"), &[]).await?;
-                tx.execute(&format!("RELEASE SAVEPOINT {snapshot}"), &[]).await?;
-                tx.execute("UPDATE orders SET status = 'refund_due' WHERE id = ?1", params![order_id]).await?;
-                Ok(false)
+    // Lock the order first, so the sweeper or a cancellation cannot change it under us.
+    tx.execute("UPDATE orders SET status = status WHERE id = ?1", params![order_id]).await?;
+    let row = tx
+        .query_one(
+            "SELECT o.status, o.hold_id, e.status FROM orders o JOIN holds h ON h.id = o.hold_id
+             JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?;
+    let (status, hold, event_on) = (row.text(0)?, row.text(1)?, row.text(2)? == "published");
+    match status.as_str() {
+        "pending" if event_on => mark_paid(tx, ctx.signer, order_id, ctx.now).await,
+        "expired" if event_on => {
+            for _ in 0..MAX_RETAKES {
+                tx.execute("SAVEPOINT retake", &[]).await?;
+                match inventory::retake(tx, &hold).await? {
+                    inventory::Retake::Taken => {
+                        tx.execute("RELEASE SAVEPOINT retake", &[]).await?;
+                        tx.execute(
+                            "UPDATE orders SET status = 'pending' WHERE id = ?1 AND status = 'expired'",
+                            params![order_id],
+                        )
+                        .await?;
+                        return mark_paid(tx, ctx.signer, order_id, ctx.now).await;
+                    }
+                    // Rolling back to the savepoint also lets go of the rows it locked.
+                    outcome => {
+                        tx.execute("ROLLBACK TO SAVEPOINT retake", &[]).await?;
+                        tx.execute("RELEASE SAVEPOINT retake", &[]).await?;
+                        if matches!(outcome, inventory::Retake::Gone) {
+                            break;
+                        }
+                    }
+                }
             }
+            mark_refund_due(tx, order_id, &status).await
         }
+        "pending" | "expired" | "cancelled" | "failed" => mark_refund_due(tx, order_id, &status).await,
         _ => Ok(false),
     }
+}
+
+/// Tries a late payment's stock this many times before refunding it.
+const MAX_RETAKES: usize = 5;
+
+async fn mark_refund_due(tx: &mut Tx, order_id: i64, from: &str) -> Result<bool, ApiError> {
+    if from == "pending" {
+        // Its event was called off while the customer paid: its stock goes back too.
+        let hold = tx.query_one("SELECT hold_id FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?;
+        inventory::end_hold(tx, &hold, "ordered", "released").await?;
+    }
+    tx.execute("UPDATE orders SET status = 'refund_due' WHERE id = ?1 AND status = ?2", params![order_id, from])
+        .await?;
+    Ok(false)
+}
+
+/// Refunds payments that arrived for orders that could not be honoured; the
+/// sweeper calls this, so a gateway that was down is tried again later.
+pub async fn retry_due_refunds(ctx: Ctx<'_>) -> Result<usize, ApiError> {
+    let due = ctx.db.query("SELECT id FROM orders WHERE status = 'refund_due' ORDER BY id LIMIT 100", &[]).await?;
+    let mut done = 0;
+    for row in due {
+        let id = row.int(0)?;
+        match refund_late(ctx, id).await {
+            Ok(()) => done += 1,
+            Err(e) => tracing::warn!(order = id, error = %e, "refund of a late payment failed; will retry"),
+        }
+    }
+    Ok(done)
 }
 
 async fn refund_late(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
@@ -463,7 +549,7 @@ async fn refund_late(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
     let mut tx = ctx.db.begin().await?;
     tx.execute(
         "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-         VALUES (?1, 'stripe', 'refund', ?2, 'succeeded', ?3, ?4, ?5)",
+         VALUES (?1, 'stripe', 'refund', ?2, 'succeeded', ?3, ?4, ?5) ON CONFLICT (order_id, kind) DO NOTHING",
         params![order_id, refund.gateway_id, payment.int(1)?, refund.raw, ctx.now],
     )
     .await?;

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{AppState, router};
 use crate::payments::{Gateways, StripeClient};
-use crate::{clock, inventory, keystore};
+use crate::{clock, inventory, keystore, orders};
 
 /// How often expired holds and unpaid orders are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -109,7 +109,7 @@ pub async fn run(
     if let Some(ready) = ready {
         let _ = ready.send(addr);
     }
-    let sweeper = tokio::spawn(sweep(state.db.clone(), shutdown.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let served =
         axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
@@ -118,16 +118,22 @@ pub async fn run(
     served.map_err(|e| StartError::Other(format!("serve: {e}")))
 }
 
-async fn sweep(db: Db, shutdown: CancellationToken) {
+/// Returns expired holds and unpaid orders to sale, and retries refunds of
+/// payments that could not be honoured.
+async fn sweep(state: AppState, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(SWEEP_EVERY) => {}
         }
-        match inventory::sweep_expired(&db, clock::now()).await {
+        match inventory::sweep_expired(&state.db, clock::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "expired holds and orders returned to sale"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired holds failed"),
+        }
+        let ctx = orders::Ctx { db: &state.db, gateways: &state.gateways, signer: &state.signer, now: clock::now() };
+        if let Err(e) = orders::retry_due_refunds(ctx).await {
+            tracing::warn!(error = %e, "retrying refunds failed");
         }
     }
 }

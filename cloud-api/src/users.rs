@@ -9,6 +9,16 @@ use crate::params;
 
 /// Shortest password accepted.
 const MIN_PASSWORD_LEN: usize = 10;
+/// Longest password accepted: hashing cost must not be the caller's to choose.
+const MAX_PASSWORD_LEN: usize = 1024;
+/// Hashes computed at once; each takes ~19 MiB, so a login flood queues instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Runs an argon2 computation on the blocking pool, a few at a time.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let _permit = HASHING.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(e.to_string()))
+}
 
 /// `POST /auth/register` and `POST /auth/login` bodies.
 #[derive(Debug, Deserialize)]
@@ -58,17 +68,17 @@ fn normalise_email(email: &str) -> Result<String, ApiError> {
 /// Creates an account with `role`.
 pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) -> Result<User, ApiError> {
     let email = normalise_email(&credentials.email)?;
-    if credentials.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::BadRequest(format!("password: at least {MIN_PASSWORD_LEN} characters")));
+    if credentials.password.chars().count() < MIN_PASSWORD_LEN || credentials.password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "password: {MIN_PASSWORD_LEN} characters to {MAX_PASSWORD_LEN} bytes"
+        )));
     }
     let name = credentials.name.clone().unwrap_or_default().trim().to_owned();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::BadRequest("name: 1 to 200 characters".into()));
     }
     let password = credentials.password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let hash = hashing(move || auth::hash_password(&password)).await??;
     let mut tx = db.begin().await?;
     let row = tx
         .query_one(
@@ -89,6 +99,9 @@ pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) ->
 pub async fn login(db: &Db, tokens: &Tokens, credentials: &Credentials, now: i64) -> Result<AccessToken, ApiError> {
     const REFUSED: ApiError = ApiError::Unauthenticated("wrong e-mail or password");
     let email = normalise_email(&credentials.email).map_err(|_| REFUSED)?;
+    if credentials.password.len() > MAX_PASSWORD_LEN {
+        return Err(REFUSED);
+    }
     let row = db.query_opt("SELECT id, password_hash, role FROM users WHERE email = ?1", params![email]).await?;
     // Unknown e-mails are hashed against too, so timing does not tell which accounts exist.
     let (id, stored, role) = match row {
@@ -96,9 +109,7 @@ pub async fn login(db: &Db, tokens: &Tokens, credentials: &Credentials, now: i64
         None => (None, DUMMY_HASH.clone(), None),
     };
     let password = credentials.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ok = hashing(move || auth::verify_password(&password, &stored)).await?;
     match (id, role, ok) {
         (Some(id), Some(role), true) => Ok(AccessToken {
             access_token: tokens.issue(id, role, None, now, tokens.login_ttl)?,

@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL, gateway_id TEXT NOT NULL, status TEXT NOT NULL,
         amount_minor BIGINT NOT NULL, raw_response TEXT NOT NULL, created_at BIGINT NOT NULL);
     CREATE INDEX payments_by_gateway_id ON payment_transactions(gateway, gateway_id);
+    CREATE UNIQUE INDEX payments_one_per_kind ON payment_transactions(order_id, kind);
     CREATE TABLE webhook_events (
         id TEXT PRIMARY KEY, kind TEXT NOT NULL, created BIGINT NOT NULL, received_at BIGINT NOT NULL);
     CREATE TABLE idempotency (

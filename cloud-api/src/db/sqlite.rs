@@ -73,8 +73,10 @@ impl SqliteTx {
 
     /// Commits.
     pub fn commit(mut self) -> Result<(), DbError> {
-        self.open = false;
+        // Only a commit that worked closes the transaction; otherwise drop rolls
+        // back, so the shared connection is never left inside one.
         self.conn.execute_batch("COMMIT")?;
+        self.open = false;
         Ok(())
     }
 }

@@ -56,6 +56,8 @@ struct RawData {
 struct RawObject {
     id: Option<String>,
     payment_intent: Option<String>,
+    /// On a charge: whether it is refunded in full (partial refunds send the event too).
+    refunded: Option<bool>,
 }
 
 /// Why a webhook body is refused.
@@ -83,7 +85,8 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, WebhookError> {
     let payment = match raw.kind.as_str() {
         "payment_intent.succeeded" => PaymentEvent::Succeeded { intent: need(intent)? },
         "payment_intent.canceled" => PaymentEvent::Canceled { intent: need(intent)? },
-        "charge.refunded" => PaymentEvent::Refunded { intent: need(intent)? },
+        // Only a full refund revokes tickets; a partial one is the organizer's goodwill.
+        "charge.refunded" if raw.data.object.refunded == Some(true) => PaymentEvent::Refunded { intent: need(intent)? },
         _ => PaymentEvent::Ignored,
     };
     Ok(WebhookEvent { id: raw.id, kind: raw.kind, created: raw.created, payment })
@@ -99,11 +102,13 @@ mod tests {
         let ok = br#"{"id":"evt_1","type":"payment_intent.succeeded","created":5,"data":{"object":{"id":"pi_1","object":"payment_intent"}}}"#;
         assert_eq!(parse(ok).map(|e| e.payment), Ok(PaymentEvent::Succeeded { intent: "pi_1".into() }));
         let refund =
-            br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1","payment_intent":"pi_1"}}}"#;
+            br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1","payment_intent":"pi_1","refunded":true}}}"#;
         assert_eq!(parse(refund).map(|e| e.payment), Ok(PaymentEvent::Refunded { intent: "pi_1".into() }));
+        let partial = br#"{"id":"evt_5","type":"charge.refunded","data":{"object":{"id":"ch_1","payment_intent":"pi_1","refunded":false}}}"#;
+        assert_eq!(parse(partial).map(|e| e.payment), Ok(PaymentEvent::Ignored));
         let other = br#"{"id":"evt_3","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#;
         assert_eq!(parse(other).map(|e| e.payment), Ok(PaymentEvent::Ignored));
-        let no_intent = br#"{"id":"evt_4","type":"charge.refunded","data":{"object":{"id":"ch_1"}}}"#;
+        let no_intent = br#"{"id":"evt_4","type":"charge.refunded","data":{"object":{"id":"ch_1","refunded":true}}}"#;
         assert_eq!(parse(no_intent), Err(WebhookError::NoIntent("charge.refunded".into())));
         assert!(matches!(parse(b"[1,2]"), Err(WebhookError::Malformed(_))));
     }

@@ -196,7 +196,8 @@ async fn a_refund_revokes_the_tickets_in_the_next_manifest(store: Store) {
     assert_eq!(api.stripe.calls().last().map(|c| c.path.clone()).as_deref(), Some("/v1/refunds"));
     assert_eq!(api.available(event_id, type_id).await, 10, "refunded tickets go back on sale");
     // Stripe's own refund notice that follows changes nothing more.
-    let notice = event("evt_refund", "charge.refunded", json!({"id": "ch_1", "payment_intent": intent}));
+    let notice =
+        event("evt_refund", "charge.refunded", json!({"id": "ch_1", "payment_intent": intent, "refunded": true}));
     let (status, outcome) = webhook(&api, &notice, None).await;
     assert_eq!((status, outcome["outcome"].as_str()), (StatusCode::OK, Some("no_change")));
 
