@@ -12,6 +12,7 @@ pub mod holder;
 pub mod keys;
 pub mod manifest;
 pub mod reason;
+pub mod stripe;
 pub mod sync;
 pub mod uplink;
 pub mod verify;

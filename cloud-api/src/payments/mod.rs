@@ -2,9 +2,9 @@
 //! (PaymentIntents over Stripe's REST API) and a built-in test gateway for
 //! demos, plus the webhook's signature check and event parsing.
 
-pub mod signature;
 mod stripe;
-pub mod webhook;
+
+pub use schema::stripe::{signature, webhook};
 
 use serde::{Deserialize, Serialize};
 
