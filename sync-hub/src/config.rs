@@ -39,6 +39,8 @@ pub struct HubConfig {
     pub http: SocketAddr,
     /// Folder of signed manifest files to serve to gates, if any.
     pub manifests: Option<PathBuf>,
+    /// The cloud API scans go up to and ticket lists come from, if any.
+    pub cloud: Option<crate::cloud::CloudConfig>,
 }
 
 /// The dashboard's default address: this box only, until the operator opens it.
@@ -56,6 +58,17 @@ struct RawConfig {
     http: Option<RawHttp>,
     #[serde(default)]
     replica: Option<RawReplica>,
+    #[serde(default)]
+    cloud: Option<RawCloud>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloud {
+    /// Base URL of the cloud API.
+    url: String,
+    /// File holding the hub's device token.
+    token_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +166,25 @@ impl HubConfig {
         let http = raw.http.map_or(DEFAULT_HTTP.to_owned(), |h| h.listen);
         let http = http.parse().map_err(|_| invalid("http.listen", format!("{http:?} is not an IP:port")))?;
         let manifests = raw.replica.map(|r| base.join(r.folder));
-        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http, manifests })
+        let cloud = match raw.cloud {
+            None => None,
+            Some(c) => {
+                if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+                    return Err(invalid("cloud.url", format!("{:?} is not an http(s) URL", c.url)));
+                }
+                if manifests.is_none() {
+                    return Err(invalid(
+                        "cloud",
+                        "needs [replica] folder, where ticket lists from the cloud are kept".into(),
+                    ));
+                }
+                let path = base.join(&c.token_file);
+                let token = std::fs::read_to_string(&path)
+                    .map_err(|e| invalid("cloud.token_file", format!("{}: {e}", path.display())))?;
+                Some(crate::cloud::CloudConfig { url: c.url, token: token.trim().to_owned() })
+            }
+        };
+        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http, manifests, cloud })
     }
 }
 

@@ -4,7 +4,8 @@
 //! and the QUIC listener (if configured), which feed received frames into one
 //! channel; and the core thread, the single writer, which reads that channel,
 //! commits in groups and hands replies back — to the gate's QUIC connection if
-//! it has one, else over MQTT; broadcasts go both ways. Shutdown: the token is
+//! it has one, else over MQTT; broadcasts go both ways. With `[cloud]`, the
+//! cloud link uploads scans and pulls ticket lists. Shutdown: the token is
 //! cancelled (SIGTERM/SIGINT), the transports stop and drop their senders, the
 //! core finishes the frames already received, commits, and returns.
 
@@ -129,6 +130,17 @@ pub async fn run(
             watch_manifests(folder, config.venue_id, library, hub_key.clone(), deliver.clone(), shutdown.clone());
         tokio::spawn(task)
     });
+    // Scans up, ticket lists down; the config guarantees a replica folder.
+    let cloud = match (config.cloud.clone(), config.manifests.clone()) {
+        (Some(cloud), Some(folder)) => {
+            // reqwest's TLS needs a process-wide provider; ring is the one built.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            status.cloud_configured();
+            let db = config.state_dir.join(enroll::HUB_DB_FILE);
+            Some(tokio::spawn(crate::cloud::run(cloud, config.venue_id, db, folder, status.clone(), shutdown.clone())))
+        }
+        _ => None,
+    };
     let core_thread = std::thread::Builder::new()
         .name("hub-core".into())
         .spawn(move || core.run(inbound_rx, &deliver))
@@ -161,6 +173,9 @@ pub async fn run(
         let _ = task.await;
     }
     if let Some(task) = manifests {
+        let _ = task.await;
+    }
+    if let Some(task) = cloud {
         let _ = task.await;
     }
     let _ = http_task.await;

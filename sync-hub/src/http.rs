@@ -101,6 +101,26 @@ pub fn metrics(s: &Snapshot) -> impl IntoResponse + use<> {
     let _ = writeln!(out, "# TYPE tixgate_hub_conflicts_total counter\ntixgate_hub_conflicts_total {}", s.conflicts);
     let _ = writeln!(out, "# HELP tixgate_hub_commits_total Grouped commits since the hub started.");
     let _ = writeln!(out, "# TYPE tixgate_hub_commits_total counter\ntixgate_hub_commits_total {}", s.commits);
+    if s.cloud.configured {
+        let _ = writeln!(out, "# HELP tixgate_hub_uplink_backlog Scans and conflicts waiting to go up to the cloud.");
+        let _ =
+            writeln!(out, "# TYPE tixgate_hub_uplink_backlog gauge\ntixgate_hub_uplink_backlog {}", s.cloud.backlog);
+        let _ = writeln!(
+            out,
+            "# HELP tixgate_hub_uplink_uploaded_total Items the cloud acknowledged since the hub started."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE tixgate_hub_uplink_uploaded_total counter\ntixgate_hub_uplink_uploaded_total {}",
+            s.cloud.uploaded
+        );
+        let _ = writeln!(out, "# HELP tixgate_hub_uplink_ok 0 while the last exchange with the cloud failed.");
+        let _ = writeln!(
+            out,
+            "# TYPE tixgate_hub_uplink_ok gauge\ntixgate_hub_uplink_ok {}",
+            u8::from(s.cloud.last_error.is_none())
+        );
+    }
     out
 }
 

@@ -5,13 +5,16 @@
 //! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
 //! commits; `core` is the single writer between transports and the two; `mqtt`
 //! embeds a broker or connects to one; `quic` takes gates directly, with mutual
-//! TLS from the venue CA (`ca`); `manifests` holds the ticket lists gates download; `daemon` wires them; `status` is what the
-//! operator sees and `http` serves it (dashboard, metrics, health).
+//! TLS from the venue CA (`ca`); `manifests` holds the ticket lists gates
+//! download; `cloud` (with `uplink_store`) sends scans up and pulls ticket lists
+//! down; `daemon` wires them; `status` is what the operator sees and `http`
+//! serves it (dashboard, metrics, health).
 
 pub mod arbiter;
 pub mod broker_files;
 pub mod ca;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod core;
 pub mod daemon;
@@ -22,3 +25,4 @@ pub mod mqtt;
 pub mod quic;
 pub mod status;
 pub mod store;
+pub mod uplink_store;

@@ -99,6 +99,22 @@ struct Inner {
     conflicts: u64,
     recent_conflicts: VecDeque<ConflictView>,
     commits: u64,
+    cloud: CloudView,
+}
+
+/// The link to the cloud, for the operator.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CloudView {
+    /// Whether a cloud link is configured.
+    pub configured: bool,
+    /// Scans and conflicts waiting to go up.
+    pub backlog: u64,
+    /// Items the cloud acknowledged since start.
+    pub uploaded: u64,
+    /// Newest ticket list pulled since start.
+    pub manifest_version: Option<u64>,
+    /// The last failure, cleared by the next success.
+    pub last_error: Option<String>,
 }
 
 /// Shared, cheap to clone.
@@ -122,6 +138,8 @@ pub struct Snapshot {
     pub recent_conflicts: Vec<ConflictView>,
     /// Grouped commits since start.
     pub commits: u64,
+    /// The cloud link.
+    pub cloud: CloudView,
 }
 
 impl Inner {
@@ -197,6 +215,35 @@ impl Status {
         *self.lock().refused.entry(kind).or_default() += 1;
     }
 
+    /// Marks the cloud link as configured.
+    pub fn cloud_configured(&self) {
+        self.lock().cloud.configured = true;
+    }
+
+    /// What waits to go up.
+    pub fn cloud_backlog(&self, backlog: u64) {
+        self.lock().cloud.backlog = backlog;
+    }
+
+    /// The cloud acknowledged `n` items.
+    pub fn cloud_uploaded(&self, n: u64) {
+        let mut inner = self.lock();
+        inner.cloud.uploaded += n;
+        inner.cloud.last_error = None;
+    }
+
+    /// A ticket list came down.
+    pub fn cloud_manifest(&self, version: u64) {
+        let mut inner = self.lock();
+        inner.cloud.manifest_version = Some(version);
+        inner.cloud.last_error = None;
+    }
+
+    /// Talking to the cloud failed.
+    pub fn cloud_failed(&self, why: &str) {
+        self.lock().cloud.last_error = Some(why.to_owned());
+    }
+
     /// A copy for display.
     pub fn snapshot(&self) -> Snapshot {
         let now = Instant::now();
@@ -230,6 +277,7 @@ impl Status {
             conflicts: inner.conflicts,
             recent_conflicts: inner.recent_conflicts.iter().cloned().collect(),
             commits: inner.commits,
+            cloud: inner.cloud.clone(),
         }
     }
 }

@@ -35,6 +35,7 @@ fn config(dir: &Path, venue: u32) -> HubConfig {
         quic: Some(([127, 0, 0, 1], 0).into()),
         http: ([127, 0, 0, 1], 0).into(),
         manifests: None,
+        cloud: None,
     }
 }
 
