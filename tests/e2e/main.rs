@@ -10,6 +10,7 @@ mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
 mod hub_arbitration;
+mod hub_cloud;
 mod hub_dashboard;
 mod hub_faults;
 mod hub_manifests;
