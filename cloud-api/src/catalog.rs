@@ -308,6 +308,7 @@ pub async fn create_event(db: &Db, caller: &Caller, event: &NewEvent, now: i64) 
     for t in &event.ticket_types {
         insert_ticket_type(&mut tx, id, t, starts).await?;
     }
+    crate::read_model::event_changed(&mut tx, id, now).await?;
     tx.commit().await?;
     get_event(db, id, None).await
 }
@@ -402,6 +403,7 @@ pub async fn add_ticket_type(
     check_ticket_type(t, starts)?;
     let mut tx = db.begin().await?;
     let id = insert_ticket_type(&mut tx, event_id, t, starts).await?;
+    crate::read_model::event_changed(&mut tx, event_id, crate::clock::now()).await?;
     tx.commit().await?;
     ticket_types(db, event_id).await?.into_iter().find(|t| t.id == id).ok_or(ApiError::NotFound("ticket type"))
 }
@@ -500,32 +502,16 @@ pub struct EventPage {
     pub total: i64,
 }
 
-/// Published events matching the filter, soonest first.
-pub async fn list_events(db: &Db, filter: &EventFilter) -> Result<EventPage, ApiError> {
-    let per_page = filter.per_page.unwrap_or(20);
-    let page = filter.page.unwrap_or(1);
-    if !(1..=100).contains(&per_page) || page < 1 {
-        return Err(ApiError::BadRequest("page: from 1; per_page: 1 to 100".into()));
-    }
-    let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_', '\\'], "")));
-    // The casts tell PostgreSQL the parameters' types where `IS NULL` alone cannot.
-    let filters = "status = 'published'
-                   AND (CAST(?1 AS BIGINT) IS NULL OR venue_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR starts_at >= ?2)
-                   AND (CAST(?3 AS BIGINT) IS NULL OR starts_at < ?3) AND (CAST(?4 AS TEXT) IS NULL OR LOWER(title) LIKE ?4)";
-    let p = params![filter.venue_id, filter.from, filter.to, q, per_page, (page - 1).saturating_mul(per_page)];
-    let total = db.query_opt(&format!("SELECT COUNT(*) FROM events WHERE {filters}"), &p[..4]).await?;
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE {filters} ORDER BY starts_at, id LIMIT ?5 OFFSET ?6");
-    let items = db.query(&sql, p).await?.iter().map(event_from).collect::<Result<_, _>>()?;
-    Ok(EventPage { items, page, per_page, total: total.map_or(Ok(0), |r| r.int(0))? })
-}
-
 /// Publishes a draft event.
 pub async fn publish_event(db: &Db, caller: &Caller, id: i64) -> Result<Event, ApiError> {
     require_event_organizer(db, caller, id).await?;
+    let mut tx = db.begin().await?;
     let changed =
-        db.execute("UPDATE events SET status = 'published' WHERE id = ?1 AND status = 'draft'", params![id]).await?;
+        tx.execute("UPDATE events SET status = 'published' WHERE id = ?1 AND status = 'draft'", params![id]).await?;
     if changed == 0 {
         return Err(ApiError::Conflict("only a draft event can be published".into()));
     }
+    crate::read_model::event_changed(&mut tx, id, crate::clock::now()).await?;
+    tx.commit().await?;
     get_event(db, id, Some(caller)).await
 }

@@ -24,7 +24,7 @@ use crate::orders::{self, OrderRequest};
 use crate::payments::{Gateways, signature, webhook};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, qr_render, tickets};
+use crate::{clock, qr_render, read_model, tickets};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -282,21 +282,35 @@ async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A read-model answer with its ETag, or 304 when the client has it already.
+fn with_etag(headers: &HeaderMap, etag: String, body: impl serde::Serialize) -> Response {
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let tag = [(header::ETAG, etag)];
+    if fresh { (StatusCode::NOT_MODIFIED, tag).into_response() } else { (tag, Json(body)).into_response() }
+}
+
 async fn list_events(
     State(s): State<AppState>,
+    headers: HeaderMap,
     filter: Result<Query<EventFilter>, QueryRejection>,
-) -> ApiResult<Json<catalog::EventPage>> {
-    Ok(Json(catalog::list_events(&s.db, &query(filter)?).await?))
+) -> ApiResult<Response> {
+    let (page, etag) = read_model::list(&s.db, &query(filter)?).await?;
+    Ok(with_etag(&headers, etag, page))
 }
 
 async fn get_event(
     State(s): State<AppState>,
     caller: Option<Caller>,
+    headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
-) -> ApiResult<Json<catalog::Event>> {
+) -> ApiResult<Response> {
     // Without a token only published events are visible.
     let viewer = caller.unwrap_or(Caller { id: 0, role: Role::Customer, venue: None });
-    Ok(Json(catalog::get_event(&s.db, path(id)?, Some(&viewer)).await?))
+    let (event, etag) = read_model::get(&s.db, path(id)?, &viewer).await?;
+    Ok(with_etag(&headers, etag, event))
 }
 
 async fn reserve(

@@ -299,6 +299,7 @@ async fn take_stock(tx: &mut Tx, type_id: i64, quantity: i64) -> Result<Take, Db
             return Ok(Take::Raced);
         }
     }
+    crate::read_model::stock_changed(tx, type_id).await?;
     Ok(Take::Taken(plan))
 }
 
@@ -327,6 +328,7 @@ pub(crate) async fn put_back(tx: &mut Tx, hold_id: &str) -> Result<(), ApiError>
         .await?;
     }
     tx.execute("UPDATE seats SET hold_id = NULL, sold = 0 WHERE hold_id = ?1", params![hold_id]).await?;
+    crate::read_model::stock_changed(tx, type_id).await?;
     Ok(())
 }
 

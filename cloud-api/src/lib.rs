@@ -22,6 +22,7 @@ pub mod keystore;
 pub mod orders;
 pub mod payments;
 pub mod qr_render;
+pub mod read_model;
 pub mod server;
 pub mod tickets;
 pub mod users;

@@ -574,7 +574,10 @@ pub struct Cancellation {
 /// every ticket revoked (so the next manifest turns them away at the door).
 pub async fn cancel_event(ctx: Ctx<'_>, caller: &Caller, event_id: i64) -> Result<Cancellation, ApiError> {
     crate::catalog::require_event_organizer(ctx.db, caller, event_id).await?;
-    ctx.db.execute("UPDATE events SET status = 'cancelled' WHERE id = ?1", params![event_id]).await?;
+    let mut tx = ctx.db.begin().await?;
+    tx.execute("UPDATE events SET status = 'cancelled' WHERE id = ?1", params![event_id]).await?;
+    crate::read_model::event_changed(&mut tx, event_id, ctx.now).await?;
+    tx.commit().await?;
     let orders = ctx
         .db
         .query(

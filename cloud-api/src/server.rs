@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{AppState, router};
 use crate::payments::{Gateways, StripeClient};
-use crate::{clock, inventory, keystore, orders};
+use crate::{clock, inventory, keystore, orders, read_model};
 
 /// How often expired holds and unpaid orders are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -110,12 +110,30 @@ pub async fn run(
         let _ = ready.send(addr);
     }
     let sweeper = tokio::spawn(sweep(state.clone(), shutdown.clone()));
+    let projector = tokio::spawn(project(state.db.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let served =
         axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
     shutdown.cancel();
     let _ = sweeper.await;
+    let _ = projector.await;
     served.map_err(|e| StartError::Other(format!("serve: {e}")))
+}
+
+/// How often the read model catches up with the outbox.
+const PROJECT_EVERY: Duration = Duration::from_millis(100);
+
+/// Keeps the read model (listings, availability) current.
+async fn project(db: Db, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PROJECT_EVERY) => {}
+        }
+        if let Err(e) = read_model::project(&db, clock::now()).await {
+            tracing::warn!(error = %e, "projecting listings failed; will retry");
+        }
+    }
 }
 
 /// Returns expired holds and unpaid orders to sale, and retries refunds of

@@ -75,6 +75,15 @@ const MIGRATIONS: &[&str] = &[
         ticket_id BIGINT NOT NULL, list_id BIGINT NOT NULL, first_gate TEXT NOT NULL, first_hlc TEXT NOT NULL,
         second_gate TEXT NOT NULL, second_hlc TEXT NOT NULL, detected_ms BIGINT NOT NULL,
         received_at BIGINT NOT NULL, PRIMARY KEY (venue_id, first_scan, second_scan));",
+    // 2: the read side. Writes that change what buyers see add an outbox row in
+    // their own transaction; the projector turns rows into listings.
+    "CREATE TABLE outbox (
+        id {id}, topic TEXT NOT NULL, event_id BIGINT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE TABLE event_listings (
+        event_id BIGINT PRIMARY KEY, venue_id BIGINT NOT NULL, organizer_id BIGINT NOT NULL,
+        title_lower TEXT NOT NULL, starts_at BIGINT NOT NULL, status TEXT NOT NULL,
+        body TEXT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+    CREATE INDEX event_listings_by_start ON event_listings(status, starts_at);",
 ];
 
 /// Applies every migration the store has not seen yet.

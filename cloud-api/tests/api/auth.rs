@@ -90,7 +90,7 @@ async fn every_private_endpoint_refuses_bad_tokens(store: Store) {
     // None of that changed anything.
     let (_, still) = api.get(&format!("/orders/{order_id}"), Some(&customer)).await;
     assert_eq!(still["status"], "paid");
-    assert_eq!(api.available(event, type_id).await, 9);
+    api.expect_available(event, type_id, 9).await;
 }
 
 async fn customers_see_only_their_own(store: Store) {

@@ -267,17 +267,44 @@ impl Api {
         let (status, published) =
             self.post(&format!("/admin/events/{event_id}/publish"), Some(&organizer), json!({})).await;
         assert_eq!(status, StatusCode::OK, "{published}");
+        self.eventually(&format!("/events/{event_id}"), StatusCode::OK).await;
         (organizer, venue_id, event_id, type_id)
     }
 
-    /// Tickets of a type neither held nor sold.
-    pub async fn available(&self, event_id: i64, type_id: i64) -> i64 {
+    /// Tickets of a type neither held nor sold, as the listing shows them now.
+    pub async fn available(&self, event_id: i64, type_id: i64) -> Option<i64> {
         let (_, event) = self.get(&format!("/events/{event_id}"), None).await;
         event["ticket_types"]
             .as_array()
             .and_then(|types| types.iter().find(|t| t["id"].as_i64() == Some(type_id)))
             .and_then(|t| t["available"].as_i64())
-            .expect("type listed")
+    }
+
+    /// Waits (up to 5 s: listings trail sales by one projector pass) until the
+    /// listing shows `expected` tickets available.
+    pub async fn expect_available(&self, event_id: i64, type_id: i64, expected: i64) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let now = self.available(event_id, type_id).await;
+            if now == Some(expected) {
+                return;
+            }
+            assert!(std::time::Instant::now() < end, "listing shows {now:?} available, expected {expected}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until GET `path` answers `status` (the read side catching up).
+    pub async fn eventually(&self, path: &str, status: StatusCode) -> Value {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (now, body) = self.get(path, None).await;
+            if now == status {
+                return body;
+            }
+            assert!(std::time::Instant::now() < end, "{path}: {now}, expected {status}: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -51,7 +51,7 @@ async fn bad_bodies_are_refused_with_problem_documents(store: Store) {
     let (status, problem) = api.post(&format!("/admin/events/{event}/ticket-types"), Some(&organizer), bad_type).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("currency"));
-    assert_eq!(api.available(event, type_id).await, 10, "nothing was held");
+    api.expect_available(event, type_id, 10).await;
     let (_, detail) = api.get(&format!("/events/{event}"), None).await;
     assert_eq!(detail["ticket_types"].as_array().map(Vec::len), Some(1), "no ticket type was added");
 }

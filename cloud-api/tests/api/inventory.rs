@@ -56,7 +56,7 @@ async fn concurrent_buyers_never_get_more_than_exists(store: Store) {
     }
     assert!(held <= 60, "oversold: {held} held of 60");
     assert!(held >= 58, "demand exceeded supply, yet only {held} of 60 were held");
-    assert_eq!(api.available(event_id, type_id).await, 60 - held);
+    api.expect_available(event_id, type_id, 60 - held).await;
 }
 
 async fn an_expired_hold_returns_its_stock_and_cannot_be_ordered(store: Store) {
@@ -71,14 +71,14 @@ async fn an_expired_hold_returns_its_stock_and_cannot_be_ordered(store: Store) {
         )
         .await;
     assert!(hold["expires_at"].as_i64().unwrap() >= clock::now() + 599);
-    assert_eq!(api.available(event_id, type_id).await, 1);
+    api.expect_available(event_id, type_id, 1).await;
     assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, clock::now() + 60).await.unwrap(), 0);
     assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, clock::now() + 601).await.unwrap(), 1);
-    assert_eq!(api.available(event_id, type_id).await, 5);
+    api.expect_available(event_id, type_id, 5).await;
     let (status, problem) =
         api.post("/orders", Some(&customer), json!({"hold_id": hold["id"], "gateway": "test"})).await;
     assert_eq!(status, StatusCode::GONE, "{problem}");
-    assert_eq!(api.available(event_id, type_id).await, 5);
+    api.expect_available(event_id, type_id, 5).await;
 }
 
 async fn a_repeated_reservation_with_one_key_holds_once(store: Store) {
@@ -92,11 +92,11 @@ async fn a_repeated_reservation_with_one_key_holds_once(store: Store) {
     let (again_status, again) = api.call_with(Method::POST, &path, Some(&customer), Some(body), &key).await;
     assert_eq!((first_status, again_status), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(first, again, "the same key and body give the same answer");
-    assert_eq!(api.available(event_id, type_id).await, 8);
+    api.expect_available(event_id, type_id, 8).await;
     let other = json!({"ticket_type_id": type_id, "quantity": 3});
     let (status, problem) = api.call_with(Method::POST, &path, Some(&customer), Some(other), &key).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    assert_eq!(api.available(event_id, type_id).await, 8);
+    api.expect_available(event_id, type_id, 8).await;
 
     // Orders too: a retried order with the key answers with the same order.
     let order_body = json!({"hold_id": first["id"], "gateway": "test"});
@@ -123,7 +123,7 @@ async fn seats_are_held_one_buyer_at_a_time(store: Store) {
         api.post(&path, Some(&bob), json!({"ticket_type_id": type_id, "seats": ["A3", "A2"]})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("A2"));
-    assert_eq!(api.available(event_id, type_id).await, 2, "the refused hold took nothing");
+    api.expect_available(event_id, type_id, 2).await;
     let (status, _) = api.post(&path, Some(&bob), json!({"ticket_type_id": type_id, "seats": ["Z9"]})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = api.post(&path, Some(&bob), json!({"ticket_type_id": type_id, "quantity": 1})).await;
@@ -152,8 +152,8 @@ async fn a_released_hold_returns_its_stock(store: Store) {
     let path = format!("/holds/{}", hold["id"].as_str().unwrap());
     let (status, _) = api.call(Method::DELETE, &path, Some(&bob), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another customer's hold is invisible");
-    assert_eq!(api.available(event_id, type_id).await, 0);
+    api.expect_available(event_id, type_id, 0).await;
     let (status, _) = api.call(Method::DELETE, &path, Some(&ann), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(api.available(event_id, type_id).await, 5);
+    api.expect_available(event_id, type_id, 5).await;
 }

@@ -9,4 +9,5 @@ mod auth;
 mod feed;
 mod input;
 mod inventory;
+mod listing;
 mod purchase;
