@@ -63,6 +63,12 @@ pub enum DbError {
     /// A row lacked a column or held a different type than the code expects.
     #[error("column {0}: missing or of another type")]
     Column(usize),
+    /// The transaction was used after it ended.
+    #[error("transaction already ended")]
+    Closed,
+    /// The group commit holding this transaction failed; its changes are gone.
+    #[error("group commit failed: {0}")]
+    GroupCommit(String),
     /// A unique or primary key constraint refused a row.
     #[error("duplicate key")]
     Duplicate,
@@ -214,7 +220,7 @@ impl Tx {
     /// Makes every change durable.
     pub async fn commit(self) -> Result<(), DbError> {
         match self.inner {
-            TxInner::Sqlite(tx) => tx.commit(),
+            TxInner::Sqlite(tx) => tx.commit().await,
             TxInner::Postgres(tx) => tx.commit().await,
         }
     }

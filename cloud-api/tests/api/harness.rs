@@ -37,8 +37,21 @@ async fn fresh_postgres_schema() -> String {
     tokio::spawn(conn);
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).expect("random");
-    let schema = format!("t_{}", data_encoding::HEXLOWER.encode(&bytes));
+    let now = cloud_api::clock::now();
+    let schema = format!("t_{now}_{}", data_encoding::HEXLOWER.encode(&bytes));
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    // Schemas of runs more than an hour old are dropped, so the database does not fill up.
+    let old = client
+        .query("SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'", &[])
+        .await
+        .expect("list schemas");
+    for row in old {
+        let name: String = row.get(0);
+        let made: i64 = name.split('_').nth(1).and_then(|t| t.parse().ok()).unwrap_or(now);
+        if made < now - 3600 {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await;
+        }
+    }
     format!("{url}?options=-csearch_path%3D{schema}")
 }
 

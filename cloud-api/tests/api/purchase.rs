@@ -242,13 +242,14 @@ async fn cancelling_an_event_refunds_every_order(store: Store) {
 async fn a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded(store: Store) {
     let api = Api::start(store).await;
     let (organizer, _, event_id, type_id) = api.on_sale(2, 1, None).await;
-    let after_deadline = clock::now() + 15 * 60 + 1;
+    // Just past the 15-minute payment deadline of an order placed now.
+    let after_deadline = || clock::now() + 15 * 60 + 5;
     let succeeded = |id: &str, intent: &Value| event(id, "payment_intent.succeeded", json!({"id": intent}));
 
     // Paid late, stock still there: the order takes it again and is paid.
     let (_, first) = api.user("first@example.com", Role::Customer).await;
     let order = stripe_order(&api, &first, event_id, type_id, 2).await;
-    assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, after_deadline).await.unwrap(), 1);
+    assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap(), 1);
     api.expect_available(event_id, type_id, 2).await;
     let (status, _) = webhook(&api, &succeeded("evt_late_1", &order["payment_id"]), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -261,7 +262,7 @@ async fn a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded(st
     let (_, second) = api.user("second@example.com", Role::Customer).await;
     let (_, third) = api.user("third@example.com", Role::Customer).await;
     let order = stripe_order(&api, &second, event_id, type_id, 2).await;
-    cloud_api::inventory::sweep_expired(&api.state.db, after_deadline).await.unwrap();
+    cloud_api::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap();
     let taken = hold(&api, &third, event_id, type_id, 2).await;
     let (_, bought) = api.post("/orders", Some(&third), json!({"hold_id": taken["id"], "gateway": "test"})).await;
     assert_eq!(bought["status"], "paid");
