@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::http::AppState;
 
 /// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Buys tickets; sees only their own orders and tickets.

@@ -15,7 +15,7 @@ const MAX_SEATING_MAP: usize = 1 << 20;
 pub const MAX_SHARDS: i64 = 64;
 
 /// `POST /venues` body.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVenue {
     /// Name.
@@ -32,11 +32,12 @@ pub struct NewVenue {
     pub longitude: Option<f64>,
     /// Seating map, any JSON the front end draws from.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub seating_map: Option<serde_json::Value>,
 }
 
 /// A venue.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Venue {
     /// Id.
     pub id: i64,
@@ -51,11 +52,12 @@ pub struct Venue {
     /// Longitude, degrees.
     pub longitude: Option<f64>,
     /// Seating map.
+    #[schema(value_type = Option<Object>)]
     pub seating_map: Option<serde_json::Value>,
 }
 
 /// `POST /admin/events` body.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// Where.
@@ -77,7 +79,7 @@ pub struct NewEvent {
 }
 
 /// A ticket type to create.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicketType {
     /// Name, e.g. "Standing".
@@ -113,7 +115,7 @@ fn default_shards() -> i64 {
 }
 
 /// A ticket type as listed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TicketType {
     /// Id (as in barcodes).
     pub id: i64,
@@ -140,7 +142,7 @@ pub struct TicketType {
 }
 
 /// Lifecycle of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     /// Being set up; not listed.
@@ -170,7 +172,7 @@ impl EventStatus {
 }
 
 /// An event with what a buyer needs to choose.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Event {
     /// Id.
     pub id: i64,
@@ -472,8 +474,9 @@ pub async fn get_event(db: &Db, id: i64, viewer: Option<&Caller>) -> Result<Even
 }
 
 /// `GET /events` query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventFilter {
     /// Only at this venue.
     pub venue_id: Option<i64>,
@@ -490,7 +493,7 @@ pub struct EventFilter {
 }
 
 /// A page of events.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventPage {
     /// The events.
     pub items: Vec<Event>,

@@ -88,14 +88,18 @@ impl ApiError {
     }
 }
 
-/// The problem document.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// The problem document (RFC 9457) every refusal carries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `https://tixgate.dev/problems/<kind>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
+    pub kind: String,
+    /// The HTTP status's name.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What was wrong, for people.
+    pub detail: String,
 }
 
 impl IntoResponse for ApiError {
@@ -111,7 +115,7 @@ impl IntoResponse for ApiError {
         };
         let problem = Problem {
             kind: format!("https://tixgate.dev/problems/{}", self.kind()),
-            title: status.canonical_reason().unwrap_or("error"),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
             status: status.as_u16(),
             detail,
         };

@@ -13,6 +13,9 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi as _;
+
+use crate::error::Problem;
 
 use crate::auth::{Caller, Role, Tokens};
 use crate::catalog::{self, EventFilter, NewEvent, NewTicketType, NewVenue};
@@ -120,10 +123,36 @@ fn idempotency(
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The OpenAPI 3.1 document of this API, served at `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "tixgate cloud API", description = "Sells tickets, issues signed barcodes, feeds venue hubs."),
+    paths(
+        register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
+        revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
+        add_ticket_type, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme =
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build());
+        doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", scheme);
+    }
+}
+
 /// Every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/users/me", get(me))
@@ -181,25 +210,31 @@ async fn request_id(req: Request, next: Next) -> Response {
     response
 }
 
+#[utoipa::path(post, path = "/auth/register", tag = "accounts", request_body = Credentials, responses((status = 201, body = users::User), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
 async fn register(State(s): State<AppState>, c: Body<Credentials>) -> ApiResult<(StatusCode, Json<users::User>)> {
     Ok((StatusCode::CREATED, Json(users::create(&s.db, &c.get()?, Role::Customer, clock::now()).await?)))
 }
 
+#[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = Credentials, responses((status = 200, body = users::AccessToken), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json")))]
 async fn login(State(s): State<AppState>, c: Body<Credentials>) -> ApiResult<Json<users::AccessToken>> {
     Ok(Json(users::login(&s.db, &s.tokens, &c.get()?, clock::now()).await?))
 }
 
+#[utoipa::path(get, path = "/users/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = users::User), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<users::User>> {
     caller.require_person()?;
     Ok(Json(users::get(&s.db, caller.id).await?))
 }
 
-#[derive(Deserialize)]
+/// `PUT /admin/users/{id}/role` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleChange {
-    role: Role,
+pub struct RoleChange {
+    /// customer, organizer or admin.
+    pub role: Role,
 }
 
+#[utoipa::path(put, path = "/admin/users/{id}/role", tag = "accounts", security(("bearer" = [])), params(("id" = i64, Path)), request_body = RoleChange, responses((status = 200, body = users::User), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn set_role(
     State(s): State<AppState>,
     caller: Caller,
@@ -210,10 +245,12 @@ async fn set_role(
     Ok(Json(users::set_role(&s.db, path(id)?, change.get()?.role).await?))
 }
 
+#[utoipa::path(get, path = "/users/me/tickets", tag = "tickets", security(("bearer" = [])), responses((status = 200, body = Vec<tickets::Ticket>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn my_tickets(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<tickets::Ticket>>> {
     Ok(Json(tickets::mine(&s.db, &caller).await?))
 }
 
+#[utoipa::path(post, path = "/venues", tag = "organizers", security(("bearer" = [])), request_body = NewVenue, responses((status = 201, body = catalog::Venue), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn create_venue(
     State(s): State<AppState>,
     caller: Caller,
@@ -223,6 +260,7 @@ async fn create_venue(
     Ok((StatusCode::CREATED, Json(catalog::create_venue(&s.db, &caller, &v.get()?, clock::now()).await?)))
 }
 
+#[utoipa::path(get, path = "/venues/{id}", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = catalog::Venue), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn get_venue(State(s): State<AppState>, id: Result<Path<i64>, PathRejection>) -> ApiResult<Json<catalog::Venue>> {
     Ok(Json(catalog::get_venue(&s.db, path(id)?).await?))
 }
@@ -233,6 +271,7 @@ struct Since {
     since: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/venues/{id}/manifest", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path), ("since" = Option<i64>, Query, description = "the hub's version: a delta from it")), responses((status = 200, description = "a signed manifest (TXM1), as gate-agent imports it", content_type = "application/vnd.tixgate.manifest"), (status = 304, description = "nothing newer"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn manifest(
     State(s): State<AppState>,
     caller: Caller,
@@ -251,6 +290,7 @@ async fn manifest(
     Ok((headers, m.bytes).into_response())
 }
 
+#[utoipa::path(post, path = "/venues/{id}/scans", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body(content = Object, description = "schema::uplink::ScanUpload: scans and conflicts, stored once by scan id"), responses((status = 200, description = "UploadReceipt {stored, duplicates}", body = Object), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn upload_scans(
     State(s): State<AppState>,
     caller: Caller,
@@ -261,6 +301,7 @@ async fn upload_scans(
     Ok(Json(venue_feed::ingest(&s.db, &caller, path(id)?, &upload.get()?, clock::now()).await?))
 }
 
+#[utoipa::path(post, path = "/admin/venues/{id}/devices", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewDevice, responses((status = 201, body = venue_feed::DeviceToken), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn add_device(
     State(s): State<AppState>,
     caller: Caller,
@@ -272,6 +313,7 @@ async fn add_device(
     Ok((StatusCode::CREATED, Json(token)))
 }
 
+#[utoipa::path(delete, path = "/admin/venues/{id}/devices/{device}", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path), ("device" = i64, Path)), responses((status = 204, description = "revoked"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn revoke_device(
     State(s): State<AppState>,
     caller: Caller,
@@ -292,6 +334,7 @@ fn with_etag(headers: &HeaderMap, etag: String, body: impl serde::Serialize) -> 
     if fresh { (StatusCode::NOT_MODIFIED, tag).into_response() } else { (tag, Json(body)).into_response() }
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", params(EventFilter), responses((status = 200, body = catalog::EventPage, description = "with an ETag"), (status = 304, description = "If-None-Match matched"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json")))]
 async fn list_events(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -301,6 +344,7 @@ async fn list_events(
     Ok(with_etag(&headers, etag, page))
 }
 
+#[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = catalog::Event, description = "with ticket types, availability and venue; with an ETag"), (status = 304, description = "If-None-Match matched"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn get_event(
     State(s): State<AppState>,
     caller: Option<Caller>,
@@ -313,6 +357,7 @@ async fn get_event(
     Ok(with_etag(&headers, etag, event))
 }
 
+#[utoipa::path(post, path = "/events/{id}/reserve-tickets", tag = "buying", security(("bearer" = [])), params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = ReserveRequest, responses((status = 201, body = inventory::Hold), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
 async fn reserve(
     State(s): State<AppState>,
     caller: Caller,
@@ -327,6 +372,7 @@ async fn reserve(
     Ok((StatusCode::CREATED, Json(hold)))
 }
 
+#[utoipa::path(delete, path = "/holds/{id}", tag = "buying", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "released"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
 async fn release_hold(
     State(s): State<AppState>,
     caller: Caller,
@@ -336,6 +382,7 @@ async fn release_hold(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/admin/events", tag = "organizers", security(("bearer" = [])), request_body = NewEvent, responses((status = 201, body = catalog::Event), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn create_event(
     State(s): State<AppState>,
     caller: Caller,
@@ -345,6 +392,7 @@ async fn create_event(
     Ok((StatusCode::CREATED, Json(catalog::create_event(&s.db, &caller, &e.get()?, clock::now()).await?)))
 }
 
+#[utoipa::path(post, path = "/admin/events/{id}/publish", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = catalog::Event), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
 async fn publish_event(
     State(s): State<AppState>,
     caller: Caller,
@@ -353,6 +401,7 @@ async fn publish_event(
     Ok(Json(catalog::publish_event(&s.db, &caller, path(id)?).await?))
 }
 
+#[utoipa::path(post, path = "/admin/events/{id}/cancel", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = orders::Cancellation), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn cancel_event(
     State(s): State<AppState>,
     caller: Caller,
@@ -361,6 +410,7 @@ async fn cancel_event(
     Ok(Json(orders::cancel_event(s.orders(), &caller, path(id)?).await?))
 }
 
+#[utoipa::path(post, path = "/admin/events/{id}/ticket-types", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewTicketType, responses((status = 201, body = catalog::TicketType), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn add_ticket_type(
     State(s): State<AppState>,
     caller: Caller,
@@ -371,6 +421,7 @@ async fn add_ticket_type(
     Ok((StatusCode::CREATED, Json(catalog::add_ticket_type(&s.db, &caller, path(id)?, &t.get()?).await?)))
 }
 
+#[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]
 async fn create_order(
     State(s): State<AppState>,
     caller: Caller,
@@ -384,6 +435,7 @@ async fn create_order(
     Ok((StatusCode::CREATED, Json(order)))
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "buying", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = orders::Order), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn get_order(
     State(s): State<AppState>,
     caller: Caller,
@@ -392,6 +444,7 @@ async fn get_order(
     Ok(Json(orders::get(&s.db, &caller, path(id)?).await?))
 }
 
+#[utoipa::path(post, path = "/orders/{id}/refund", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = orders::Order), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]
 async fn refund_order(
     State(s): State<AppState>,
     caller: Caller,
@@ -401,6 +454,7 @@ async fn refund_order(
 }
 
 /// Stripe's webhook: the signature is checked over the raw bytes before anything is parsed.
+#[utoipa::path(post, path = "/payments/webhook", tag = "payments", params(("Stripe-Signature" = String, Header)), request_body(content = Object, description = "a Stripe event, signed"), responses((status = 200, description = "{received, outcome: applied | duplicate | no_change}", body = Object), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn stripe_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -422,6 +476,7 @@ async fn stripe_webhook(
     Ok(Json(serde_json::json!({ "received": true, "outcome": outcome })))
 }
 
+#[utoipa::path(get, path = "/tickets/{id}", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = tickets::Ticket), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn get_ticket(
     State(s): State<AppState>,
     caller: Caller,
@@ -430,6 +485,7 @@ async fn get_ticket(
     Ok(Json(tickets::get(&s.db, &caller, path(id)?).await?))
 }
 
+#[utoipa::path(get, path = "/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/svg+xml"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn ticket_svg(
     State(s): State<AppState>,
     caller: Caller,
@@ -440,6 +496,7 @@ async fn ticket_svg(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
+#[utoipa::path(get, path = "/tickets/{id}/qr.png", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/png"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn ticket_png(
     State(s): State<AppState>,
     caller: Caller,

@@ -18,7 +18,7 @@ use crate::idempotency::{self, Idempotency};
 use crate::params;
 
 /// `POST /events/{id}/reserve-tickets` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
     /// Which ticket type.
@@ -32,7 +32,7 @@ pub struct ReserveRequest {
 }
 
 /// A hold.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Hold {
     /// Id, to pass to `POST /orders`.
     pub id: String,

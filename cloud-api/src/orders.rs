@@ -18,7 +18,7 @@ use crate::payments::{GatewayKind, Gateways, TestOutcome};
 use crate::tickets;
 
 /// `POST /orders` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     /// The hold to buy.
@@ -31,7 +31,7 @@ pub struct OrderRequest {
 }
 
 /// An order as its buyer sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Order {
     /// Id.
     pub id: i64,
@@ -387,7 +387,7 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
 }
 
 /// What a webhook delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookOutcome {
     /// The event changed an order.
@@ -560,7 +560,7 @@ async fn refund_late(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
 }
 
 /// What cancelling an event did.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Cancellation {
     /// Paid orders refunded.
     pub refunded: u32,

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::params;
 
 /// A ticket as its holder sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Ticket {
     /// Id (in the barcode).
     pub id: i64,

@@ -21,7 +21,7 @@ async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
 }
 
 /// `POST /auth/register` and `POST /auth/login` bodies.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// E-mail address (the login name).
@@ -34,7 +34,7 @@ pub struct Credentials {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct User {
     /// Id.
     pub id: i64,
@@ -47,7 +47,7 @@ pub struct User {
 }
 
 /// A login's answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessToken {
     /// The bearer token.
     pub access_token: String,

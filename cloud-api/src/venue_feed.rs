@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::params;
 
 /// A hub device and its token (shown once).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceToken {
     /// Device id.
     pub device_id: i64,
@@ -27,7 +27,7 @@ pub struct DeviceToken {
 }
 
 /// `POST /admin/venues/{id}/devices` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// A name for the operator, e.g. "Main hall hub".

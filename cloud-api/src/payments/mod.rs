@@ -13,7 +13,7 @@ pub use stripe::StripeClient;
 use crate::error::ApiError;
 
 /// Which gateway an order pays through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GatewayKind {
     /// Built in: pays (or declines) at once, no money moves. For demos and tests.
@@ -33,7 +33,7 @@ impl GatewayKind {
 }
 
 /// How the test gateway should answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TestOutcome {
     /// Pays.

@@ -10,4 +10,5 @@ mod feed;
 mod input;
 mod inventory;
 mod listing;
+mod openapi;
 mod purchase;
