@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tixgate_tests::{binary, run};
 
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -24,9 +24,9 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-struct Client {
-    base: String,
-    http: reqwest::Client,
+pub(crate) struct Client {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Client {
@@ -49,13 +49,13 @@ impl Client {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
         let (status, value) = self.call(reqwest::Method::POST, path, token, Some(body)).await;
         assert!((200..300).contains(&status), "POST {path}: {status} {value}");
         value
     }
 
-    async fn get(&self, path: &str, token: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
         let (status, value) = self.call(reqwest::Method::GET, path, Some(token), None).await;
         assert_eq!(status, 200, "GET {path}: {value}");
         value
@@ -67,13 +67,14 @@ impl Client {
         resp.bytes().await.unwrap().to_vec()
     }
 
-    async fn login(&self, email: &str) -> String {
+    pub(crate) async fn login(&self, email: &str) -> String {
         let login = self.post("/auth/login", None, json!({"email": email, "password": "correct horse battery"})).await;
         login["access_token"].as_str().unwrap().to_owned()
     }
 }
 
-fn start(dir: &Path) -> (Server, String) {
+/// Writes `cloud.toml` for a free port, adds the organizer and starts the server.
+pub(crate) fn start(dir: &Path) -> (Server, String) {
     let port = free_port();
     std::fs::write(
         dir.join("cloud.toml"),
@@ -100,7 +101,13 @@ fn start(dir: &Path) -> (Server, String) {
         .output()
         .unwrap();
     assert!(added.status.success(), "{added:?}");
-    let log = std::fs::File::create(dir.join("cloud.log")).unwrap();
+    let server = serve(dir, port);
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+/// Starts `cloud-api serve` in `dir` on `port` and waits until it listens.
+pub(crate) fn serve(dir: &Path, port: u16) -> Server {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cloud.log")).unwrap();
     let child = Command::new(binary("cloud-api"))
         .args(["serve", "--config", "cloud.toml"])
         .current_dir(dir)
@@ -108,7 +115,6 @@ fn start(dir: &Path) -> (Server, String) {
         .stderr(log)
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let end = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -118,7 +124,7 @@ fn start(dir: &Path) -> (Server, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Server(child), base)
+    Server(child)
 }
 
 fn verify(dir: &Path, args: &[&str]) -> Value {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod cli_round_trip;
+mod cloud_crash;
 mod cloud_sale;
 mod gate_camera;
 mod gate_daemon;
