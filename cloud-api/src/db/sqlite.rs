@@ -5,7 +5,8 @@
 //! transaction runs as a savepoint inside a shared `BEGIN IMMEDIATE`
 //! transaction; `Tx::commit` releases its savepoint and waits for the real
 //! `COMMIT`, which whoever lets go of the connection issues once nobody else is
-//! queued for it (or the group holds [`MAX_GROUP`]). So concurrent sales share
+//! queued for it, the group holds [`MAX_GROUP`], or its first member has
+//! waited [`MAX_WAIT`]. So concurrent sales share
 //! one fsync instead of paying one each, and a commit still returns only when
 //! its changes are on disk (`synchronous = FULL`, even across a power cut). A
 //! transaction that fails rolls back to its savepoint, leaving the others be.
@@ -16,7 +17,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params_from_iter};
@@ -26,11 +27,17 @@ use super::{DbError, Row, Value};
 
 /// Most transactions sharing one commit.
 const MAX_GROUP: usize = 64;
+/// Longest a committed transaction waits for others to join its group: without
+/// it, a steady stream of other requests (say, "sold out" answers, which write
+/// nothing) could keep the queue busy and the group open indefinitely.
+const MAX_WAIT: Duration = Duration::from_millis(2);
 
 struct Inner {
     conn: Connection,
     /// Transactions released into the open group, waiting for its commit.
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// When the first of them joined.
+    first_waiting: Option<Instant>,
 }
 
 /// A SQLite database file.
@@ -50,7 +57,8 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(128);
-        Ok(Self { inner: Arc::new(Mutex::new(Inner { conn, waiters: Vec::new() })), queued: Arc::default() })
+        let inner = Inner { conn, waiters: Vec::new(), first_waiting: None };
+        Ok(Self { inner: Arc::new(Mutex::new(inner)), queued: Arc::default() })
     }
 
     async fn lock(&self) -> OwnedMutexGuard<Inner> {
@@ -72,10 +80,15 @@ impl SqliteDb {
         let inner = &mut *guard;
         if inner.conn.is_autocommit() {
             // The group vanished under its members (SQLite rolls back on some I/O errors).
+            inner.first_waiting = None;
             for waiter in inner.waiters.drain(..) {
                 let _ = waiter.send(Err("the transaction group was rolled back".into()));
             }
-        } else if self.queued.load(Ordering::Acquire) == 0 || inner.waiters.len() >= MAX_GROUP {
+        } else if self.queued.load(Ordering::Acquire) == 0
+            || inner.waiters.len() >= MAX_GROUP
+            || inner.first_waiting.is_some_and(|t| t.elapsed() >= MAX_WAIT)
+        {
+            inner.first_waiting = None;
             let result = inner.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
             if result.is_err() {
                 let _ = inner.conn.execute_batch("ROLLBACK");
@@ -155,6 +168,7 @@ impl SqliteTx {
         }
         let (done, wait) = oneshot::channel();
         guard.waiters.push(done);
+        guard.first_waiting.get_or_insert_with(Instant::now);
         self.db.release(guard);
         match wait.await {
             Ok(Ok(())) => Ok(()),

@@ -224,7 +224,7 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
         let attempts = ATTEMPTS / CLIENTS;
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(attempts);
-            let (mut held, mut last_hold) = (0i64, Duration::ZERO);
+            let mut holds = Vec::new();
             for _ in 0..attempts {
                 let sent = Instant::now();
                 let resp = http
@@ -238,24 +238,30 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
                 resp.bytes().await?;
                 latencies.push(sent.elapsed().as_secs_f64() * 1e3);
                 match status.as_u16() {
-                    201 => {
-                        held += 1;
-                        last_hold = started.elapsed();
-                    }
+                    201 => holds.push(started.elapsed()),
                     409 => {}
                     other => anyhow::bail!("reserve answered {other}"),
                 }
             }
-            Ok((latencies, held, last_hold))
+            Ok((latencies, holds))
         }));
     }
-    let (mut latencies, mut held, mut sold_out_after) = (Vec::with_capacity(ATTEMPTS), 0, Duration::ZERO);
+    let (mut latencies, mut holds) = (Vec::with_capacity(ATTEMPTS), Vec::new());
     for client in clients {
-        let (l, h, last) = client.await??;
+        let (l, h) = client.await??;
         latencies.extend(l);
-        held += h;
-        sold_out_after = sold_out_after.max(last);
+        holds.extend(h);
     }
+    holds.sort();
+    let held = holds.len() as i64;
+    let at = |q: f64| holds.get(((holds.len().saturating_sub(1)) as f64 * q) as usize).copied().unwrap_or_default();
+    println!(
+        "  holds granted by {:.0} ms (half), {:.0} ms (99%), {:.0} ms (all)",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3
+    );
+    let sold_out_after = at(1.0);
     let elapsed = started.elapsed();
     shutdown.cancel();
     let _ = server.await;
