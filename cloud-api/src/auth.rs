@@ -144,6 +144,12 @@ impl Caller {
         self.role != Role::Hub && self.id == user_id
     }
 
+    /// Whether the caller may manage what `owner_id` set up: an admin, or that
+    /// user as an organizer.
+    pub fn manages(&self, owner_id: i64) -> bool {
+        self.is_admin() || (self.role == Role::Organizer && self.is_user(owner_id))
+    }
+
     /// Whether the caller is an admin.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin

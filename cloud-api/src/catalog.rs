@@ -264,11 +264,7 @@ pub async fn require_venue_owner(db: &Db, caller: &Caller, venue_id: i64) -> Res
         .await?
         .ok_or(ApiError::NotFound("venue"))?
         .int(0)?;
-    if caller.is_admin() || (caller.role == crate::auth::Role::Organizer && owner == caller.id) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("you do not run this venue"))
-    }
+    if caller.manages(owner) { Ok(()) } else { Err(ApiError::Forbidden("you do not run this venue")) }
 }
 
 /// Refuses unless the caller is an admin or the event's organizer; returns the event's venue.
@@ -277,7 +273,7 @@ pub async fn require_event_organizer(db: &Db, caller: &Caller, event_id: i64) ->
         .query_opt("SELECT organizer_id, venue_id FROM events WHERE id = ?1", params![event_id])
         .await?
         .ok_or(ApiError::NotFound("event"))?;
-    if caller.is_admin() || (caller.role == crate::auth::Role::Organizer && row.int(0)? == caller.id) {
+    if caller.manages(row.int(0)?) {
         Ok(row.int(1)?)
     } else {
         Err(ApiError::Forbidden("you do not organise this event"))
@@ -463,8 +459,7 @@ pub async fn get_event(db: &Db, id: i64, viewer: Option<&Caller>) -> Result<Even
     let row = db.query_opt(&sql, params![id]).await?.ok_or(ApiError::NotFound("event"))?;
     let mut event = event_from(&row)?;
     let organizer = row.int(7)?;
-    let may_see_unlisted =
-        viewer.is_none_or(|v| v.is_admin() || (v.is_user(organizer) && v.role == crate::auth::Role::Organizer));
+    let may_see_unlisted = viewer.is_none_or(|v| v.manages(organizer));
     if event.status != EventStatus::Published && !may_see_unlisted {
         return Err(ApiError::NotFound("event"));
     }

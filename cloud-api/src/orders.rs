@@ -114,20 +114,10 @@ pub async fn create(
         };
         client_secret = intent.client_secret.clone();
         let mut tx = ctx.db.begin().await?;
-        tx.execute(
-            "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-             VALUES (?1, ?2, 'payment', ?3, ?4, ?5, ?6, ?7) ON CONFLICT (order_id, kind) DO NOTHING",
-            params![
-                order_id,
-                req.gateway.as_str(),
-                intent.gateway_id.clone(),
-                if intent.succeeded { "succeeded" } else { "pending" },
-                amount.int(0)?,
-                intent.raw.clone(),
-                ctx.now
-            ],
-        )
-        .await?;
+        let money =
+            Money { gateway: req.gateway, gateway_id: &intent.gateway_id, amount: amount.int(0)?, raw: &intent.raw };
+        let status = if intent.succeeded { "succeeded" } else { "pending" };
+        record_transaction(&mut tx, order_id, "payment", status, money, ctx.now).await?;
         if intent.succeeded {
             mark_paid(&mut tx, ctx.signer, order_id, ctx.now).await?;
         }
@@ -200,6 +190,33 @@ async fn payment_state(db: &Db, order_id: i64) -> Result<(String, bool), ApiErro
              FROM orders o WHERE o.id = ?1", params![order_id])
         .await?;
     Ok((row.text(0)?, row.int(1)? > 0))
+}
+
+/// What a gateway said about money moving for an order.
+#[derive(Debug, Clone, Copy)]
+struct Money<'a> {
+    gateway: GatewayKind,
+    gateway_id: &'a str,
+    amount: i64,
+    raw: &'a str,
+}
+
+/// Records a payment or refund; one of each per order (a repeat is ignored).
+async fn record_transaction(
+    tx: &mut Tx,
+    order_id: i64,
+    kind: &str,
+    status: &str,
+    money: Money<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    tx.execute(
+        "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (order_id, kind) DO NOTHING",
+        params![order_id, money.gateway.as_str(), kind, money.gateway_id, status, money.amount, money.raw, now],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Marks a pending order paid and issues its tickets; `false` if it was not pending.
@@ -325,12 +342,8 @@ pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), 
         }
     };
     let mut tx = ctx.db.begin().await?;
-    tx.execute(
-        "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-         VALUES (?1, ?2, 'refund', ?3, 'succeeded', ?4, ?5, ?6) ON CONFLICT (order_id, kind) DO NOTHING",
-        params![order_id, gateway.as_str(), refund.gateway_id, row.int(2)?, refund.raw, ctx.now],
-    )
-    .await?;
+    let money = Money { gateway, gateway_id: &refund.gateway_id, amount: row.int(2)?, raw: &refund.raw };
+    record_transaction(&mut tx, order_id, "refund", "succeeded", money, ctx.now).await?;
     revoke(&mut tx, order_id, ctx.now).await?;
     tx.commit().await?;
     Ok(())
@@ -547,12 +560,13 @@ async fn refund_late(ctx: Ctx<'_>, order_id: i64) -> Result<(), ApiError> {
         .await?;
     let refund = ctx.gateways.refund(GatewayKind::Stripe, &payment.text(0)?, order_id).await?;
     let mut tx = ctx.db.begin().await?;
-    tx.execute(
-        "INSERT INTO payment_transactions (order_id, gateway, kind, gateway_id, status, amount_minor, raw_response, created_at)
-         VALUES (?1, 'stripe', 'refund', ?2, 'succeeded', ?3, ?4, ?5) ON CONFLICT (order_id, kind) DO NOTHING",
-        params![order_id, refund.gateway_id, payment.int(1)?, refund.raw, ctx.now],
-    )
-    .await?;
+    let money = Money {
+        gateway: GatewayKind::Stripe,
+        gateway_id: &refund.gateway_id,
+        amount: payment.int(1)?,
+        raw: &refund.raw,
+    };
+    record_transaction(&mut tx, order_id, "refund", "succeeded", money, ctx.now).await?;
     tx.execute("UPDATE orders SET status = 'refunded' WHERE id = ?1 AND status = 'refund_due'", params![order_id])
         .await?;
     tx.commit().await?;

@@ -137,9 +137,7 @@ pub async fn get(db: &Db, id: i64, viewer: &Caller) -> Result<(Event, String), A
         .query_opt("SELECT body, version, organizer_id, status FROM event_listings WHERE event_id = ?1", params![id])
         .await?
         .ok_or(ApiError::NotFound("event"))?;
-    let may_see_unlisted =
-        viewer.is_admin() || (viewer.is_user(row.int(2)?) && viewer.role == crate::auth::Role::Organizer);
-    if row.text(3)? != "published" && !may_see_unlisted {
+    if row.text(3)? != "published" && !viewer.manages(row.int(2)?) {
         return Err(ApiError::NotFound("event"));
     }
     let event: Event = serde_json::from_str(&row.text(0)?).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -30,11 +30,6 @@ const BATCHES_PER_GATE: u64 = 2;
 const BATCH: u64 = 250;
 const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
-    sorted.get(rank).copied().unwrap_or(f64::NAN)
-}
-
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
@@ -293,14 +288,14 @@ async fn measure(
     let (single_commit_per_s, commit_p99) = single_commits(dir)?;
 
     let (claims, pings, broadcast) = (sorted(claims), sorted(pings), sorted(broadcast));
-    let (claim_p99, ping_p99) = (percentile(&claims, 0.99), percentile(&pings, 0.99));
+    let (claim_p99, ping_p99) = (crate::percentile(&claims, 0.99), crate::percentile(&pings, 0.99));
     // The goal: 1.5x the bare round trip, plus one durable commit.
     let claim_goal = 1.5 * ping_p99 + commit_p99;
     println!(
         "claim round trip   p50 {:.2} ms  p99 {:.2} ms   (bare ping-pong p50 {:.2} ms  p99 {:.2} ms; ratio {:.2})",
-        percentile(&claims, 0.5),
+        crate::percentile(&claims, 0.5),
         claim_p99,
-        percentile(&pings, 0.5),
+        crate::percentile(&pings, 0.5),
         ping_p99,
         claim_p99 / ping_p99
     );
@@ -314,11 +309,11 @@ async fn measure(
     );
     println!(
         "broadcast to all {GATES} gates  p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&broadcast, 0.5),
-        percentile(&broadcast, 0.99)
+        crate::percentile(&broadcast, 0.5),
+        crate::percentile(&broadcast, 0.99)
     );
     Ok(json!({
-        "claim_p50_ms": percentile(&claims, 0.5),
+        "claim_p50_ms": crate::percentile(&claims, 0.5),
         "claim_p99_ms": claim_p99,
         "bare_ping_p99_ms": ping_p99,
         "claim_ratio": claim_p99 / ping_p99,
@@ -327,7 +322,7 @@ async fn measure(
         "ingest_per_s": ingest_per_s,
         "single_commit_per_s": single_commit_per_s,
         "ingest_ratio": ingest_per_s / single_commit_per_s,
-        "broadcast_p99_ms": percentile(&broadcast, 0.99),
+        "broadcast_p99_ms": crate::percentile(&broadcast, 0.99),
     }))
 }
 
@@ -377,7 +372,7 @@ fn single_commits(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
         each.push(one.elapsed().as_secs_f64() * 1e3);
     }
     let per_s = n as f64 / started.elapsed().as_secs_f64();
-    Ok((per_s, percentile(&sorted(each), 0.99)))
+    Ok((per_s, crate::percentile(&sorted(each), 0.99)))
 }
 
 async fn drain(mut events: rumqttc::EventLoop) {

@@ -47,6 +47,12 @@ enum Area {
     },
 }
 
+/// The p-quantile (nearest rank) of sorted values; NaN when there are none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
 fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; figures mean little. Use --release.");

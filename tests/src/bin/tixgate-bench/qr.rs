@@ -42,15 +42,6 @@ fn bare_rxing(frame: &LumaFrame) -> Option<String> {
     MultiFormatReader::default().decode_with_hints(&mut bitmap, &hints).ok().map(|r| r.getText().to_owned())
 }
 
-/// The p-quantile (nearest rank) of sorted values.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((values.len() - 1) as f64 * p).round() as usize;
-    values.get(rank).copied().unwrap_or(f64::NAN)
-}
-
 /// Rate, misreads and times of one decoder over (frame, expected) pairs.
 struct Tally {
     read: usize,
@@ -84,7 +75,7 @@ impl Tally {
     }
 
     fn p(&self, p: f64) -> f64 {
-        percentile(&self.times, p)
+        crate::percentile(&self.times, p)
     }
 }
 

@@ -26,11 +26,6 @@ const BARE_UPDATES: usize = 3_000;
 const BARE_WORKERS: usize = 32;
 const SHARDED: i64 = 8;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
-    sorted.get(rank).copied().unwrap_or(f64::NAN)
-}
-
 /// Runs the sale benchmark and prints its figures and JSON line.
 pub fn run(only: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -285,8 +280,8 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
         oversold: (stored - TICKETS).max(0) + (-left).max(0) + (stored + left - TICKETS).abs(),
         holds_per_s: held as f64 / sold_out_after.as_secs_f64().max(1e-9),
         attempts_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
+        p50_ms: crate::percentile(&latencies, 0.50),
+        p99_ms: crate::percentile(&latencies, 0.99),
     })
 }
 
