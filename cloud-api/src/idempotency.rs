@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, Value};
 use crate::error::ApiError;
 use crate::params;
 
@@ -54,16 +54,20 @@ impl Idempotency {
 
     /// Records the answer inside the transaction that made it.
     pub async fn record(&self, tx: &mut Tx, answer: &impl Serialize, now: i64) -> Result<(), crate::db::DbError> {
+        tx.execute(RECORD, &self.record_params(answer, now)).await.map(drop)
+    }
+
+    /// The parameters of [`RECORD`], for a caller that sends the statement itself.
+    pub fn record_params(&self, answer: &impl Serialize, now: i64) -> Vec<Value> {
         let json = serde_json::to_string(answer).unwrap_or_default();
-        tx.execute(
-            "INSERT INTO idempotency (user_id, route, key, request_sha256, status, response, created_at)
-             VALUES (?1, ?2, ?3, ?4, 201, ?5, ?6)",
-            params![self.user_id, self.route, self.key.clone(), self.request_sha256.clone(), json, now],
-        )
-        .await
-        .map(drop)
+        params![self.user_id, self.route, self.key.clone(), self.request_sha256.clone(), json, now].to_vec()
     }
 }
+
+/// Records an answer; parameters from [`Idempotency::record_params`]. A
+/// uniqueness error means a concurrent request with the same key won.
+pub const RECORD: &str = "INSERT INTO idempotency (user_id, route, key, request_sha256, status, response, created_at)
+     VALUES (?1, ?2, ?3, ?4, 201, ?5, ?6)";
 
 /// Records `answer` under `idempotency` (if any) in `tx` and commits; if a
 /// concurrent request with the same key won, returns its answer instead.

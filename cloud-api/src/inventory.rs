@@ -1,18 +1,19 @@
 //! Holds: stock set aside for one buyer for a few minutes, never more than exists.
 //!
-//! A ticket type's count is split over `shards` stock rows. A hold takes its
-//! quantity with a conditional `UPDATE … SET available = available - n WHERE
-//! available >= n` on one row, starting at a random shard so concurrent
-//! buyers spread over the rows instead of queueing on one; only when no single
-//! row has enough does it take from several, in shard order (so two such
-//! takers cannot deadlock). The `CHECK (available >= 0)` on the table is the
-//! last line: no code path can sell what is not there. Seated types also
-//! claim each seat row, in label order.
+//! A ticket type's count is split over `shards` stock rows. A hold reads the
+//! rows, then takes its quantity from one row chosen at random among those
+//! with enough, so concurrent buyers spread over the rows instead of queueing
+//! on one; only when no single row has enough does it take from several, in
+//! shard order (so two such takers cannot deadlock). The decrement is
+//! refused by the table's `CHECK (available >= 0)` when a concurrent sale got
+//! there first: the transaction rolls back and reads again, so no code path
+//! can sell what is not there. Seated types also claim each seat row, in
+//! label order.
 
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::db::{Db, DbError, Tx};
+use crate::db::{Db, DbError, Tx, Value};
 use crate::error::ApiError;
 use crate::idempotency::{self, Idempotency};
 use crate::params;
@@ -66,17 +67,21 @@ struct TypeRow {
     event_status: String,
 }
 
-async fn ticket_type(db: &Db, id: i64) -> Result<TypeRow, ApiError> {
-    let row = db
-        .query_opt(
+/// Reads a ticket type, its event's status and its stock rows in one query
+/// (no transaction: a sold-out answer costs one round trip, and what was read
+/// is re-checked by the stock table's `CHECK` when the stock is taken).
+async fn ticket_type(db: &Db, id: i64) -> Result<(TypeRow, Stock), ApiError> {
+    let rows = db
+        .query(
             "SELECT t.event_id, t.price_minor, t.currency, t.per_order_limit, t.seated,
-                    t.sale_starts_at, t.sale_ends_at, e.status
-             FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = ?1",
+                    t.sale_starts_at, t.sale_ends_at, e.status, s.shard, s.available
+             FROM ticket_types t JOIN events e ON e.id = t.event_id JOIN stock s ON s.ticket_type_id = t.id
+             WHERE t.id = ?1 ORDER BY s.shard",
             params![id],
         )
-        .await?
-        .ok_or(ApiError::NotFound("ticket type"))?;
-    Ok(TypeRow {
+        .await?;
+    let row = rows.first().ok_or(ApiError::NotFound("ticket type"))?;
+    let t = TypeRow {
         event_id: row.int(0)?,
         price_minor: row.int(1)?,
         currency: row.text(2)?,
@@ -85,7 +90,9 @@ async fn ticket_type(db: &Db, id: i64) -> Result<TypeRow, ApiError> {
         sale_starts_at: row.opt_int(5)?,
         sale_ends_at: row.opt_int(6)?,
         event_status: row.text(7)?,
-    })
+    };
+    let stock = rows.iter().map(|r| Ok((r.int(8)?, r.int(9)?))).collect::<Result<_, DbError>>()?;
+    Ok((t, stock))
 }
 
 /// Checks a request against the ticket type; returns the quantity and sorted seats.
@@ -135,66 +142,76 @@ pub async fn reserve(
     {
         return Ok(earlier);
     }
-    let t = ticket_type(db, req.ticket_type_id).await?;
-    let (quantity, seats) = check_request(&t, event_id, req, now)?;
-    let hold = Hold {
-        id: new_hold_id()?,
-        event_id,
-        ticket_type_id: req.ticket_type_id,
-        quantity,
-        seats: seats.clone(),
-        amount_minor: t.price_minor.saturating_mul(quantity),
-        currency: t.currency.clone(),
-        expires_at: now + hold_seconds,
-    };
+    let id = new_hold_id()?;
     for _ in 0..MAX_ATTEMPTS {
+        let (t, stock) = ticket_type(db, req.ticket_type_id).await?;
+        let (quantity, seats) = check_request(&t, event_id, req, now)?;
+        let Some(taken) = plan(stock, quantity) else {
+            return Err(ApiError::Conflict("sold out: not enough tickets of this type are left".into()));
+        };
+        let hold = Hold {
+            id: id.clone(),
+            event_id,
+            ticket_type_id: req.ticket_type_id,
+            quantity,
+            amount_minor: t.price_minor.saturating_mul(quantity),
+            currency: t.currency,
+            expires_at: now + hold_seconds,
+            seats,
+        };
+        let record = params![
+            hold.id.clone(),
+            caller.id,
+            hold.ticket_type_id,
+            hold.quantity,
+            json(&taken)?,
+            json(&hold.seats)?,
+            hold.expires_at,
+            now
+        ]
+        .to_vec();
+        let mut writes = vec![(INSERT_HOLD, record)];
+        writes.extend(take_writes(hold.ticket_type_id, &hold.id, &taken, &hold.seats, now));
         let mut tx = db.begin().await?;
-        match place(&mut tx, caller, &hold, &seats, now).await {
-            Ok(true) => return idempotency::commit_with(db, tx, idempotency, hold, now).await,
-            Ok(false) => {}
-            Err(ApiError::Store(e)) if e.is_retryable() => {}
-            Err(e) => return Err(e),
+        let outcome = if hold.seats.is_empty() {
+            // Nothing to look at between the writes and the commit, so they
+            // travel together: stock that ran out fails its CHECK, and then
+            // nothing of the transaction is kept.
+            if let Some(idem) = idempotency {
+                writes.push((idempotency::RECORD, idem.record_params(&hold, now)));
+            }
+            tx.commit_after(&statements(&writes)).await.map(drop)
+        } else {
+            match tx.execute_all(&statements(&writes)).await {
+                Ok(counts) => {
+                    if let Some(seat) = gone_seat(&hold.seats, &counts[2 + taken.len()..]) {
+                        return Err(ApiError::Conflict(format!("seat {seat} is taken or does not exist")));
+                    }
+                    return idempotency::commit_with(db, tx, idempotency, hold, now).await;
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match (outcome, idempotency) {
+            (Ok(()), _) => return Ok(hold),
+            // Stock changed since it was read: read again.
+            (Err(e), _) if e.is_check_violation() || e.is_retryable() => {}
+            (Err(e), Some(idem)) if e.is_duplicate() => {
+                return idem.replay(db).await?.ok_or(ApiError::Conflict("Idempotency-Key is in use".into()));
+            }
+            (Err(e), _) => return Err(e.into()),
         }
-        drop(tx);
         tokio::task::yield_now().await;
     }
     Err(ApiError::Conflict("too many buyers at once; try again".into()))
 }
 
-/// Takes stock and seats and records the hold; `false` if it raced and must be retried.
-async fn place(tx: &mut Tx, caller: &Caller, hold: &Hold, seats: &[String], now: i64) -> Result<bool, ApiError> {
-    let taken = match take_stock(tx, hold.ticket_type_id, hold.quantity).await? {
-        Take::Taken(taken) => taken,
-        Take::Raced => return Ok(false),
-        Take::SoldOut => return Err(ApiError::Conflict("sold out: not enough tickets of this type are left".into())),
-    };
-    for seat in seats {
-        let claimed = tx
-            .execute(
-                "UPDATE seats SET hold_id = ?1 WHERE ticket_type_id = ?2 AND label = ?3 AND hold_id IS NULL AND sold = 0",
-                params![hold.id.clone(), hold.ticket_type_id, seat.clone()],
-            )
-            .await?;
-        if claimed == 0 {
-            return Err(ApiError::Conflict(format!("seat {seat} is taken or does not exist")));
-        }
-    }
-    tx.execute(
-        "INSERT INTO holds (id, user_id, ticket_type_id, quantity, taken, seats, status, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)",
-        params![
-            hold.id.clone(),
-            caller.id,
-            hold.ticket_type_id,
-            hold.quantity,
-            serde_json::to_string(&taken).unwrap_or_default(),
-            serde_json::to_string(&seats).unwrap_or_default(),
-            hold.expires_at,
-            now
-        ],
-    )
-    .await?;
-    Ok(true)
+const INSERT_HOLD: &str =
+    "INSERT INTO holds (id, user_id, ticket_type_id, quantity, taken, seats, status, expires_at, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)";
+
+fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn new_hold_id() -> Result<String, ApiError> {
@@ -218,89 +235,88 @@ pub(crate) enum Retake {
 pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<Retake, ApiError> {
     let row = tx.query_one("SELECT ticket_type_id, quantity, seats FROM holds WHERE id = ?1", params![hold_id]).await?;
     let (type_id, quantity) = (row.int(0)?, row.int(1)?);
-    let taken = match take_stock(tx, type_id, quantity).await? {
-        Take::Taken(taken) => taken,
-        Take::SoldOut => return Ok(Retake::Gone),
-        Take::Raced => return Ok(Retake::Raced),
-    };
     let seats: Vec<String> = serde_json::from_str(&row.text(2)?).map_err(|e| ApiError::Internal(e.to_string()))?;
-    for seat in seats {
-        let claimed = tx
-            .execute(
-                "UPDATE seats SET hold_id = ?1 WHERE ticket_type_id = ?2 AND label = ?3 AND hold_id IS NULL AND sold = 0",
-                params![hold_id, type_id, seat],
-            )
-            .await?;
-        if claimed == 0 {
-            return Ok(Retake::Gone);
-        }
-    }
-    tx.execute(
-        "UPDATE holds SET status = 'ordered', taken = ?1 WHERE id = ?2",
-        params![serde_json::to_string(&taken).unwrap_or_default(), hold_id],
-    )
-    .await?;
-    Ok(Retake::Taken)
-}
-
-/// What an attempt to take stock found.
-enum Take {
-    /// Taken from these rows.
-    Taken(Taken),
-    /// There is not enough in all rows together.
-    SoldOut,
-    /// Another sale changed a row between reading and taking; roll back and try again.
-    Raced,
-}
-
-/// Takes `quantity` from the type's stock rows.
-///
-/// PostgreSQL keeps the row lock of a conditional `UPDATE` even when the
-/// re-checked condition fails, so a transaction that tried one row and then
-/// another could deadlock with one doing the reverse. Each attempt therefore
-/// reads the rows unlocked, then updates either one chosen row or, if no row
-/// has enough alone, several in shard order; any surprise means `Raced`, and
-/// the caller retries in a fresh transaction.
-async fn take_stock(tx: &mut Tx, type_id: i64, quantity: i64) -> Result<Take, DbError> {
     let rows = tx
         .query("SELECT shard, available FROM stock WHERE ticket_type_id = ?1 ORDER BY shard", params![type_id])
         .await?;
-    let mut shards = Vec::with_capacity(rows.len());
-    for row in &rows {
-        shards.push((row.int(0)?, row.int(1)?));
+    let stock = rows.iter().map(|r| Ok((r.int(0)?, r.int(1)?))).collect::<Result<_, DbError>>()?;
+    let Some(taken) = plan(stock, quantity) else { return Ok(Retake::Gone) };
+    let mut writes = vec![(
+        "UPDATE holds SET status = 'ordered', taken = ?1 WHERE id = ?2",
+        params![json(&taken)?, hold_id].to_vec(),
+    )];
+    writes.extend(take_writes(type_id, hold_id, &taken, &seats, crate::clock::now()));
+    match tx.execute_all(&statements(&writes)).await {
+        Ok(counts) if gone_seat(&seats, &counts[2 + taken.len()..]).is_some() => Ok(Retake::Gone),
+        Ok(_) => Ok(Retake::Taken),
+        Err(e) if e.is_check_violation() => Ok(Retake::Raced),
+        Err(e) => Err(e.into()),
     }
-    if shards.iter().map(|(_, n)| n).sum::<i64>() < quantity {
-        return Ok(Take::SoldOut);
+}
+
+/// Stock rows of a ticket type: `(shard, available)`, in shard order.
+type Stock = Vec<(i64, i64)>;
+
+/// Which rows to take `quantity` from, or `None` if all together hold too few.
+///
+/// A plan is either one row, chosen at random among those with enough, or, if
+/// no row has enough alone, several in shard order (so two multi-row takers
+/// lock rows in the same order and cannot deadlock). If a row no longer has
+/// what was read, its `CHECK` fails, the attempt rolls back and starts again
+/// from a fresh read.
+fn plan(stock: Stock, quantity: i64) -> Option<Taken> {
+    if stock.iter().map(|(_, n)| n).sum::<i64>() < quantity {
+        return None;
     }
-    let whole: Vec<i64> = shards.iter().filter(|(_, n)| *n >= quantity).map(|(s, _)| *s).collect();
-    let plan: Taken = if whole.is_empty() {
-        let mut missing = quantity;
-        let mut plan = Vec::new();
-        for (shard, available) in shards.into_iter().filter(|(_, n)| *n > 0) {
-            let n = available.min(missing);
-            plan.push((shard, n));
-            missing -= n;
-            if missing == 0 {
-                break;
-            }
+    let whole: Vec<i64> = stock.iter().filter(|(_, n)| *n >= quantity).map(|(s, _)| *s).collect();
+    if !whole.is_empty() {
+        return Some(vec![(whole[random_below(whole.len() as i64) as usize], quantity)]);
+    }
+    let mut missing = quantity;
+    let mut plan = Vec::new();
+    for (shard, available) in stock.into_iter().filter(|(_, n)| *n > 0) {
+        let n = available.min(missing);
+        plan.push((shard, n));
+        missing -= n;
+        if missing == 0 {
+            break;
         }
-        plan
-    } else {
-        vec![(whole[random_below(whole.len() as i64) as usize], quantity)]
-    };
-    for (shard, n) in &plan {
-        let took = tx
-            .execute(
-                "UPDATE stock SET available = available - ?1 WHERE ticket_type_id = ?2 AND shard = ?3 AND available >= ?1",
-                params![*n, type_id, *shard],
-            )
-            .await?;
-        if took == 0 {
-            return Ok(Take::Raced);
-        }
     }
-    crate::read_model::stock_changed(tx, type_id).await?;
-    Ok(Take::Taken(plan))
+    Some(plan)
+}
+
+/// Statements with their parameters, owned.
+type Writes = Vec<(&'static str, Vec<Value>)>;
+
+/// The writes that follow a hold's own row: the listing's outbox entry, the
+/// planned stock rows, then the seats. Sent together, they hold the hot stock
+/// rows' locks for one round trip and the commit, not for a conversation.
+/// Taking stock that is no longer there fails the table's
+/// `CHECK (available >= 0)`; a seat that is taken changes no row.
+fn take_writes(type_id: i64, hold_id: &str, taken: &Taken, seats: &[String], now: i64) -> Writes {
+    let mut writes = vec![(crate::read_model::STOCK_CHANGED, params![type_id, now].to_vec())];
+    writes.extend(taken.iter().map(|(shard, n)| {
+        (
+            "UPDATE stock SET available = available - ?1 WHERE ticket_type_id = ?2 AND shard = ?3",
+            params![*n, type_id, *shard].to_vec(),
+        )
+    }));
+    writes.extend(seats.iter().map(|seat| {
+        (
+            "UPDATE seats SET hold_id = ?1 WHERE ticket_type_id = ?2 AND label = ?3 AND hold_id IS NULL AND sold = 0",
+            params![hold_id, type_id, seat.clone()].to_vec(),
+        )
+    }));
+    writes
+}
+
+fn statements(writes: &Writes) -> Vec<(&str, &[Value])> {
+    writes.iter().map(|(sql, params)| (*sql, params.as_slice())).collect()
+}
+
+/// The first seat whose claim changed no row.
+fn gone_seat<'a>(seats: &'a [String], claims: &[u64]) -> Option<&'a String> {
+    seats.iter().zip(claims).find(|(_, n)| **n == 0).map(|(seat, _)| seat)
 }
 
 /// Attempts at a hold before giving up on a store too busy to settle.
@@ -383,4 +399,20 @@ pub async fn sweep_expired(db: &Db, now: i64) -> Result<usize, ApiError> {
         tx.commit().await?;
     }
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_takes_one_row_with_enough_or_several_in_shard_order() {
+        for _ in 0..50 {
+            let one = plan(vec![(0, 1), (1, 5), (2, 0), (3, 9)], 4).expect("enough");
+            assert!(one == vec![(1, 4)] || one == vec![(3, 4)], "{one:?}");
+        }
+        assert_eq!(plan(vec![(0, 2), (1, 0), (2, 3), (3, 1)], 5), Some(vec![(0, 2), (2, 3)]));
+        assert_eq!(plan(vec![(0, 2), (1, 0), (2, 3)], 6), None, "five left, six wanted");
+        assert_eq!(plan(vec![], 1), None);
+    }
 }

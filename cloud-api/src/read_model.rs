@@ -34,14 +34,12 @@ pub(crate) async fn event_changed(tx: &mut Tx, event_id: i64, now: i64) -> Resul
 
 /// Records, inside `tx`, that the stock of ticket type `type_id` changed.
 pub(crate) async fn stock_changed(tx: &mut Tx, type_id: i64) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO outbox (topic, event_id, created_at)
-         SELECT 'stock_changed', event_id, ?2 FROM ticket_types WHERE id = ?1",
-        params![type_id, crate::clock::now()],
-    )
-    .await
-    .map(drop)
+    tx.execute(STOCK_CHANGED, params![type_id, crate::clock::now()]).await.map(drop)
 }
+
+/// The outbox entry of [`stock_changed`]; parameters: ticket type, now.
+pub(crate) const STOCK_CHANGED: &str = "INSERT INTO outbox (topic, event_id, created_at)
+     SELECT 'stock_changed', event_id, ?2 FROM ticket_types WHERE id = ?1";
 
 /// One projector pass; returns how many listings were rebuilt.
 pub async fn project(db: &Db, now: i64) -> Result<usize, ApiError> {

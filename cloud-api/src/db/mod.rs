@@ -96,6 +96,17 @@ impl DbError {
         }
     }
 
+    /// Whether a `CHECK` constraint refused the write.
+    pub fn is_check_violation(&self) -> bool {
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK
+            }
+            Self::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+            _ => false,
+        }
+    }
+
     /// Whether a uniqueness constraint refused the write.
     pub fn is_duplicate(&self) -> bool {
         match self {
@@ -199,6 +210,16 @@ impl Tx {
         }
     }
 
+    /// Runs statements in order; returns the rows each changed. On PostgreSQL
+    /// they travel in one round trip, so use it for writes that do not depend
+    /// on each other's results. The first error stops the list.
+    pub async fn execute_all(&mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => statements.iter().map(|(sql, params)| tx.execute(sql, params)).collect(),
+            TxInner::Postgres(tx) => tx.execute_all(statements).await,
+        }
+    }
+
     /// Runs a query; returns every row.
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         match &mut self.inner {
@@ -215,6 +236,20 @@ impl Tx {
     /// Runs a query that must return exactly one row.
     pub async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, DbError> {
         self.query_opt(sql, params).await?.ok_or(DbError::Column(0))
+    }
+
+    /// Runs statements, then commits: one round trip on PostgreSQL. If a
+    /// statement fails, nothing of the transaction is kept and its error is
+    /// returned.
+    pub async fn commit_after(mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
+        match self.inner {
+            TxInner::Sqlite(_) => {
+                let counts = self.execute_all(statements).await?;
+                self.commit().await?;
+                Ok(counts)
+            }
+            TxInner::Postgres(tx) => tx.commit_after(statements).await,
+        }
     }
 
     /// Makes every change durable.

@@ -3,7 +3,11 @@
 //!
 //! Transactions are `BEGIN` … `COMMIT` on a pooled connection that the
 //! transaction owns; one dropped unfinished is rolled back on a spawned task
-//! before its connection goes back to the pool.
+//! before its connection goes back to the pool. Each round trip costs both
+//! processes CPU and, inside a transaction that holds a hot row's lock, time
+//! every other buyer waits: so `BEGIN` travels with the first statement, and
+//! [`PgTx::execute_all`] sends a list of statements in one go (tokio-postgres
+//! pipelines requests that are in flight together, in the order sent).
 
 use std::error::Error;
 
@@ -37,11 +41,9 @@ impl PgDb {
         self.pool.get().await.map_err(|e| DbError::Pool(e.to_string()))
     }
 
-    /// Takes a connection and opens a transaction on it.
+    /// Takes a connection for a transaction; `BEGIN` goes with its first statement.
     pub async fn begin(&self) -> Result<PgTx, DbError> {
-        let client = self.client().await?;
-        client.batch_execute("BEGIN").await?;
-        Ok(PgTx { client: Some(client) })
+        Ok(PgTx { client: Some(self.client().await?), begun: false })
     }
 
     /// Runs one read.
@@ -58,6 +60,8 @@ impl PgDb {
 /// A transaction owning its connection.
 pub struct PgTx {
     client: Option<Object>,
+    /// Whether `BEGIN` has been sent.
+    begun: bool,
 }
 
 impl PgTx {
@@ -66,21 +70,74 @@ impl PgTx {
         self.client.as_ref().unwrap_or_else(|| unreachable!("transaction used after commit"))
     }
 
+    /// Whether `BEGIN` must go with the next statement; it is sent once.
+    fn begin_now(&mut self) -> bool {
+        !std::mem::replace(&mut self.begun, true)
+    }
+
     /// Runs one statement.
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        Ok(self.execute_all(&[(sql, params)]).await?.pop().unwrap_or(0))
+    }
+
+    /// Runs statements in order in one round trip; returns the rows each changed.
+    /// The first error stops the list and leaves the transaction to roll back.
+    pub async fn execute_all(&mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, _) in statements {
+            prepared.push(self.client().prepare_cached(&postgres_placeholders(sql)).await?);
+        }
+        let begin = self.begin_now();
         let client = self.client();
-        let stmt = client.prepare_cached(&postgres_placeholders(sql)).await?;
-        Ok(client.execute(&stmt, &refs(params)).await?)
+        let begin = begin_if(client, begin);
+        let runs = futures_util::future::try_join_all(
+            prepared
+                .iter()
+                .zip(statements)
+                .map(|(stmt, (_, params))| async move { client.execute(stmt, &refs(params)).await }),
+        );
+        let ((), counts) = futures_util::future::try_join(begin, runs).await?;
+        Ok(counts)
     }
 
     /// Runs one query.
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        query(self.client(), sql, params).await
+        let stmt = self.client().prepare_cached(&postgres_placeholders(sql)).await?;
+        let begin = self.begin_now();
+        let client = self.client();
+        let begin = begin_if(client, begin);
+        let ((), rows) = futures_util::future::try_join(begin, client.query(&stmt, &refs(params))).await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// Runs statements and commits, all in one round trip. If a statement
+    /// fails, PostgreSQL answers the `COMMIT` of the aborted transaction by
+    /// rolling it back, and the statement's error is returned.
+    pub async fn commit_after(mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, _) in statements {
+            prepared.push(self.client().prepare_cached(&postgres_placeholders(sql)).await?);
+        }
+        let begin = self.begin_now();
+        let client = self.client();
+        let runs = futures_util::future::try_join_all(
+            prepared
+                .iter()
+                .zip(statements)
+                .map(|(stmt, (_, params))| async move { client.execute(stmt, &refs(params)).await }),
+        );
+        let ((), counts, ()) =
+            futures_util::future::try_join3(begin_if(client, begin), runs, client.batch_execute("COMMIT")).await?;
+        // Committed: nothing is left to roll back.
+        self.begun = false;
+        Ok(counts)
     }
 
     /// Commits.
     pub async fn commit(mut self) -> Result<(), DbError> {
-        if let Some(client) = self.client.take() {
+        if let Some(client) = self.client.take()
+            && self.begun
+        {
             client.batch_execute("COMMIT").await?;
         }
         Ok(())
@@ -89,7 +146,9 @@ impl PgTx {
 
 impl Drop for PgTx {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
+        if let Some(client) = self.client.take()
+            && self.begun
+        {
             // A connection must not go back to the pool inside a transaction.
             // If the rollback fails, the connection is dropped instead.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -103,6 +162,10 @@ impl Drop for PgTx {
             }
         }
     }
+}
+
+async fn begin_if(client: &Object, begin: bool) -> Result<(), tokio_postgres::Error> {
+    if begin { client.batch_execute("BEGIN").await } else { Ok(()) }
 }
 
 async fn query(client: &Object, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {

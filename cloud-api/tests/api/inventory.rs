@@ -98,6 +98,19 @@ async fn a_repeated_reservation_with_one_key_holds_once(store: Store) {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     api.expect_available(event_id, type_id, 8).await;
 
+    // Sent at once, the requests meet on the key: one hold, one answer for all.
+    let body = json!({"ticket_type_id": type_id, "quantity": 1});
+    let key = [("idempotency-key", "sent-six-times")];
+    let answers = futures_util::future::join_all(
+        (0..6).map(|_| api.call_with(Method::POST, &path, Some(&customer), Some(body.clone()), &key)),
+    )
+    .await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["id"], answers[0].1["id"]);
+    }
+    api.expect_available(event_id, type_id, 7).await;
+
     // Orders too: a retried order with the key answers with the same order.
     let order_body = json!({"hold_id": first["id"], "gateway": "test"});
     let key = [("idempotency-key", "order-retry-1")];
