@@ -15,6 +15,7 @@ use schema::sync::{self, FrameError, GateMessage, HUB_ID, HubMessage, MAX_BATCH,
 use tokio::sync::mpsc;
 
 use crate::arbiter::{Arbiter, Change};
+use crate::fanout::Fanout;
 use crate::status::{Status, Transport};
 use crate::store::{HubStore, StoreError};
 
@@ -93,6 +94,9 @@ pub struct Core {
     keys_read: Instant,
     hub_key: NodeKey,
     status: Status,
+    /// Where admissions go once committed; without one, they are sealed and
+    /// sent right after the replies of their group.
+    fanout: Option<Fanout>,
 }
 
 /// What one handled frame wants sent after the commit.
@@ -113,7 +117,21 @@ impl Core {
         }
         status.set_inside(arbiter.inside());
         status.restore_conflicts(store.conflicts()?);
-        Ok(Self { store, library: SharedLibrary::default(), arbiter, keys, keys_read: Instant::now(), hub_key, status })
+        Ok(Self {
+            store,
+            library: SharedLibrary::default(),
+            arbiter,
+            keys,
+            keys_read: Instant::now(),
+            hub_key,
+            status,
+            fanout: None,
+        })
+    }
+
+    /// Hands committed admissions to `fanout` instead of broadcasting each group's.
+    pub fn broadcast_through(&mut self, fanout: Fanout) {
+        self.fanout = Some(fanout);
     }
 
     /// Serves the manifests of `library` to gates (none until this is called).
@@ -164,9 +182,12 @@ impl Core {
             let frame = self.hub_key.seal(HUB_ID, Recipient::Node(&gate), &message.encode());
             outbound(Outbound::To { gate, frame });
         }
-        for chunk in pending.broadcasts.chunks(MAX_BATCH) {
-            let message = HubMessage::Admissions(chunk.to_vec());
-            outbound(Outbound::All(self.hub_key.seal(HUB_ID, Recipient::Everyone, &message.encode())));
+        let broadcasts = match &self.fanout {
+            Some(fanout) if !pending.broadcasts.is_empty() => fanout.send(pending.broadcasts).err().unwrap_or_default(),
+            _ => pending.broadcasts,
+        };
+        for frame in crate::fanout::seal(&self.hub_key, &broadcasts) {
+            outbound(Outbound::All(frame));
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Broker, HubConfig};
 use crate::core::{Core, CoreError, Outbound, SharedLibrary};
 use crate::enroll::{self, EnrollError};
+use crate::fanout::Fanout;
 use crate::http;
 use crate::manifests::Library;
 use crate::mqtt::{self, BrokerError, Credentials};
@@ -123,6 +124,9 @@ pub async fn run(
         }
     };
     let mut core = core;
+    let (fanout, admissions) = Fanout::new();
+    core.broadcast_through(fanout);
+    let fanout = tokio::spawn(crate::fanout::run(admissions, hub_key.clone(), deliver.clone()));
     let manifests = config.manifests.clone().map(|folder| {
         let library = SharedLibrary::new(RwLock::new(Library::scan(&folder, config.venue_id)));
         core.serve_manifests(library.clone());
@@ -183,6 +187,8 @@ pub async fn run(
         .await
         .map_err(|_| DaemonError::CoreLost)?
         .map_err(|_| DaemonError::CoreLost)??;
+    // The core is gone, and with it the fan-out's sender.
+    let _ = fanout.await;
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! admissions, passes fresh ticket lists down and sends scans up to the cloud.
 //!
 //! `arbiter` is the pure rule book; `store` makes its changes durable in grouped
-//! commits; `core` is the single writer between transports and the two; `mqtt`
+//! commits; `core` is the single writer between transports and the two, and
+//! `fanout` broadcasts what it admitted; `mqtt`
 //! embeds a broker or connects to one; `quic` takes gates directly, with mutual
 //! TLS from the venue CA (`ca`); `manifests` holds the ticket lists gates
 //! download; `cloud` (with `uplink_store`) sends scans up and pulls ticket lists
@@ -19,6 +20,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod enroll;
+pub mod fanout;
 pub mod http;
 pub mod manifests;
 pub mod mqtt;

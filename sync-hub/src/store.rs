@@ -125,8 +125,12 @@ pub struct Checkpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How often the checkpointer runs.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often the checkpointer runs. A checkpoint ends with an fsync of the
+/// database file, and a claim whose commit meets it waits for both (a claim
+/// p99 of 1.7 ms at every 500 ms); every 5 s few claims meet one, and the WAL
+/// holds at most a few seconds of ingest.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const CHECKPOINT_NAP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`.
@@ -137,12 +141,18 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("hub-checkpoint".into())
             .spawn(move || {
+                let mut last = std::time::Instant::now();
                 while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                    // Short naps, so that dropping the checkpointer is quick.
+                    std::thread::sleep(CHECKPOINT_NAP);
+                    if last.elapsed() < CHECKPOINT_EVERY {
+                        continue;
+                    }
                     // PASSIVE: copies what it can without blocking the writer.
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::warn!(error = %e, "checkpoint failed; will retry");
                     }
-                    std::thread::sleep(CHECKPOINT_EVERY);
+                    last = std::time::Instant::now();
                 }
             })
             .map_err(|e| StoreError::Sqlite {
