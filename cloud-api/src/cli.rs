@@ -26,6 +26,17 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code of a usage error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `serve` when the configuration is unusable (EX_CONFIG), so
+/// systemd's `RestartPreventExitStatus=78` stops a restart loop.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Why `serve` stopped.
+enum Failure {
+    /// The configuration is unusable: restarting will not help.
+    Config(String),
+    /// Anything else.
+    Other(String),
+}
 
 /// tixgate cloud API and its ops tools.
 #[derive(Debug, Parser)]
@@ -226,7 +237,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             qr_render::write_file(&barcode, &path).map(|()| String::new()).map_err(|e| e.to_string())
         }
         Command::PrintDefaultConfig => Ok(config::DEFAULT_CONFIG.trim_end().to_owned()),
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config } => match serve(&config) {
+            Ok(text) => Ok(text),
+            Err(Failure::Other(message)) => Err(message),
+            Err(Failure::Config(message)) => {
+                let _ = writeln!(err, "cloud-api: {message}");
+                return EXIT_CONFIG;
+            }
+        },
         Command::AddUser { config, email, name, role, password } => {
             add_user(&config, Credentials { email, password, name: Some(name) }, role)
         }
@@ -248,13 +266,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))
 }
 
-fn serve(path: &std::path::Path) -> Result<String, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+fn serve(path: &std::path::Path) -> Result<String, Failure> {
+    let config = Config::load(path).map_err(|e| Failure::Config(e.to_string()))?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = runtime()?;
+    let runtime = runtime().map_err(Failure::Other)?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     runtime.spawn(async move {
@@ -263,11 +281,35 @@ fn serve(path: &std::path::Path) -> Result<String, String> {
             _ = tokio::signal::ctrl_c() => {}
             Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
         }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         stop.cancel();
     });
-    let result = runtime.block_on(server::run(&config, shutdown, None)).map_err(|e| e.to_string());
+    let (ready, listening) = tokio::sync::oneshot::channel();
+    runtime.spawn(async move {
+        if let Ok(addr) = listening.await {
+            notify_ready(&format!("serving on http://{addr}"));
+        }
+    });
+    let result = runtime.block_on(server::run(&config, shutdown, Some(ready))).map_err(|e| e.to_string());
     runtime.shutdown_background();
-    result.map(|()| String::new())
+    result.map(|()| String::new()).map_err(Failure::Other)
+}
+
+/// Tells systemd (when it started this process with `Type=notify`) that the
+/// daemon is ready, and feeds its watchdog from the runtime while the runtime
+/// runs, so a wedged runtime gets restarted. Without `NOTIFY_SOCKET` (not under
+/// systemd) it does nothing.
+fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+    if let Some(timeout) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(timeout / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
 }
 
 fn add_user(path: &std::path::Path, credentials: Credentials, role: Role) -> Result<String, String> {

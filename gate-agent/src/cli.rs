@@ -209,6 +209,7 @@ fn run_daemon(config: &Path, display: DisplayMode, err: &mut dyn Write) -> u8 {
             DisplayMode::Json => Output::Json(Box::new(std::io::stdout())),
             DisplayMode::Tui => Output::Screen(Box::new(std::io::stdout()), Screen::default()),
         };
+        notify_ready(&format!("deciding at {}", gate.config().gate_id));
         daemon::run(gate, stdin, devices, direction, shutdown, output).await
     });
     // Every scan is committed by now; a blocking read of stdin must not hold the
@@ -223,6 +224,23 @@ fn run_daemon(config: &Path, display: DisplayMode, err: &mut dyn Write) -> u8 {
     }
 }
 
+/// Tells systemd (when it started this process with `Type=notify`) that the
+/// daemon is ready, and feeds its watchdog from the runtime while the runtime
+/// runs, so a wedged runtime gets restarted. Without `NOTIFY_SOCKET` (not under
+/// systemd) it does nothing.
+fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+    if let Some(timeout) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(timeout / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
 /// SIGTERM and SIGINT cancel `shutdown`: the daemon drains and exits 0.
 fn spawn_signal_handler(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -234,6 +252,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown.cancel();
     });
 }

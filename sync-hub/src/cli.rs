@@ -149,6 +149,7 @@ fn run(config: HubConfig) -> anyhow::Result<()> {
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             signals.cancel();
         });
         daemon::run(config, Status::default(), shutdown, |ready| {
@@ -159,12 +160,30 @@ fn run(config: HubConfig) -> anyhow::Result<()> {
                 "http": ready.http.to_string(),
             });
             println!("{line}");
+            notify_ready(&format!("taking frames; dashboard on http://{}", ready.http));
         })
         .await
     });
     // The embedded broker's threads never return; leave them behind.
     runtime.shutdown_background();
     result.map_err(Into::into)
+}
+
+/// Tells systemd (when it started this process with `Type=notify`) that the
+/// daemon is ready, and feeds its watchdog from the runtime while the runtime
+/// runs, so a wedged runtime gets restarted. Without `NOTIFY_SOCKET` (not under
+/// systemd) it does nothing.
+fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+    if let Some(timeout) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(timeout / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
 }
 
 async fn wait_for_signal() {

@@ -18,3 +18,4 @@ mod hub_manifests;
 mod hub_mosquitto_acl;
 mod hub_quic;
 mod qr_decode_rate;
+mod systemd_notify;

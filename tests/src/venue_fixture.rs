@@ -181,8 +181,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `bin ARGS…` in `dir`.
     pub fn spawn(bin: &str, args: &[&str], dir: &Path) -> Self {
+        Self::spawn_with_env(bin, args, dir, &[])
+    }
+
+    /// Starts `bin ARGS…` in `dir` with these environment variables added.
+    pub fn spawn_with_env(bin: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary(bin))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
