@@ -329,6 +329,14 @@ fn hub(raw: RawHub, base: &Path, gate_id: &str, venue_id: u64) -> Result<HubSett
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_packaged_configuration_is_valid_and_keeps_state_where_the_unit_allows_writes() {
+        let config = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/debian/gate.toml"))).unwrap();
+        assert_eq!(config.state_dir, Path::new("/var/lib/tixgate/gate"));
+        assert_eq!(config.keyring, Path::new("/etc/tixgate/keyring.json"));
+        assert!(!config.stdin, "under systemd there is no terminal");
+    }
+
     fn load(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("gate.toml");

@@ -197,6 +197,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_configuration_is_valid_and_keeps_state_where_the_unit_allows_writes() {
+        let config = HubConfig::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/debian/hub.toml"))).unwrap();
+        assert_eq!(config.state_dir, Path::new("/var/lib/tixgate/hub"));
+        assert!(config.manifests.is_some_and(|m| m.starts_with("/var/lib/tixgate/hub")));
+        assert!(config.quic.is_some());
+    }
+
+    #[test]
     fn embedded_and_external_brokers_parse() {
         let c = parse("venue_id = 5\nstate_dir = \"hub\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"0.0.0.0:1884\"\n")
             .expect("valid");
