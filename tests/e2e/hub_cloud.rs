@@ -1,7 +1,8 @@
 //! The hub and the cloud: scans wait at the hub while the cloud is away and go
 //! up once it is back, each stored once; the venue's ticket list comes down
-//! from the cloud through the hub to a gate, which then admits a ticket sold
-//! online.
+//! from the cloud through the hub to the gates, which then admit a ticket sold
+//! online; a refund in the cloud reaches every online gate within 30 s, which
+//! then refuses the ticket as revoked.
 
 use std::time::{Duration, Instant};
 
@@ -111,11 +112,15 @@ fn scans_wait_for_the_cloud_and_ticket_lists_come_down() {
     ));
     std::fs::write(venue.path().join("hub.toml"), hub_toml).expect("hub.toml");
     venue.add_gate("g1", "");
+    venue.add_gate("g2", "transport = \"quic\"\n");
 
     // The cloud is away: scans are decided and kept at the hub.
     let hub = venue.start_hub();
     let mut gate = venue.start_gate("g1");
-    gate.wait_for(WAIT, |l| l.contains("\"event\":\"hub_link\"") && l.contains("\"online\":true"));
+    let mut other = venue.start_gate("g2");
+    for g in [&mut gate, &mut other] {
+        g.wait_for(WAIT, |l| l.contains("\"event\":\"hub_link\"") && l.contains("\"online\":true"));
+    }
     // Batch tickets 4 and 5: their ids differ from those the cloud sells (1, 2), which share the issuer key.
     for code in &venue.codes[3..5] {
         gate.send_line(code);
@@ -138,8 +143,10 @@ fn scans_wait_for_the_cloud_and_ticket_lists_come_down() {
     };
     wait_until("the cloud holds both scans", || count_scans() == 2);
     wait_until("the hub's backlog is empty", || metric(&hub, "tixgate_hub_uplink_backlog") == Some(0));
-    let applied = json(&gate.wait_for(WAIT, |l| l.contains("\"event\":\"replica\"")));
-    assert_eq!(applied["version"], 2, "the cloud's ticket list reached the gate: {applied}");
+    for g in [&mut gate, &mut other] {
+        let applied = json(&g.wait_for(WAIT, |l| l.contains("\"event\":\"replica\"")));
+        assert_eq!(applied["version"], 2, "the cloud's ticket list reached the gate: {applied}");
+    }
 
     // A ticket sold online now opens the gate, and that scan goes up too.
     gate.send_line(&cloud_codes[0]);
@@ -152,7 +159,44 @@ fn scans_wait_for_the_cloud_and_ticket_lists_come_down() {
         .opt_int(0)
         .expect("scanned_at");
     assert!(scanned.is_some(), "the cloud knows the ticket was used");
+
+    // The other ticket is refunded in the cloud: within 30 s every online gate
+    // has the ticket list that revokes it, and refuses it.
+    let refunded = runtime.block_on(async {
+        let db = &state.db;
+        let order = db
+            .query_one("SELECT order_id FROM tickets WHERE barcode = ?1", params![cloud_codes[1].clone()])
+            .await
+            .expect("order")
+            .int(0)
+            .expect("order id");
+        let organizer = db.query_one("SELECT id FROM users WHERE role = 'organizer'", &[]).await.expect("organizer");
+        let organizer = Caller { id: organizer.int(0).expect("id"), role: Role::Organizer, venue: None };
+        let ctx = orders::Ctx { db, gateways: &state.gateways, signer: &state.signer, now: clock::now() };
+        orders::refund(ctx, &organizer, order).await.expect("refund");
+        let version = db
+            .query_one("SELECT changed_version FROM tickets WHERE barcode = ?1", params![cloud_codes[1].clone()])
+            .await
+            .expect("ticket")
+            .int(0)
+            .expect("version");
+        (Instant::now(), version)
+    });
+    let (refunded, revoking_version) = refunded;
+    for g in [&mut gate, &mut other] {
+        let left = Duration::from_secs(30).saturating_sub(refunded.elapsed());
+        g.wait_for(left, |l| {
+            l.contains("\"event\":\"replica\"") && json(l)["version"].as_i64().is_some_and(|v| v >= revoking_version)
+        });
+        g.send_line(&cloud_codes[1]);
+        let decision = g.next_decision(WAIT);
+        assert_eq!((&decision["decision"], &decision["reason"]), (&"reject".into(), &"revoked".into()), "{decision}");
+    }
+    let converged = refunded.elapsed();
+    assert!(converged <= Duration::from_secs(30), "revocation took {converged:?}");
+    eprintln!("refund to revoked at both gates: {converged:?}");
     gate.close_stdin();
+    other.close_stdin();
     shutdown.cancel();
     let _ = runtime.block_on(server);
 }
