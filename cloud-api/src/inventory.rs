@@ -184,7 +184,7 @@ pub async fn reserve(
         } else {
             match tx.execute_all(&statements(&writes)).await {
                 Ok(counts) => {
-                    if let Some(seat) = gone_seat(&hold.seats, &counts[2 + taken.len()..]) {
+                    if let Some(seat) = gone_seat(&hold.seats, &counts) {
                         return Err(ApiError::Conflict(format!("seat {seat} is taken or does not exist")));
                     }
                     return idempotency::commit_with(db, tx, idempotency, hold, now).await;
@@ -247,7 +247,7 @@ pub(crate) async fn retake(tx: &mut Tx, hold_id: &str) -> Result<Retake, ApiErro
     )];
     writes.extend(take_writes(type_id, hold_id, &taken, &seats, crate::clock::now()));
     match tx.execute_all(&statements(&writes)).await {
-        Ok(counts) if gone_seat(&seats, &counts[2 + taken.len()..]).is_some() => Ok(Retake::Gone),
+        Ok(counts) if gone_seat(&seats, &counts).is_some() => Ok(Retake::Gone),
         Ok(_) => Ok(Retake::Taken),
         Err(e) if e.is_check_violation() => Ok(Retake::Raced),
         Err(e) => Err(e.into()),
@@ -314,8 +314,10 @@ fn statements(writes: &Writes) -> Vec<(&str, &[Value])> {
     writes.iter().map(|(sql, params)| (*sql, params.as_slice())).collect()
 }
 
-/// The first seat whose claim changed no row.
-fn gone_seat<'a>(seats: &'a [String], claims: &[u64]) -> Option<&'a String> {
+/// The first seat whose claim changed no row; `counts` are those of every
+/// write sent, whose last ones are the seat claims ([`take_writes`]).
+fn gone_seat<'a>(seats: &'a [String], counts: &[u64]) -> Option<&'a String> {
+    let claims = &counts[counts.len().saturating_sub(seats.len())..];
     seats.iter().zip(claims).find(|(_, n)| **n == 0).map(|(seat, _)| seat)
 }
 

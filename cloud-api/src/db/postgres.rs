@@ -83,21 +83,7 @@ impl PgTx {
     /// Runs statements in order in one round trip; returns the rows each changed.
     /// The first error stops the list and leaves the transaction to roll back.
     pub async fn execute_all(&mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
-        let mut prepared = Vec::with_capacity(statements.len());
-        for (sql, _) in statements {
-            prepared.push(self.client().prepare_cached(&postgres_placeholders(sql)).await?);
-        }
-        let begin = self.begin_now();
-        let client = self.client();
-        let begin = begin_if(client, begin);
-        let runs = futures_util::future::try_join_all(
-            prepared
-                .iter()
-                .zip(statements)
-                .map(|(stmt, (_, params))| async move { client.execute(stmt, &refs(params)).await }),
-        );
-        let ((), counts) = futures_util::future::try_join(begin, runs).await?;
-        Ok(counts)
+        self.pipeline(statements, false).await
     }
 
     /// Runs one query.
@@ -114,6 +100,15 @@ impl PgTx {
     /// fails, PostgreSQL answers the `COMMIT` of the aborted transaction by
     /// rolling it back, and the statement's error is returned.
     pub async fn commit_after(mut self, statements: &[(&str, &[Value])]) -> Result<Vec<u64>, DbError> {
+        let counts = self.pipeline(statements, true).await?;
+        // Committed: nothing is left to roll back.
+        self.begun = false;
+        Ok(counts)
+    }
+
+    /// Sends `BEGIN` if not yet sent, the statements, and `COMMIT` if asked,
+    /// without waiting between them; returns the rows each statement changed.
+    async fn pipeline(&mut self, statements: &[(&str, &[Value])], commit: bool) -> Result<Vec<u64>, DbError> {
         let mut prepared = Vec::with_capacity(statements.len());
         for (sql, _) in statements {
             prepared.push(self.client().prepare_cached(&postgres_placeholders(sql)).await?);
@@ -126,10 +121,8 @@ impl PgTx {
                 .zip(statements)
                 .map(|(stmt, (_, params))| async move { client.execute(stmt, &refs(params)).await }),
         );
-        let ((), counts, ()) =
-            futures_util::future::try_join3(begin_if(client, begin), runs, client.batch_execute("COMMIT")).await?;
-        // Committed: nothing is left to roll back.
-        self.begun = false;
+        let commit = async { if commit { client.batch_execute("COMMIT").await } else { Ok(()) } };
+        let ((), counts, ()) = futures_util::future::try_join3(begin_if(client, begin), runs, commit).await?;
         Ok(counts)
     }
 
