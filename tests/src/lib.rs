@@ -23,11 +23,26 @@ pub fn workspace_root() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    // target/<profile>/deps/e2e-<hash> (a test) or target/<profile>/tixgate-venue
+    // (a binary of this package) → target/<profile>/<name>
+    let exe_dir = exe.parent().expect("target dir");
+    let profile_dir = if exe_dir.ends_with("deps") { exe_dir.parent().expect("target profile dir") } else { exe_dir };
     BUILT.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--quiet", "--bin", "gate-agent", "--bin", "cloud-api", "--bin", "sync-hub"]);
+        // `cargo test` and `cargo run` give this process the variables of its
+        // own package; build scripts (ring's) watch some of them, so passing
+        // them on would rebuild half the dependency tree here and again on the
+        // next plain `cargo build`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_package = ["CARGO_PKG_", "CARGO_CFG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_"]
+                .iter()
+                .any(|prefix| key.starts_with(prefix));
+            if per_package || key == "CARGO_PRIMARY_PACKAGE" || key == "OUT_DIR" || key == "CARGO_TARGET_TMPDIR" {
+                cargo.env_remove(&*key);
+            }
+        }
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
         }

@@ -186,13 +186,27 @@ impl Daemon {
 
     /// Starts `bin ARGS…` in `dir` with these environment variables added.
     pub fn spawn_with_env(bin: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start(bin, args, dir, env, Stdio::inherit())
+    }
+
+    /// Starts `bin ARGS…` in `dir` with its log (stderr) appended to `log`.
+    pub fn spawn_logged(bin: &str, args: &[&str], dir: &Path, log: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        Self::start(bin, args, dir, &[], Stdio::from(file))
+    }
+
+    fn start(bin: &str, args: &[&str], dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut child = Command::new(binary(bin))
             .args(args)
             .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
@@ -216,12 +230,19 @@ impl Daemon {
 
     /// Reads lines until one satisfies `pred`; returns it.
     pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let name = self.name.clone();
+        self.try_wait_for(timeout, pred).unwrap_or_else(|| panic!("{name}: no such line within {timeout:?}"))
+    }
+
+    /// Reads lines until one satisfies `pred` and returns it; `None` if none
+    /// came within `timeout` or the daemon closed its output.
+    pub fn try_wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
-            let line = self.next_line(left);
+            let line = self.lines.recv_timeout(left).ok()?;
             if pred(&line) {
-                return line;
+                return Some(line);
             }
             self.seen.push(line);
         }

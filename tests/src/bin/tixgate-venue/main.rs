@@ -1,0 +1,566 @@
+//! `tixgate-venue`: the README's main job — a whole venue on one machine with
+//! embedded defaults. The real daemons run as processes in a temp dir:
+//! `cloud-api` on SQLite sells 5,000 tickets through its API (test gateway),
+//! `sync-hub` with its embedded broker serves four gates (two on MQTT, two on
+//! QUIC), and a crowd comes through the doors — valid tickets, phone screens
+//! read through the camera path, the same ticket at two gates at once,
+//! screenshots, refunded, forged, altered, cut-short and other-night tickets — while the
+//! hub is SIGKILLed mid-way and restarted. It ends with a table and fails
+//! unless every answer was right and no scan was lost on the way to the cloud.
+
+mod crowd;
+mod sale;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use crowd::{Answer, Gate, Kind, Person, Tally};
+use indicatif::{ProgressBar, ProgressStyle};
+use sale::{Sold, Ticket};
+use tixgate_tests::venue_fixture::{Daemon, free_port, free_udp_port, http_get};
+use tixgate_tests::{binary, run};
+
+/// Run a whole venue on this machine: the cloud sells, the hub and four gates
+/// let the crowd in, the hub fails mid-way, and every scan reaches the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "tixgate-venue", version, about)]
+struct Args {
+    /// Keep the venue running (dashboard, cloud, gates) after the night, until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+    /// Put the venue's files (keys, databases, logs) here instead of a temporary folder.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Tickets sold for tonight's show (at least 500).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(500..=50_000))]
+    tickets: u32,
+}
+
+/// The gates: id and transport.
+const GATES: [(&str, &str); 4] = [("north-1", "mqtt"), ("north-2", "mqtt"), ("south-1", "quic"), ("south-2", "quic")];
+/// Orders refunded before the doors open (ten tickets each).
+const REFUNDED_ORDERS: usize = 10;
+/// Tickets sold for tomorrow's show; some of them come tonight.
+const TOMORROW: usize = 40;
+/// Pairs at two gates at once while the hub is up, and while it is down.
+const PAIRS_ONLINE: usize = 40;
+const PAIRS_OFFLINE: usize = 10;
+/// How long set-up steps (replicas, links, reconciliation, upload) may take.
+const SETTLE_WITHIN: Duration = Duration::from_secs(90);
+
+fn main() -> ExitCode {
+    match run_venue(&Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("tixgate-venue: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn bar(len: u64, message: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template("{msg:<28} [{bar:40}] {pos:>5}/{len:5} {per_sec:>12} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style).with_message(message.to_owned())
+}
+
+/// Prints a line above the progress bar (also when output is not a terminal,
+/// where the bar itself stays hidden).
+fn say(bar: &ProgressBar, line: String) {
+    bar.suspend(|| println!("{line}"));
+}
+
+fn run_venue(args: &Args) -> anyhow::Result<bool> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let temp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let started = Instant::now();
+
+    let step = spinner("building the daemons (cloud-api, sync-hub, gate-agent)");
+    let _ = binary("cloud-api");
+    step.finish_and_clear();
+
+    // The cloud sells.
+    let cloud = sale::start(&dir)?;
+    println!("cloud-api   {} (SQLite in {})", cloud.api.base, dir.display());
+    let tickets = args.tickets as usize;
+    let selling = bar((tickets + TOMORROW) as u64, "customers buying");
+    let sold = runtime.block_on(cloud.api.sell(tickets, TOMORROW, REFUNDED_ORDERS, &selling))?;
+    selling.finish_with_message("tickets sold");
+    let refunded: BTreeSet<i64> = sold.refunded_orders.iter().copied().collect();
+    let (revoked, valid): (Vec<&Ticket>, Vec<&Ticket>) =
+        sold.tonight_tickets.iter().partition(|t| refunded.contains(&t.order_id));
+    println!(
+        "sold        {} tickets for tonight and {} for tomorrow through the API; {} refunded ({} orders)",
+        sold.tonight_tickets.len(),
+        sold.tomorrow_tickets.len(),
+        revoked.len(),
+        refunded.len()
+    );
+    let version = runtime.block_on(cloud.api.manifest_version(sold.venue_id, &sold.hub_token))?;
+
+    // The venue: a hub and four gates, which get their ticket list through it.
+    let venue = Venue::set_up(&dir, &sold, &cloud.api.base)?;
+    let mut hub = venue.start_hub()?;
+    println!("dashboard   http://{}/", venue.dashboard);
+    let mut gates = venue.start_gates()?;
+    let step = spinner("gates connecting and downloading tonight's ticket list from the hub");
+    for gate in &mut gates {
+        if !gate.wait_link(true, SETTLE_WITHIN) {
+            bail!("gate {} did not reach the hub", gate.id);
+        }
+        wait_for_replica(gate, version)?;
+    }
+    step.finish_and_clear();
+    println!(
+        "gates       2 on MQTT, 2 on QUIC, online, with the cloud's ticket list (version {version}) through the hub"
+    );
+
+    // The night.
+    let night = Night::plan(&sold, &valid, &revoked, &cloud.api, &dir, &runtime)?;
+    let people = bar(night.people() as u64, "doors open");
+    let part = Instant::now();
+    let mut answers = crowd::walk(&mut gates, night.doors_open, &people)?;
+    say(
+        &people,
+        format!("doors open  {} people at four gates in {:.1} s", answers.len(), part.elapsed().as_secs_f64()),
+    );
+    people.set_message("rush: two gates at once");
+    let (part, before) = (Instant::now(), answers.len());
+    answers.extend(crowd::at_two_gates(&mut gates, &night.rush_pairs, false, &people)?);
+    answers.extend(crowd::walk(&mut gates, night.rush, &people)?);
+    say(
+        &people,
+        format!(
+            "rush        {} tickets shown at two gates at the same moment, then screenshots: {} answers in {:.1} s",
+            night.rush_pairs.len(),
+            answers.len() - before,
+            part.elapsed().as_secs_f64()
+        ),
+    );
+
+    people.set_message("hub down (SIGKILL)");
+    let outage = Instant::now();
+    hub.kill();
+    for gate in &mut gates {
+        if !gate.wait_link(false, SETTLE_WITHIN) {
+            bail!("gate {} did not notice that the hub is gone", gate.id);
+        }
+    }
+    let noticed = outage.elapsed();
+    let before = answers.len();
+    answers.extend(crowd::walk(&mut gates, night.hub_down, &people)?);
+    answers.extend(crowd::at_two_gates(&mut gates, &night.offline_pairs, true, &people)?);
+    let decided_alone = answers.iter().filter(|a| a.offline()).count();
+    say(
+        &people,
+        format!(
+            "hub down    SIGKILLed; every gate noticed within {:.1} s and decided {} people alone, {} tickets at two gates",
+            noticed.as_secs_f64(),
+            answers.len() - before,
+            night.offline_pairs.len()
+        ),
+    );
+
+    people.set_message("hub back");
+    let restarted = Instant::now();
+    let outage_lasted = outage.elapsed();
+    hub = venue.start_hub()?;
+    for gate in &mut gates {
+        if !gate.wait_link(true, SETTLE_WITHIN) {
+            bail!("gate {} did not reach the restarted hub", gate.id);
+        }
+    }
+    venue.wait_reconciled(&answers)?;
+    let reconciled = restarted.elapsed();
+    let before = answers.len();
+    answers.extend(crowd::walk(&mut gates, night.hub_back, &people)?);
+    say(
+        &people,
+        format!(
+            "hub back    restarted; it held every gate's scans {:.1} s later; {} more people",
+            reconciled.as_secs_f64(),
+            answers.len() - before
+        ),
+    );
+    people.finish_with_message("doors closed");
+
+    // Everything reaches the cloud.
+    let step = spinner("scans going up to the cloud");
+    let uploading = Instant::now();
+    let audit = Audit::wait_for(&cloud.store, sold.venue_id, &answers)?;
+    step.finish_and_clear();
+    let hub_conflicts = venue.hub_conflicts()?;
+    let timings =
+        Timings { noticed, outage_lasted, reconciled, uploaded: uploading.elapsed(), total: started.elapsed() };
+    let ok = report(&gates, &answers, &audit, hub_conflicts, decided_alone, &timings);
+
+    if args.keep {
+        println!(
+            "\nThe venue stays up: dashboard http://{}/ · cloud {} · Ctrl-C to stop.",
+            venue.dashboard, cloud.api.base
+        );
+        runtime.block_on(tokio::signal::ctrl_c())?;
+    }
+    if args.dir.is_some() {
+        println!("keys, databases and logs kept in {}", dir.display());
+    }
+    drop(hub);
+    Ok(ok)
+}
+
+/// The hub's and gates' files.
+struct Venue {
+    dir: PathBuf,
+    dashboard: String,
+}
+
+impl Venue {
+    /// Writes the hub's config (embedded broker, QUIC, dashboard, cloud link)
+    /// and enrols and configures the gates.
+    fn set_up(dir: &Path, sold: &Sold, cloud: &str) -> anyhow::Result<Self> {
+        let dashboard = format!("127.0.0.1:{}", free_port());
+        std::fs::create_dir_all(dir.join("manifests"))?;
+        std::fs::write(dir.join("cloud-token"), &sold.hub_token)?;
+        let hub = format!(
+            "venue_id = {}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:{}\"\n\
+             [quic]\nlisten = \"127.0.0.1:{}\"\n[http]\nlisten = \"{dashboard}\"\n[replica]\nfolder = \"manifests\"\n\
+             [cloud]\nurl = \"{cloud}\"\ntoken_file = \"cloud-token\"\n",
+            sold.venue_id,
+            free_port(),
+            free_udp_port()
+        );
+        std::fs::write(dir.join("hub.toml"), hub)?;
+        for (id, transport) in GATES {
+            let gate_dir = dir.join("gates").join(id);
+            std::fs::create_dir_all(&gate_dir)?;
+            let out = gate_dir.join("enrolment");
+            let out = out.to_str().context("a non-UTF-8 path")?;
+            let enrolled =
+                run("sync-hub", &["enroll-gate", "--config", "hub.toml", "--gate-id", id, "--out", out], dir);
+            if enrolled.code != 0 {
+                bail!("sync-hub enroll-gate {id}: {}", enrolled.stderr);
+            }
+            let config = format!(
+                "gate_id = \"{id}\"\nvenue_id = {}\nlist_id = {}\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
+                 [hub]\nenrolment = \"enrolment\"\ntransport = \"{transport}\"\n",
+                sold.venue_id, sold.tonight
+            );
+            std::fs::write(gate_dir.join("gate.toml"), config)?;
+        }
+        Ok(Self { dir: dir.to_owned(), dashboard })
+    }
+
+    /// Starts the hub and waits until it takes frames.
+    fn start_hub(&self) -> anyhow::Result<Daemon> {
+        let mut hub =
+            Daemon::spawn_logged("sync-hub", &["run", "--config", "hub.toml"], &self.dir, &self.dir.join("hub.log"));
+        hub.try_wait_for(SETTLE_WITHIN, |l| l.contains("\"event\":\"ready\""))
+            .with_context(|| format!("the hub did not start; see {}", self.dir.join("hub.log").display()))?;
+        Ok(hub)
+    }
+
+    fn start_gates(&self) -> anyhow::Result<Vec<Gate>> {
+        Ok(GATES
+            .iter()
+            .map(|&(id, transport)| {
+                let dir = self.dir.join("gates").join(id);
+                let daemon =
+                    Daemon::spawn_logged("gate-agent", &["run", "--config", "gate.toml"], &dir, &dir.join("gate.log"));
+                Gate { id: id.to_owned(), transport, daemon }
+            })
+            .collect())
+    }
+
+    /// Waits until the hub holds every scan each gate made.
+    fn wait_reconciled(&self, answers: &[Answer]) -> anyhow::Result<()> {
+        let end = Instant::now() + SETTLE_WITHIN;
+        loop {
+            let out = run("sync-hub", &["gates", "--config", "hub.toml"], &self.dir);
+            let gates: Vec<serde_json::Value> =
+                out.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            let behind = GATES.iter().enumerate().any(|(i, (id, _))| {
+                let made = answers.iter().filter(|a| a.gate == i).count() as u64;
+                !gates.iter().any(|g| g["gate_id"] == *id && g["acked_through"] == made)
+            });
+            if !behind {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("the hub did not catch up with the gates: {gates:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Conflicts the hub recorded, from its dashboard.
+    fn hub_conflicts(&self) -> anyhow::Result<u64> {
+        let (code, body) = http_get(&self.dashboard, "/api/status", None);
+        if code != 200 {
+            bail!("the dashboard answered {code}");
+        }
+        let status: serde_json::Value = serde_json::from_str(&body)?;
+        status["conflicts"].as_u64().context("status without conflicts")
+    }
+}
+
+fn wait_for_replica(gate: &mut Gate, version: u64) -> anyhow::Result<()> {
+    let line = gate.daemon.try_wait_for(SETTLE_WITHIN, |l| {
+        l.contains("\"event\":\"replica\"")
+            && serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["version"].as_u64() >= Some(version))
+    });
+    line.map(drop).with_context(|| format!("gate {} did not get ticket list version {version}", gate.id))
+}
+
+/// Who comes to which gate in each part of the night.
+struct Night {
+    doors_open: Vec<Vec<Person>>,
+    rush_pairs: Vec<(String, usize, usize)>,
+    rush: Vec<Vec<Person>>,
+    hub_down: Vec<Vec<Person>>,
+    offline_pairs: Vec<(String, usize, usize)>,
+    hub_back: Vec<Vec<Person>>,
+}
+
+impl Night {
+    fn plan(
+        sold: &Sold,
+        valid: &[&Ticket],
+        revoked: &[&Ticket],
+        api: &sale::Api,
+        dir: &Path,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Self> {
+        use crowd::{mix_in, round_robin};
+        let n = GATES.len();
+        let (first, down) = (valid.len() * 6 / 10, valid.len() * 2 / 10);
+        let (open, rest) = valid.split_at(first);
+        let (rush_pairs, rest) = rest.split_at(PAIRS_ONLINE);
+        let (during, rest) = rest.split_at(down);
+        let (offline_pairs, back) = rest.split_at(PAIRS_OFFLINE);
+        let thirds = |v: &[&Ticket], i: usize| -> Vec<String> {
+            v.iter().skip(i).step_by(3).map(|t| t.barcode.clone()).collect()
+        };
+        let refused = |codes: Vec<String>, kind, reason| -> Vec<Person> {
+            codes.iter().map(|c| Person::refused(kind, c, reason)).collect()
+        };
+        let event = sold.tonight as u64;
+        let forged = |from: u64| (from..from + 10).map(|id| crowd::forged(event, id)).collect::<Vec<_>>();
+        let altered = |v: &[&Ticket]| v.iter().take(10).map(|t| crowd::altered(&t.barcode)).collect::<Vec<_>>();
+        // Tickets let in at gate i % n (`v[i]`), shown again at the next gate.
+        let screenshots = |v: &[&Ticket], count: usize, from: usize| -> Vec<Vec<Person>> {
+            let mut queues = vec![Vec::new(); n];
+            let step = (v.len() / count).max(1);
+            for i in (from..v.len()).step_by(step).take(count) {
+                queues[(i % n + 1) % n].push(Person::refused(Kind::Screenshot, &v[i].barcode, "already_redeemed"));
+            }
+            queues
+        };
+        let pairs = |v: &[&Ticket], gates: &[(usize, usize)]| -> Vec<(String, usize, usize)> {
+            v.iter().zip(gates.iter().cycle()).map(|(t, &(a, b))| (t.barcode.clone(), a, b)).collect()
+        };
+
+        // Doors open: the first people show their phones to the camera.
+        let phones = runtime.block_on(read_phone_screens(api, &open[..n * 3], dir))?;
+        let mut doors_open = round_robin(
+            open.iter().enumerate().map(|(i, t)| match phones.get(i) {
+                Some(code) => Person::entering(Kind::PhoneScreen, code),
+                None => Person::entering(Kind::Entry, &t.barcode),
+            }),
+            n,
+        );
+        mix_in(&mut doors_open, refused(thirds(revoked, 0), Kind::Refunded, "revoked"));
+        mix_in(&mut doors_open, refused(forged(9_000_000), Kind::Forged, "unknown_key"));
+        mix_in(&mut doors_open, refused(altered(open), Kind::Altered, "bad_signature"));
+        let cut_short = open.iter().rev().take(10).map(|t| t.barcode.chars().take(40).collect()).collect();
+        mix_in(&mut doors_open, refused(cut_short, Kind::CutShort, "malformed"));
+        let tomorrow: Vec<&Ticket> = sold.tomorrow_tickets.iter().collect();
+        mix_in(&mut doors_open, refused(thirds(&tomorrow, 0), Kind::OtherNight, "wrong_event"));
+
+        // The rush: pairs at two gates (MQTT with QUIC too), and screenshots.
+        let rush_pairs = pairs(rush_pairs, &[(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2)]);
+        let rush = screenshots(open, 100, 0);
+
+        // The hub is down: gates decide alone from their replica and what the
+        // hub told them before.
+        let mut hub_down = round_robin(during.iter().map(|t| Person::entering(Kind::Entry, &t.barcode)), n);
+        mix_in(&mut hub_down, screenshots(open, 40, 1).into_iter().flatten().collect());
+        mix_in(&mut hub_down, refused(thirds(revoked, 1), Kind::Refunded, "revoked"));
+        mix_in(&mut hub_down, refused(altered(during), Kind::Altered, "bad_signature"));
+        mix_in(&mut hub_down, refused(thirds(&tomorrow, 1), Kind::OtherNight, "wrong_event"));
+        let offline_pairs = pairs(offline_pairs, &[(0, 2), (1, 3)]);
+
+        // The hub is back and has caught up: screenshots of tickets let in
+        // while it was down, at another gate, are stopped.
+        let mut hub_back = round_robin(back.iter().map(|t| Person::entering(Kind::Entry, &t.barcode)), n);
+        let mut seen_alone = screenshots(during, 40, 0);
+        // `screenshots` put them at the gate after the one that let them in.
+        for (queue, screens) in hub_back.iter_mut().zip(&mut seen_alone) {
+            queue.append(screens);
+        }
+        mix_in(&mut hub_back, refused(thirds(revoked, 2), Kind::Refunded, "revoked"));
+        mix_in(&mut hub_back, refused(forged(9_100_000), Kind::Forged, "unknown_key"));
+        mix_in(&mut hub_back, refused(thirds(&tomorrow, 2), Kind::OtherNight, "wrong_event"));
+        Ok(Self { doors_open, rush_pairs, rush, hub_down, offline_pairs, hub_back })
+    }
+
+    fn people(&self) -> usize {
+        let queued: usize = [&self.doors_open, &self.rush, &self.hub_down, &self.hub_back]
+            .iter()
+            .map(|queues| queues.iter().map(Vec::len).sum::<usize>())
+            .sum();
+        queued + 2 * (self.rush_pairs.len() + self.offline_pairs.len())
+    }
+}
+
+/// Downloads each ticket's QR image as its customer would and reads it back
+/// through the gate's camera decoder; returns what the camera read.
+async fn read_phone_screens(api: &sale::Api, tickets: &[&Ticket], dir: &Path) -> anyhow::Result<Vec<String>> {
+    let folder = dir.join("phones");
+    std::fs::create_dir_all(&folder)?;
+    let reader = gate_agent::qr::QrReader::default();
+    let mut codes = Vec::new();
+    for ticket in tickets {
+        let png = api.qr_png(ticket).await?;
+        let path = folder.join(format!("ticket-{}.png", ticket.id));
+        std::fs::write(&path, &png)?;
+        let frame = gate_agent::qr::LumaFrame::load(&path)?;
+        let read = reader.decode(&frame).with_context(|| format!("the camera read nothing in {}", path.display()))?;
+        if read != ticket.barcode {
+            bail!("the camera misread {}", path.display());
+        }
+        codes.push(read);
+    }
+    Ok(codes)
+}
+
+/// What reached the cloud.
+struct Audit {
+    /// Scans the gates showed that the cloud holds.
+    arrived: usize,
+    /// Scans the gates showed that the cloud does not hold.
+    lost: usize,
+    /// Scans the cloud holds that no gate showed.
+    unknown: usize,
+    /// Conflicts the cloud holds.
+    conflicts: u64,
+}
+
+impl Audit {
+    /// Waits until the cloud holds every scan the gates showed and the
+    /// conflicts, or [`SETTLE_WITHIN`] passes; reads the cloud's SQLite store.
+    fn wait_for(store: &Path, venue_id: i64, answers: &[Answer]) -> anyhow::Result<Self> {
+        let shown: BTreeSet<&str> = answers.iter().filter_map(Answer::scan_id).collect();
+        let expected_conflicts = PAIRS_OFFLINE as u64;
+        let end = Instant::now() + SETTLE_WITHIN;
+        loop {
+            let db = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            let mut query = db.prepare("SELECT scan_id FROM scans WHERE venue_id = ?1")?;
+            let stored: BTreeSet<String> = query.query_map([venue_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let conflicts: i64 =
+                db.query_row("SELECT COUNT(*) FROM scan_conflicts WHERE venue_id = ?1", [venue_id], |r| r.get(0))?;
+            let conflicts = conflicts.unsigned_abs();
+            let arrived = shown.iter().filter(|id| stored.contains(**id)).count();
+            let audit = Self { arrived, lost: shown.len() - arrived, unknown: stored.len() - arrived, conflicts };
+            if (audit.lost == 0 && conflicts >= expected_conflicts) || Instant::now() > end {
+                return Ok(audit);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+struct Timings {
+    noticed: Duration,
+    outage_lasted: Duration,
+    reconciled: Duration,
+    uploaded: Duration,
+    total: Duration,
+}
+
+/// Prints the night's table; true if every answer was right, nothing was lost
+/// and exactly the double entries became conflicts.
+fn report(gates: &[Gate], answers: &[Answer], audit: &Audit, hub_conflicts: u64, alone: usize, t: &Timings) -> bool {
+    let tally = Tally::of(answers);
+    println!(
+        "\n{:<10} {:<9} {:>7} {:>9} {:>9} {:>6}  {:>17}  {:>17}",
+        "gate", "transport", "people", "accepted", "rejected", "alone", "ms p50/p99 (hub)", "ms p50/p99 (alone)"
+    );
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    for (i, gate) in gates.iter().enumerate() {
+        let (accepted, rejected, offline) = tally.per_gate.get(&i).copied().unwrap_or_default();
+        let with_hub = format!("{}/{}", ms(tally.wait_ms(i, false, 0.5)), ms(tally.wait_ms(i, false, 0.99)));
+        let alone = format!("{}/{}", ms(tally.wait_ms(i, true, 0.5)), ms(tally.wait_ms(i, true, 0.99)));
+        println!(
+            "{:<10} {:<9} {:>7} {:>9} {:>9} {:>6}  {with_hub:>17}  {alone:>18}",
+            gate.id,
+            gate.transport,
+            accepted + rejected,
+            accepted,
+            rejected,
+            offline
+        );
+    }
+    println!("\n{:<32} {:>7} {:>12}", "who came", "people", "as expected");
+    for (kind, (people, right)) in &tally.per_kind {
+        println!("{:<32} {:>7} {:>12}", kind.label(), people, right);
+    }
+    let rejected: usize = tally.rejected.values().sum();
+    println!(
+        "\naccepted                         {:>7} ({} while the hub was down)",
+        tally.accepted, tally.accepted_offline
+    );
+    println!("rejected                         {rejected:>7}");
+    for (reason, count) in &tally.rejected {
+        let words = schema::Reason::ALL.iter().find(|r| r.code() == reason).map_or("", |r| r.words());
+        println!("  {reason:<30} {count:>7}  {words}");
+    }
+    let stopped = tally.rejected.get("already_redeemed").copied().unwrap_or(0);
+    println!("duplicates stopped               {stopped:>7}");
+    println!("double entries while hub down    {PAIRS_OFFLINE:>7}");
+    println!("conflicts flagged                {hub_conflicts:>7} at the hub, {} in the cloud", audit.conflicts);
+    println!("scans shown at the gates         {:>7}", answers.len());
+    println!("scans in the cloud               {:>7}", audit.arrived + audit.unknown);
+    println!("scans lost                       {:>7}", audit.lost);
+    println!(
+        "\nhub outage (SIGKILL) of {:.1} s: every gate noticed within {:.1} s; {alone} scans decided alone; \
+         after the restart the hub had every scan in {:.1} s, the cloud {:.1} s later; whole run {:.0} s",
+        t.outage_lasted.as_secs_f64(),
+        t.noticed.as_secs_f64(),
+        t.reconciled.as_secs_f64(),
+        t.uploaded.as_secs_f64(),
+        t.total.as_secs_f64()
+    );
+    for answer in tally.unexpected.iter().take(10) {
+        println!("UNEXPECTED at {}: {} -> {}", gates[answer.gate].id, answer.kind.label(), answer.line);
+    }
+    let expected_conflicts = PAIRS_OFFLINE as u64;
+    let ok = tally.unexpected.is_empty()
+        && audit.lost == 0
+        && audit.unknown == 0
+        && hub_conflicts == expected_conflicts
+        && audit.conflicts == expected_conflicts;
+    println!(
+        "{}",
+        if ok {
+            "\nthe venue worked: every answer right, nothing lost, every double entry flagged"
+        } else {
+            "\nTHE VENUE DID NOT WORK AS IT SHOULD (see above)"
+        }
+    );
+    ok
+}
