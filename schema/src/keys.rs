@@ -176,10 +176,19 @@ pub struct TrustedKey {
     pub valid_until: Option<UnixSeconds>,
 }
 
+/// How far a gate's clock may be off before it refuses a key that has just come
+/// into force or just been retired. A key's window is operational (rotation),
+/// not a business rule like a ticket's own validity, so it gets the slack a
+/// gate without NTP needs; a key that must stop at once is removed from the
+/// keyring instead, and its tickets are then `unknown_key` at any time.
+pub const KEY_CLOCK_TOLERANCE: UnixSeconds = 15 * 60;
+
 impl TrustedKey {
-    /// Whether the key is in force at `now`.
+    /// Whether the key is in force at `now`, by a clock that may be off by up
+    /// to [`KEY_CLOCK_TOLERANCE`].
     pub fn in_force(&self, now: UnixSeconds) -> bool {
-        now >= self.valid_from && self.valid_until.is_none_or(|until| now <= until)
+        now.saturating_add(KEY_CLOCK_TOLERANCE) >= self.valid_from
+            && self.valid_until.is_none_or(|until| now.saturating_sub(KEY_CLOCK_TOLERANCE) <= until)
     }
 }
 
@@ -324,6 +333,18 @@ mod tests {
     fn entry(s: &TicketSigner, kid: &str) -> String {
         let pk = data_encoding::BASE64.encode(s.verifying_key().as_bytes());
         format!(r#"{{"kid":"{kid}","public_key":"{pk}","valid_from":"2026-01-01T00:00:00Z"}}"#)
+    }
+
+    #[test]
+    fn a_clock_minutes_off_still_takes_a_key_that_just_came_or_went_but_not_hours() {
+        let s = signer(1);
+        let key =
+            TrustedKey { key_id: s.key_id(), key: s.verifying_key(), valid_from: 10_000, valid_until: Some(20_000) };
+        assert!(key.in_force(10_000 - 5 * 60), "a gate 5 min slow, just after the key came into force");
+        assert!(key.in_force(20_000 + 5 * 60), "a gate 5 min fast, just before the key retired");
+        assert!(!key.in_force(10_000 - KEY_CLOCK_TOLERANCE - 1));
+        assert!(!key.in_force(20_000 + KEY_CLOCK_TOLERANCE + 1));
+        assert!(!key.in_force(20_000 + 3_600), "an hour after retirement the key is out");
     }
 
     #[test]

@@ -7,65 +7,16 @@
 use std::time::{Duration, Instant};
 
 use cloud_api::auth::{Caller, Role};
-use cloud_api::db::Db;
-use cloud_api::http::AppState;
-use cloud_api::{catalog, clock, inventory, orders, params, payments, venue_feed};
-use tixgate_tests::venue_fixture::{BrokerChoice, Daemon, VenueFixture, free_port, http_get};
+use cloud_api::{clock, orders, params};
+use tixgate_tests::venue_fixture::{BrokerChoice, Daemon, VenueFixture, http_get};
 use tokio_util::sync::CancellationToken;
+
+use crate::cloud_venue::{cloud_config, point_hub_at_cloud, set_up_cloud};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).expect("JSON line")
-}
-
-/// The cloud's side, set up in its store before it serves: the venue (under the
-/// hub's venue id), an event on sale, two paid orders and the hub's device token.
-async fn set_up_cloud(state: &AppState, venue_id: i64) -> (String, Vec<String>) {
-    let db: &Db = &state.db;
-    let now = clock::now();
-    let mut ids = Vec::new();
-    for (email, role) in [("org@example.com", "organizer"), ("fan@example.com", "customer")] {
-        let row = db
-            .query_one(
-                "INSERT INTO users (email, password_hash, name, role, created_at) VALUES (?1, 'x', 'Fan', ?2, ?3) RETURNING id",
-                params![email, role, now],
-            )
-            .await
-            .expect("user");
-        ids.push(row.int(0).expect("id"));
-    }
-    db.execute(
-        "INSERT INTO venues (id, name, address, capacity, owner_id, created_at) VALUES (?1, 'Hall', '1 Main St', 900, ?2, ?3)",
-        params![venue_id, ids[0], now],
-    )
-    .await
-    .expect("venue");
-    let organizer = Caller { id: ids[0], role: Role::Organizer, venue: None };
-    let fan = Caller { id: ids[1], role: Role::Customer, venue: None };
-    let event: catalog::NewEvent = serde_json::from_value(serde_json::json!({
-        "venue_id": venue_id, "title": "Gig", "starts_at": "2031-01-01T20:00:00Z", "ends_at": "2031-01-01T23:00:00Z",
-        "ticket_types": [{"name": "Standing", "price_minor": 1000, "currency": "EUR", "total": 50}]
-    }))
-    .expect("event");
-    let event = catalog::create_event(db, &organizer, &event, now).await.expect("event");
-    catalog::publish_event(db, &organizer, event.id).await.expect("publish");
-    let type_id = event.ticket_types.expect("types")[0].id;
-    let ctx = orders::Ctx { db, gateways: &state.gateways, signer: &state.signer, now };
-    for _ in 0..2 {
-        let req = inventory::ReserveRequest { ticket_type_id: type_id, quantity: Some(1), seats: None };
-        let hold = inventory::reserve(db, &fan, event.id, &req, None, 600, now).await.expect("hold");
-        let order = orders::OrderRequest {
-            hold_id: hold.id,
-            gateway: payments::GatewayKind::Test,
-            test_outcome: payments::TestOutcome::Succeed,
-        };
-        orders::create(ctx, &fan, &order, None, 900).await.expect("paid");
-    }
-    let device = venue_feed::NewDevice { name: "hub".into() };
-    let token = venue_feed::add_device(db, &state.tokens, &organizer, venue_id, &device, now).await.expect("device");
-    let codes = db.query("SELECT barcode FROM tickets ORDER BY id", &[]).await.expect("tickets");
-    (token.token, codes.iter().map(|r| r.text(0).expect("barcode")).collect())
 }
 
 fn metric(hub: &Daemon, name: &str) -> Option<u64> {
@@ -87,30 +38,12 @@ fn scans_wait_for_the_cloud_and_ticket_lists_come_down() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let venue = VenueFixture::new(5, &BrokerChoice::Embedded);
     let venue_id = venue.venue_id as i64;
-    let port = free_port();
     let cloud_dir = tempfile::tempdir().expect("cloud dir");
-    let keys = venue.path().join("keys");
-    std::fs::write(
-        cloud_dir.path().join("cloud.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"cloud.db\"\nkeys = \"{}\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n",
-            keys.display()
-        ),
-    )
-    .expect("cloud.toml");
-    let config = cloud_api::config::Config::load(&cloud_dir.path().join("cloud.toml")).expect("config");
+    let config = cloud_config(&venue, cloud_dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let state = runtime.block_on(cloud_api::server::state(&config)).expect("cloud state");
-    let (token, cloud_codes) = runtime.block_on(set_up_cloud(&state, venue_id));
-
-    std::fs::create_dir_all(venue.path().join("manifests")).expect("manifests");
-    std::fs::write(venue.path().join("cloud-token"), &token).expect("token");
-    let mut hub_toml = std::fs::read_to_string(venue.path().join("hub.toml")).expect("hub.toml");
-    hub_toml.push_str(&format!(
-        "[replica]\nfolder = \"manifests\"\n[cloud]\nurl = \"http://127.0.0.1:{port}\"\ntoken_file = \"cloud-token\"\n"
-    ));
-    std::fs::write(venue.path().join("hub.toml"), hub_toml).expect("hub.toml");
+    let (token, cloud_codes) = runtime.block_on(set_up_cloud(&state, venue_id, 2));
+    point_hub_at_cloud(&venue, &config, &token);
     venue.add_gate("g1", "");
     venue.add_gate("g2", "transport = \"quic\"\n");
 

@@ -4,13 +4,16 @@
 mod cli_round_trip;
 mod cloud_crash;
 mod cloud_sale;
+mod cloud_venue;
 mod gate_camera;
 mod gate_daemon;
 mod gate_display;
+mod gate_faults;
 mod gate_import_crash;
 mod gate_offline;
 mod gate_serial;
 mod hub_arbitration;
+mod hub_boundaries;
 mod hub_cloud;
 mod hub_dashboard;
 mod hub_faults;
