@@ -79,10 +79,13 @@ fn a_gate_sigkilled_mid_burst_keeps_every_scan_it_showed_and_the_cloud_gets_each
     gate.wait_for(WAIT, |l| l.contains("\"event\":\"replica\"") && l.contains("\"version\""));
 
     // A queue of people; the gate is SIGKILLed while it works through them.
-    for code in &codes {
+    for code in &codes[..KILL_AFTER] {
         gate.send_line(code);
     }
     let mut shown: Vec<Value> = (0..KILL_AFTER).map(|_| gate.next_decision(WAIT)).collect();
+    for code in &codes[KILL_AFTER..] {
+        gate.send_line(code);
+    }
     gate.kill();
     // What it printed before it died counts as shown, to the last line.
     while let Some(line) = gate.try_wait_for(Duration::from_secs(2), |l| l.contains("\"decision\"")) {
@@ -156,9 +159,14 @@ fn a_gate_cut_off_from_the_hub_reconciles_when_healed_and_double_entries_become_
     wait_link(&mut far, true);
     let (single, alone, twice) = (&venue.codes[0], &venue.codes[1..=ALONE], &venue.codes[1 + ALONE..]);
     let shown = std::cell::RefCell::new(BTreeSet::new());
+    // The far gate's answers that took a whole claim deadline (300 ms) or more.
+    let slow = std::cell::Cell::new(0);
     let ask = |gate: &mut Daemon, code: &str| {
+        let asked = Instant::now();
         gate.send_line(code);
         let d = gate.next_decision(WAIT);
+        let waited = asked.elapsed() >= Duration::from_millis(300);
+        slow.set(slow.get() + usize::from(waited && d["scan_id"].as_str().is_some_and(|id| id.starts_with("far:"))));
         shown.borrow_mut().insert(d["scan_id"].as_str().unwrap().to_owned());
         d
     };
@@ -179,6 +187,9 @@ fn a_gate_cut_off_from_the_hub_reconciles_when_healed_and_double_entries_become_
     }
     let d = ask(&mut far, single);
     assert_eq!(decision(&d), ("reject", "already_redeemed"), "its own ledger remembers: {d}");
+    // The first claim into the silence waits its deadline; after that the gate
+    // decides alone at once instead of making each person wait for the hub.
+    assert!(slow.get() <= 2, "{} answers waited a claim deadline", slow.get());
     wait_link(&mut far, false);
     let noticed = cut.elapsed();
 
@@ -189,7 +200,9 @@ fn a_gate_cut_off_from_the_hub_reconciles_when_healed_and_double_entries_become_
     let (near_count, far_count) = (1 + TWICE as u64, 2 + (ALONE + TWICE) as u64);
     wait_acked(&venue, &[("near", near_count), ("far", far_count)]);
     let converged = healed.elapsed();
-    assert_eq!(hub_scans(&venue), *shown.borrow(), "the hub holds exactly the scans the gates showed");
+    let stored = hub_scans(&venue);
+    let lost = shown.borrow().difference(&stored).count();
+    assert_eq!(stored, *shown.borrow(), "the hub holds exactly the scans the gates showed");
     let conflicts = venue.hub_query("conflicts");
     let tickets: BTreeSet<u64> = conflicts.iter().map(|c| c["ticket_id"].as_u64().unwrap()).collect();
     let expected: BTreeSet<u64> = (2 + ALONE as u64..=(1 + ALONE + TWICE) as u64).collect();
@@ -199,8 +212,9 @@ fn a_gate_cut_off_from_the_hub_reconciles_when_healed_and_double_entries_become_
     assert_eq!(decision(&d), ("reject", "already_redeemed"), "{d}");
     assert_eq!(d["first_entry"]["gate"], "far", "{d}");
     eprintln!(
-        "partition: noticed in {noticed:?}; {} scans decided alone, 0 lost; {} double entries -> {} conflicts; \
-         converged {converged:?} after healing",
+        "partition: link declared down after {noticed:?}, {} answers waited a claim deadline; {} scans decided alone, \
+         {lost} lost; {} double entries -> {} conflicts; converged {converged:?} after healing",
+        slow.get(),
         ALONE + TWICE + 1,
         TWICE,
         conflicts.len()
@@ -210,12 +224,12 @@ fn a_gate_cut_off_from_the_hub_reconciles_when_healed_and_double_entries_become_
     drop(hub);
 }
 
-/// libfaketime, which shifts a process's wall clock (Debian package `faketime`).
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
+/// Starts gate `gate` with its wall clock shifted by `offset` (libfaketime,
+/// Debian package `faketime`; the monotonic clock stays true).
 fn start_skewed(venue: &VenueFixture, gate: &str, offset: &str) -> Daemon {
-    assert!(std::path::Path::new(FAKETIME).exists(), "{FAKETIME} is missing: apt-get install faketime");
-    let env = [("LD_PRELOAD", FAKETIME), ("FAKETIME", offset), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let faketime = format!("/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1", std::env::consts::ARCH);
+    assert!(std::path::Path::new(&faketime).exists(), "{faketime} is missing: apt-get install faketime");
+    let env = [("LD_PRELOAD", faketime.as_str()), ("FAKETIME", offset), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
     Daemon::spawn_with_env("gate-agent", &["run", "--config", "gate.toml"], &venue.gate_dir(gate), &env)
 }
 
@@ -228,8 +242,10 @@ fn gates_five_minutes_fast_and_slow_still_let_each_ticket_in_once() {
     const ROUNDS: usize = 50;
     const TWICE: usize = 5;
     let venue = VenueFixture::new((2 + ROUNDS + TWICE) as u32, &BrokerChoice::Embedded);
-    venue.add_gate("fast", "");
-    venue.add_gate("slow", "transport = \"quic\"\n");
+    // A generous deadline: on a loaded machine a late verdict must not turn an
+    // arbitrated pair into two offline accepts (`hub_arbitration` does the same).
+    venue.add_gate("fast", "claim_deadline_ms = 2000\n");
+    venue.add_gate("slow", "claim_deadline_ms = 2000\ntransport = \"quic\"\n");
     let mut hub = venue.start_hub();
     let mut fast = start_skewed(&venue, "fast", "+5m");
     let mut slow = start_skewed(&venue, "slow", "-5m");
@@ -258,9 +274,10 @@ fn gates_five_minutes_fast_and_slow_still_let_each_ticket_in_once() {
         slow.send_line(code);
         let answers = [fast.next_decision(WAIT), slow.next_decision(WAIT)];
         let accepts = answers.iter().filter(|a| a["decision"] == "accept").count();
-        assert_eq!(accepts, 1, "one entry per ticket: {answers:?}");
+        assert!(accepts >= 1, "a valid ticket gets in: {answers:?}");
         accepted_twice += usize::from(accepts > 1);
     }
+    assert_eq!(accepted_twice, 0, "one entry per ticket, whatever the clocks say");
 
     // Without the hub both let the same tickets in; back together, each is a conflict.
     hub.kill();
@@ -284,8 +301,12 @@ fn gates_five_minutes_fast_and_slow_still_let_each_ticket_in_once() {
     let tickets: BTreeSet<u64> = conflicts.iter().map(|c| c["ticket_id"].as_u64().unwrap()).collect();
     let expected: BTreeSet<u64> = ((3 + ROUNDS) as u64..=(2 + ROUNDS + TWICE) as u64).collect();
     assert_eq!(tickets, expected, "{conflicts:?}");
-    // The slow gate let each in first, and its clock agrees: the hub names it first.
-    assert!(conflicts.iter().all(|c| c["first_gate"] == "slow"), "{conflicts:?}");
+    // Each names both gates, ordered by hybrid logical time.
+    for c in &conflicts {
+        let pair = BTreeSet::from([c["first_gate"].as_str().unwrap(), c["second_gate"].as_str().unwrap()]);
+        assert_eq!(pair, BTreeSet::from(["fast", "slow"]), "{c}");
+        assert!(c["first_at_ms"].as_u64() <= c["second_at_ms"].as_u64(), "{c}");
+    }
     eprintln!(
         "clock skew +5/-5 min: {ROUNDS} rounds at both gates, {accepted_twice} admitted twice; \
          {TWICE} offline double entries -> {} conflicts; converged {converged:?} after the hub restart; 0 lost",

@@ -6,14 +6,16 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// The proxy: listens on a free loopback port, forwards to `upstream`.
 pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -22,6 +24,8 @@ struct Shared {
     generation: AtomicU64,
     /// Every connection's sockets, with their generation.
     open: Mutex<Vec<(u64, TcpStream)>>,
+    /// The proxy is being dropped: the acceptor returns.
+    stopped: AtomicBool,
 }
 
 impl Shared {
@@ -38,8 +42,11 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared::default());
         let accepting = Arc::clone(&shared);
-        std::thread::spawn(move || {
+        let acceptor = std::thread::spawn(move || {
             for client in listener.incoming() {
+                if accepting.stopped.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Ok(client) = client else { continue };
                 let generation = accepting.generation.load(Ordering::SeqCst);
                 let server = if generation.is_multiple_of(2) { TcpStream::connect(upstream).ok() } else { None };
@@ -57,7 +64,7 @@ impl Proxy {
                 }
             }
         });
-        Self { addr, shared }
+        Self { addr, shared, acceptor: Some(acceptor) }
     }
 
     /// Cuts every connection, silently.
@@ -104,6 +111,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, generation: u64, shared: &Shared
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        // Wake the acceptor so it sees the flag; then it drops the listener.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
         for (_, socket) in self.shared.open.lock().expect("proxy lock").drain(..) {
             let _ = socket.shutdown(Shutdown::Both);
         }

@@ -6,6 +6,9 @@
 //!   ([`HubLink::arbitrate`]) and waits at most the claim deadline. No link, or no
 //!   answer in time: the gate's own decision stands and the scan is marked
 //!   offline; the claim id travels with the scan so the hub can match a late grant.
+//!   After a missed deadline the hub counts as *silent* until any frame from it
+//!   arrives: a hub that died without closing the connection (power, Wi-Fi) costs
+//!   the queue one deadline, not one per person until the transport notices.
 //! - **Outbox.** Recorded scans go up in sequence order, one batch in flight;
 //!   the hub's cumulative ack moves the cursor. On (re)connection the hub's
 //!   `Welcome` says where it stands, and anything unacknowledged is sent again.
@@ -113,6 +116,8 @@ enum Command {
 pub struct HubLink {
     commands: mpsc::UnboundedSender<Command>,
     online: Arc<AtomicBool>,
+    /// A claim went unanswered and nothing has come from the hub since.
+    silent: Arc<AtomicBool>,
     replica_version: Arc<AtomicU64>,
     admissions_through: Arc<AtomicU64>,
     deadline: Duration,
@@ -131,7 +136,7 @@ impl HubLink {
             decided.offline = !online;
             return;
         }
-        if !online {
+        if !online || self.silent.load(Ordering::Acquire) {
             return; // decided.offline stays true
         }
         let claim_id = random_id();
@@ -148,7 +153,8 @@ impl HubLink {
                 decided.apply(verdict);
             }
             Err(e) => {
-                tracing::warn!(claim_id, waited = ?asked.elapsed(), error = %e, "no verdict from the hub; deciding alone")
+                tracing::warn!(claim_id, waited = ?asked.elapsed(), error = %e, "no verdict from the hub; deciding alone until it is heard from");
+                self.silent.store(true, Ordering::Release);
             }
         }
     }
@@ -194,11 +200,13 @@ pub fn spawn(
 ) -> HubLink {
     let (commands, rx) = mpsc::unbounded_channel();
     let online = Arc::new(AtomicBool::new(false));
+    let silent = Arc::new(AtomicBool::new(false));
     let replica_version = Arc::new(AtomicU64::new(0));
     let admissions_through = Arc::new(AtomicU64::new(0));
     let link = HubLink {
         commands,
         online: online.clone(),
+        silent: silent.clone(),
         replica_version: replica_version.clone(),
         admissions_through: admissions_through.clone(),
         deadline: settings.claim_deadline,
@@ -206,6 +214,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut task = LinkTask::new(settings, gate_id, ledger_path, to_owner, online, replica_version);
         task.admissions_through = admissions_through;
+        task.silent = silent;
         task.run(rx, shutdown).await;
     });
     link
@@ -226,6 +235,8 @@ struct LinkTask {
     ledger: Option<Ledger>,
     to_owner: mpsc::WeakSender<Input>,
     online: Arc<AtomicBool>,
+    /// Shared with [`HubLink`]: cleared by any authentic frame from the hub.
+    silent: Arc<AtomicBool>,
     pending: HashMap<u64, (Instant, std::sync::mpsc::SyncSender<Verdict>)>,
     replica_version: Arc<AtomicU64>,
     /// Highest admission sequence handed to the owner (or stored before start).
@@ -260,6 +271,7 @@ impl LinkTask {
             ledger: None,
             to_owner,
             online,
+            silent: Arc::default(),
             pending: HashMap::new(),
             replica_version,
             admissions_through: Arc::default(),
@@ -370,6 +382,9 @@ impl LinkTask {
                 return;
             }
         };
+        if self.silent.swap(false, Ordering::AcqRel) {
+            tracing::info!("the hub answers again: claims resume");
+        }
         match message {
             HubMessage::Welcome { acked_through } => {
                 self.outbox = Outbox { acked: acked_through, sent: acked_through, sent_at: None };

@@ -17,7 +17,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 pub enum Kind {
     /// A ticket bought online, first time at the door.
     Entry,
-    /// The same, shown on a phone and read through the camera path.
+    /// The same, its QR image downloaded from the cloud and read back by the
+    /// gate's QR decoder, as a camera would see a phone screen.
     PhoneScreen,
     /// A copy of a ticket that is already inside, at another gate.
     Screenshot,
@@ -40,7 +41,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Entry => "tickets bought online",
-            Kind::PhoneScreen => "phone screens (camera path)",
+            Kind::PhoneScreen => "QR images read by the decoder",
             Kind::Screenshot => "screenshots of used tickets",
             Kind::Refunded => "refunded tickets",
             Kind::Forged => "forged codes",

@@ -19,6 +19,13 @@ const PASSWORD: &str = "correct horse battery";
 const BUYERS_AT_ONCE: usize = 8;
 /// Tickets per order (the ticket types' per-order limit).
 const PER_ORDER: i64 = 10;
+/// The organizer's login.
+const ORGANIZER: &str = "olga@venue.example";
+/// Customer accounts.
+const CUSTOMERS: usize = 60;
+const FIRST: [&str; 12] =
+    ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Ken", "Frances", "Dennis", "Radia", "John", "Hedy"];
+const LAST: [&str; 5] = ["Lovelace", "Hopper", "Turing", "Johnson", "Liskov"];
 
 /// A ticket as the customer holds it.
 #[derive(Debug, Clone)]
@@ -207,9 +214,8 @@ impl Api {
         let (tonight_tickets, tomorrow_tickets): (Vec<_>, Vec<_>) =
             tickets.into_iter().partition(|t| t.event_id == shows[0].0);
 
-        let mut refunded_orders: Vec<i64> = tonight_tickets.iter().map(|t| t.order_id).collect();
-        refunded_orders.dedup();
-        refunded_orders.truncate(refunds);
+        let orders: std::collections::BTreeSet<i64> = tonight_tickets.iter().map(|t| t.order_id).collect();
+        let refunded_orders: Vec<i64> = orders.into_iter().take(refunds).collect();
         for order in &refunded_orders {
             self.post(&format!("/orders/{order}/refund"), Some(&organizer), json!({})).await?;
         }
@@ -253,11 +259,3 @@ impl Api {
             .collect()
     }
 }
-
-/// The organizer's login.
-const ORGANIZER: &str = "olga@venue.example";
-/// Customer accounts.
-const CUSTOMERS: usize = 60;
-const FIRST: [&str; 12] =
-    ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Ken", "Frances", "Dennis", "Radia", "John", "Hedy"];
-const LAST: [&str; 5] = ["Lovelace", "Hopper", "Turing", "Johnson", "Liskov"];
