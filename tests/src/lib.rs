@@ -20,7 +20,11 @@ pub fn workspace_root() -> PathBuf {
 /// Path of a workspace binary, built (or found up to date) once per test process.
 ///
 /// Cargo builds only the binaries of the package under test, so a run of
-/// `cargo test -p tixgate-tests` would otherwise use stale ones.
+/// `cargo test -p tixgate-tests` would otherwise use stale ones. The build
+/// selects what `cargo test --workspace` selects (every package's binaries and
+/// tests), so features unify the same way and, after that command, it has
+/// nothing to do; building only the three daemons would resolve features
+/// differently and compile their dependency tree a second time.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
@@ -30,7 +34,7 @@ pub fn binary(name: &str) -> PathBuf {
     let profile_dir = if exe_dir.ends_with("deps") { exe_dir.parent().expect("target profile dir") } else { exe_dir };
     BUILT.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--bin", "gate-agent", "--bin", "cloud-api", "--bin", "sync-hub"]);
+        cargo.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
         // `cargo test` and `cargo run` give this process the variables of its
         // own package; build scripts (ring's) watch some of them, so passing
         // them on would rebuild half the dependency tree here and again on the
