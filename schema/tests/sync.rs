@@ -6,7 +6,17 @@ use proptest::prelude::*;
 use schema::Decision;
 use schema::entry::Direction;
 use schema::hlc::HlcTimestamp;
-use schema::sync::{self, GateMessage, HubMessage, NodeKey, Recipient, ReentryRule, ScanReport};
+use schema::sync::{self, GateMessage, HubMessage, NodeKey, Recipient, ReentryRule, ScanReport, SenderKeys};
+
+/// What the hub knows of gate `gate`: its public key and their link.
+fn at_hub(gate: &NodeKey) -> SenderKeys {
+    let hub = NodeKey::from_secret_bytes(&[1; 32]);
+    SenderKeys { public: gate.public(), link: hub.link_key(&gate.public()) }
+}
+
+fn hub_link(gate: &NodeKey) -> sync::LinkKey {
+    gate.link_key(&NodeKey::from_secret_bytes(&[1; 32]).public()).unwrap()
+}
 
 fn report() -> impl Strategy<Value = ScanReport> {
     (1u64..1_000, any::<u64>(), proptest::option::of(any::<u64>()), any::<bool>(), any::<bool>(), any::<bool>())
@@ -32,12 +42,14 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2_048)) {
         let key = NodeKey::from_secret_bytes(&[4; 32]);
-        let _ = sync::frame::open(&bytes, |_| Some(key.public()));
+        let _ = sync::frame::open(&bytes, |_| Some(at_hub(&key)));
         let _ = GateMessage::decode(&bytes);
         let _ = HubMessage::decode(&bytes);
-        let mut framed = b"TXS1".to_vec();
-        framed.extend_from_slice(&bytes);
-        prop_assert!(sync::frame::open(&framed, |_| Some(key.public())).is_err(), "unsigned bytes never open");
+        for magic in [b"TXS1", b"TXL1"] {
+            let mut framed = magic.to_vec();
+            framed.extend_from_slice(&bytes);
+            prop_assert!(sync::frame::open(&framed, |_| Some(at_hub(&key))).is_err(), "unauthenticated bytes never open");
+        }
     }
 
     #[test]
@@ -48,6 +60,9 @@ proptest! {
         let key = NodeKey::from_secret_bytes(&[5; 32]);
         let sealed = key.seal("g-1", Recipient::Node("hub"), &message.encode());
         let frame = sync::frame::open(&sealed, |_| Some(key.public())).unwrap();
+        prop_assert_eq!(GateMessage::decode(frame.body), Ok(message.clone()));
+        let linked = hub_link(&key).seal("g-1", "hub", &message.encode());
+        let frame = sync::frame::open(&linked, |_| Some(at_hub(&key))).unwrap();
         prop_assert_eq!(GateMessage::decode(frame.body), Ok(message));
     }
 
@@ -55,9 +70,12 @@ proptest! {
     fn any_single_bit_flip_of_a_sealed_frame_is_refused(at in any::<prop::sample::Index>(), bit in 0u8..8) {
         let key = NodeKey::from_secret_bytes(&[6; 32]);
         let body = GateMessage::Scans(vec![]).encode();
-        let mut sealed = key.seal("g-1", Recipient::Node("hub"), &body);
-        let i = at.index(sealed.len());
-        sealed[i] ^= 1 << bit;
-        prop_assert!(sync::frame::open(&sealed, |_| Some(key.public())).is_err());
+        let signed = key.seal("g-1", Recipient::Node("hub"), &body);
+        let linked = hub_link(&key).seal("g-1", "hub", &body);
+        for mut sealed in [signed, linked] {
+            let i = at.index(sealed.len());
+            sealed[i] ^= 1 << bit;
+            prop_assert!(sync::frame::open(&sealed, |_| Some(at_hub(&key))).is_err());
+        }
     }
 }

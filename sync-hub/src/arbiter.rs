@@ -164,6 +164,16 @@ pub struct Arbiter {
     received: HashMap<String, Received>,
     /// The last admission change's sequence.
     last_seq: u64,
+    /// Tickets inside now, per list: kept up to date as admissions change, since
+    /// the dashboard's figure is refreshed after every commit.
+    inside: HashMap<u32, u64>,
+}
+
+/// Whether the latest admission of a ticket on a list (by logical time, not
+/// annulled) is an entry.
+fn is_inside(admitted: &[Admitted]) -> bool {
+    let last = admitted.iter().filter(|a| !a.annulled).max_by_key(|a| (a.at, a.direction == Direction::Entry));
+    last.is_some_and(|a| a.direction == Direction::Entry)
 }
 
 /// The key of an online grant.
@@ -180,8 +190,24 @@ impl Arbiter {
     /// Restores an admission from the store.
     pub fn restore_admission(&mut self, admitted: Admitted) {
         self.last_seq = self.last_seq.max(admitted.seq);
-        self.by_key.insert(admitted.key.clone(), (admitted.ticket_id, admitted.list_id));
-        self.tickets.entry((admitted.ticket_id, admitted.list_id)).or_default().push(admitted);
+        let slot = (admitted.ticket_id, admitted.list_id);
+        self.by_key.insert(admitted.key.clone(), slot);
+        self.change_slot(slot, |admissions| admissions.push(admitted));
+    }
+
+    /// Changes the admissions of one ticket on one list, keeping `inside` right.
+    fn change_slot<R>(&mut self, slot: (u64, u32), change: impl FnOnce(&mut Vec<Admitted>) -> R) -> R {
+        let admissions = self.tickets.entry(slot).or_default();
+        let before = is_inside(admissions);
+        let result = change(admissions);
+        let after = is_inside(admissions);
+        let count = self.inside.entry(slot.1).or_default();
+        match (before, after) {
+            (false, true) => *count += 1,
+            (true, false) => *count = count.saturating_sub(1),
+            _ => {}
+        }
+        result
     }
 
     /// Restores which scans of a gate are stored: all up to `through`, plus `above`.
@@ -218,14 +244,7 @@ impl Arbiter {
 
     /// Number of tickets inside now, per list (entries minus exits, never below 0).
     pub fn inside(&self) -> HashMap<u32, u64> {
-        let mut inside = HashMap::new();
-        for ((_, list), admitted) in &self.tickets {
-            let last = admitted.iter().filter(|a| !a.annulled).max_by_key(|a| (a.at, a.direction == Direction::Entry));
-            if last.is_some_and(|a| a.direction == Direction::Entry) {
-                *inside.entry(*list).or_insert(0) += 1;
-            }
-        }
-        inside
+        self.inside.clone()
     }
 
     fn find_mut(&mut self, key: &str) -> Option<&mut Admitted> {
@@ -268,9 +287,13 @@ impl Arbiter {
             confirmed: false,
             seq: self.next_seq(),
         };
-        match self.find_mut(&key) {
+        match self.by_key.get(&key).copied() {
             // The same claim asked again after its grant was withdrawn: grant anew.
-            Some(withdrawn) => *withdrawn = admitted.clone(),
+            Some(slot) => self.change_slot(slot, |admissions| {
+                if let Some(withdrawn) = admissions.iter_mut().find(|a| a.key == key) {
+                    *withdrawn = admitted.clone();
+                }
+            }),
             None => self.restore_admission(admitted.clone()),
         }
         effects.admit(admitted);
@@ -345,14 +368,19 @@ impl Arbiter {
     }
 
     fn annul(&mut self, key: &str, effects: &mut Effects) {
+        let Some(&slot) = self.by_key.get(key) else { return };
         if self.find_mut(key).is_none_or(|a| a.annulled) {
             return;
         }
         let seq = self.next_seq();
-        if let Some(admission) = self.find_mut(key) {
+        let annulled = self.change_slot(slot, |admissions| {
+            let admission = admissions.iter_mut().find(|a| a.key == key)?;
             admission.annulled = true;
             admission.seq = seq;
-            effects.broadcasts.push(admission.broadcast());
+            Some(admission.broadcast())
+        });
+        if let Some(broadcast) = annulled {
+            effects.broadcasts.push(broadcast);
             effects.changes.push(Change::Annul { key: key.to_owned(), seq });
         }
     }

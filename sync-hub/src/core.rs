@@ -7,11 +7,13 @@
 //! (garbage, oversized, forged, unknown or revoked sender, wrong topic) is logged
 //! and counted, and changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
-use schema::sync::{self, FrameError, GateMessage, HUB_ID, HubMessage, MAX_BATCH, MessageError, NodeKey, Recipient};
+use schema::sync::{
+    self, Auth, FrameError, GateMessage, HUB_ID, HubMessage, MAX_BATCH, MessageError, NodeKey, Recipient, SenderKeys,
+};
 use tokio::sync::mpsc;
 
 use crate::arbiter::{Arbiter, Change};
@@ -90,8 +92,11 @@ pub struct Core {
     store: HubStore,
     library: SharedLibrary,
     arbiter: Arbiter,
-    keys: HashMap<String, VerifyingKey>,
+    keys: HashMap<String, SenderKeys>,
     keys_read: Instant,
+    /// Gates whose last frame was linked: they are answered in kind. A gate
+    /// that signs (older software) gets signed answers.
+    linked: HashSet<String>,
     hub_key: NodeKey,
     status: Status,
     /// Where admissions go once committed; without one, they are sealed and
@@ -111,7 +116,7 @@ impl Core {
     /// Opens the core over `store`, rebuilding the arbiter from it.
     pub fn new(store: HubStore, hub_key: NodeKey, status: Status) -> Result<Self, CoreError> {
         let arbiter = store.load()?;
-        let keys = store.gate_keys()?;
+        let keys = sender_keys(&hub_key, store.gate_keys()?, &HashMap::new());
         for gate in store.gates()? {
             status.enrolled(&gate.gate_id, gate.revoked_ms.is_some());
         }
@@ -123,6 +128,7 @@ impl Core {
             arbiter,
             keys,
             keys_read: Instant::now(),
+            linked: HashSet::new(),
             hub_key,
             status,
             fanout: None,
@@ -170,8 +176,6 @@ impl Core {
             if took > SLOW_COMMIT {
                 tracing::warn!(?took, changes = pending.changes.len(), "slow commit: the disk is holding answers back");
             }
-            self.status.committed(&pending.changes);
-            self.status.set_inside(self.arbiter.inside());
         }
         // Durable: now answer — verdicts first. A gate is waiting on those, and
         // on brokers without TCP_NODELAY a small message queued behind another
@@ -179,7 +183,11 @@ impl Core {
         let mut replies = pending.replies;
         replies.sort_by_key(|(_, message)| !matches!(message, HubMessage::Verdict { .. }));
         for (gate, message) in replies {
-            let frame = self.hub_key.seal(HUB_ID, Recipient::Node(&gate), &message.encode());
+            let link = self.keys.get(&gate).and_then(|k| k.link.as_ref()).filter(|_| self.linked.contains(&gate));
+            let frame = match link {
+                Some(link) => link.seal(HUB_ID, &gate, &message.encode()),
+                None => self.hub_key.seal(HUB_ID, Recipient::Node(&gate), &message.encode()),
+            };
             outbound(Outbound::To { gate, frame });
         }
         let broadcasts = match &self.fanout {
@@ -189,18 +197,23 @@ impl Core {
         for frame in crate::fanout::seal(&self.hub_key, &broadcasts) {
             outbound(Outbound::All(frame));
         }
+        // The dashboard's figures last: nobody waits on them.
+        if !pending.changes.is_empty() {
+            self.status.committed(&pending.changes);
+            self.status.set_inside(self.arbiter.inside());
+        }
         Ok(())
     }
 
-    fn key_of(&mut self, sender: &str) -> Option<VerifyingKey> {
+    fn key_of(&mut self, sender: &str) -> Option<SenderKeys> {
         if !self.keys.contains_key(sender) && self.keys_read.elapsed() > KEY_RELOAD {
             // A gate enrolled (or revoked) while the hub runs.
             if let Ok(keys) = self.store.gate_keys() {
-                self.keys = keys;
+                self.keys = sender_keys(&self.hub_key, keys, &self.keys);
             }
             self.keys_read = Instant::now();
         }
-        self.keys.get(sender).copied()
+        self.keys.get(sender).cloned()
     }
 
     fn handle(&mut self, inbound: &Inbound, pending: &mut Pending) -> Result<(), Refusal> {
@@ -214,6 +227,10 @@ impl Core {
         {
             return Err(Refusal::WrongGate { signer: gate, transport_gate: transport_gate.clone() });
         }
+        match frame.auth {
+            Auth::Linked => self.linked.insert(gate.clone()),
+            Auth::Signed => self.linked.remove(&gate),
+        };
         let message = GateMessage::decode(frame.body)?;
         self.status.seen(&gate, inbound.transport, &message);
         match message {
@@ -253,6 +270,25 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// What the hub knows of each enrolled gate: its public key and their link key
+/// (an X25519 agreement: kept from `known` while the gate's key is unchanged).
+fn sender_keys(
+    hub_key: &NodeKey,
+    gates: HashMap<String, VerifyingKey>,
+    known: &HashMap<String, SenderKeys>,
+) -> HashMap<String, SenderKeys> {
+    gates
+        .into_iter()
+        .map(|(gate, public)| {
+            let link = match known.get(&gate) {
+                Some(k) if k.public == public => k.link.clone(),
+                _ => hub_key.link_key(&public),
+            };
+            (gate, SenderKeys { public, link })
+        })
+        .collect()
 }
 
 /// Wall clock, Unix ms.

@@ -1,5 +1,6 @@
 //! The gate's link to the venue hub, over MQTT ([`mqtt`]) or QUIC ([`quic`]).
-//! The wire only carries signed frames and says when it is up or down; what
+//! The wire only carries authenticated frames (linked with the hub, see
+//! [`sync::LinkKey`]; broadcasts signed) and says when it is up or down; what
 //! follows is the same on both.
 //!
 //! - **Claims.** Before an accept stands, the owner thread asks the hub
@@ -230,6 +231,9 @@ struct Outbox {
 
 struct LinkTask {
     settings: HubSettings,
+    /// The key this gate shares with the hub: its frames to the hub are
+    /// linked (a tag, not a signature: cheaper on the claim's path).
+    link: Option<sync::LinkKey>,
     gate_id: String,
     ledger_path: PathBuf,
     ledger: Option<Ledger>,
@@ -265,6 +269,7 @@ impl LinkTask {
         replica_version: Arc<AtomicU64>,
     ) -> Self {
         Self {
+            link: settings.gate_key.link_key(&settings.hub_key),
             settings,
             gate_id,
             ledger_path,
@@ -320,7 +325,10 @@ impl LinkTask {
     }
 
     fn publish(&mut self, wire: &Wire, message: &GateMessage) -> bool {
-        let frame = self.settings.gate_key.seal(&self.gate_id, Recipient::Node(HUB_ID), &message.encode());
+        let frame = match &self.link {
+            Some(link) => link.seal(&self.gate_id, HUB_ID, &message.encode()),
+            None => self.settings.gate_key.seal(&self.gate_id, Recipient::Node(HUB_ID), &message.encode()),
+        };
         self.last_sent = Instant::now();
         wire.send(frame)
     }
@@ -365,8 +373,8 @@ impl LinkTask {
     }
 
     fn on_frame(&mut self, bytes: &[u8], wire: &Wire) {
-        let hub_key = self.settings.hub_key;
-        let message = sync::frame::open(bytes, |sender| (sender == HUB_ID).then_some(hub_key))
+        let hub = sync::SenderKeys { public: self.settings.hub_key, link: self.link.clone() };
+        let message = sync::frame::open(bytes, |sender| (sender == HUB_ID).then_some(hub))
             .map_err(|e| e.to_string())
             .and_then(|frame| {
                 if frame.recipient.includes(&self.gate_id) {

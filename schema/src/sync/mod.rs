@@ -1,5 +1,5 @@
 //! The venue sync protocol, version 1: what gates and the hub say to each other
-//! over MQTT or QUIC. Pure: messages, their limits and their signed frames.
+//! over MQTT or QUIC. Pure: messages, their limits and their authenticated frames.
 //!
 //! Gate → hub: [`GateMessage`] — `Hello`, `Claim` (may this ticket enter?), `Scans`
 //! (the outbox, in sequence order). Hub → gate: [`HubMessage`] — `Welcome`,
@@ -20,7 +20,7 @@ use crate::hlc::HlcTimestamp;
 use crate::reason::Reason;
 use crate::verify::Decision;
 
-pub use frame::{Frame, FrameError, NodeKey, Recipient};
+pub use frame::{Auth, Frame, FrameError, LinkKey, NodeKey, Recipient, SenderKeys};
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 64 * 1024;

@@ -17,7 +17,7 @@ use schema::Decision;
 use schema::entry::Direction;
 use schema::hlc::HlcTimestamp;
 use schema::sync::{
-    self, Claim, GateMessage, HUB_ID, Hello, HubMessage, NodeKey, Recipient, ReentryRule, ScanReport, topics,
+    self, Claim, GateMessage, HUB_ID, Hello, HubMessage, LinkKey, NodeKey, ReentryRule, ScanReport, SenderKeys, topics,
 };
 use serde_json::json;
 use sync_hub::config::{Broker, HubConfig};
@@ -89,13 +89,14 @@ enum SimWire {
 
 struct SimGate {
     id: String,
-    key: NodeKey,
+    /// The key it shares with the hub, as a real gate's.
+    link: LinkKey,
     wire: SimWire,
 }
 
 impl SimGate {
     async fn send(&self, venue: u32, message: &GateMessage) -> anyhow::Result<()> {
-        let frame = self.key.seal(&self.id, Recipient::Node(HUB_ID), &message.encode());
+        let frame = self.link.seal(&self.id, HUB_ID, &message.encode());
         match &self.wire {
             SimWire::Mqtt(out) => out.publish(topics::up(venue, &self.id), QoS::AtLeastOnce, false, frame).await?,
             SimWire::Quic { hub, .. } => hub.send(frame).map_err(|_| anyhow::anyhow!("QUIC link gone"))?,
@@ -173,8 +174,10 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         inbound.subscribe(topics::broadcast(venue), QoS::AtLeastOnce).await?;
         inbound.subscribe(format!("tixgate-bench/{venue}/pong/{id}"), QoS::AtLeastOnce).await?;
         tokio::spawn(drain(out_events));
-        tokio::spawn(listen(events, id.clone(), hub_key, heard.clone()));
-        gates.push(SimGate { id, key, wire: SimWire::Mqtt(out) });
+        let hub = SenderKeys { public: hub_key, link: key.link_key(&hub_key) };
+        let link = hub.link.clone().context("link key")?;
+        tokio::spawn(listen(events, id.clone(), hub, heard.clone()));
+        gates.push(SimGate { id, link, wire: SimWire::Mqtt(out) });
     }
     // The ping-pong reference: an echo through the same broker, no hub logic, no disk.
     let login = Some(("echo", echo_login.as_str()));
@@ -404,12 +407,7 @@ async fn drain(mut events: rumqttc::EventLoop) {
     }
 }
 
-async fn listen(
-    mut events: rumqttc::EventLoop,
-    gate: String,
-    hub: ed25519_dalek::VerifyingKey,
-    heard: Arc<Mutex<Heard>>,
-) {
+async fn listen(mut events: rumqttc::EventLoop, gate: String, hub: SenderKeys, heard: Arc<Mutex<Heard>>) {
     loop {
         let publish = match events.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => p,
@@ -429,7 +427,7 @@ async fn listen(
         if publish.topic.contains("/pong/") {
             pong(&heard, &publish.payload);
         } else {
-            heard_from_hub(&heard, &gate, hub, &publish.payload, at);
+            heard_from_hub(&heard, &gate, &hub, &publish.payload, at);
         }
     }
 }
@@ -447,22 +445,22 @@ fn pong(heard: &Mutex<Heard>, payload: &[u8]) {
 /// hub, while each real gate checks the hub's signature on its own CPU; so a
 /// broadcast (the same bytes for all 100) is checked once and its message
 /// shared, and frames for one gate are checked by that gate.
-fn open_from_hub(heard: &Mutex<Heard>, hub: ed25519_dalek::VerifyingKey, payload: &[u8]) -> Option<Arc<HubMessage>> {
+fn open_from_hub(heard: &Mutex<Heard>, hub: &SenderKeys, payload: &[u8]) -> Option<Arc<HubMessage>> {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(payload);
     if let Some(message) = heard.lock().ok()?.broadcasts.get(&hash) {
         return Some(Arc::clone(message));
     }
-    let frame = sync::frame::open(payload, |s| (s == HUB_ID).then_some(hub)).ok()?;
+    let frame = sync::frame::open(payload, |s| (s == HUB_ID).then(|| hub.clone())).ok()?;
     let message = Arc::new(HubMessage::decode(frame.body).ok()?);
-    if frame.recipient == Recipient::Everyone {
+    if frame.recipient == sync::Recipient::Everyone {
         heard.lock().ok()?.broadcasts.insert(hash, Arc::clone(&message));
     }
     Some(message)
 }
 
 /// Records what gate `gate` heard from the hub at `at`.
-fn heard_from_hub(heard: &Mutex<Heard>, gate: &str, hub: ed25519_dalek::VerifyingKey, payload: &[u8], at: Instant) {
+fn heard_from_hub(heard: &Mutex<Heard>, gate: &str, hub: &SenderKeys, payload: &[u8], at: Instant) {
     let Some(message) = open_from_hub(heard, hub, payload) else { return };
     let Ok(mut heard) = heard.lock() else { return };
     match &*message {
@@ -528,11 +526,13 @@ async fn quic_gates(
     for (id, key, _, dir) in keys {
         let client = gate_agent::hub_link::quic::client_config(&dir).map_err(anyhow::Error::msg)?;
         let (heard_hub, gate) = (heard.clone(), id.clone());
-        let on_hub = move |bytes: Vec<u8>, at| heard_from_hub(&heard_hub, &gate, hub_key, &bytes, at);
+        let hub_keys = SenderKeys { public: hub_key, link: key.link_key(&hub_key) };
+        let link = hub_keys.link.clone().context("link key")?;
+        let on_hub = move |bytes: Vec<u8>, at| heard_from_hub(&heard_hub, &gate, &hub_keys, &bytes, at);
         let hub = quic_stream(&endpoint, client.clone(), hub_addr, on_hub).await?;
         let heard_echo = heard.clone();
         let echo = quic_stream(&endpoint, client, echo_addr, move |bytes, _| pong(&heard_echo, &bytes)).await?;
-        gates.push(SimGate { id, key, wire: SimWire::Quic { hub, echo } });
+        gates.push(SimGate { id, link, wire: SimWire::Quic { hub, echo } });
     }
     Ok(gates)
 }
