@@ -155,9 +155,14 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         Err(_) => return Err(anyhow::anyhow!("hub did not start: {:?}", hub.await)),
     };
     let heard = Arc::new(Mutex::new(Heard::default()));
+    // The simulated gates' tasks: all stopped (connections closed) before the
+    // next transport is measured, so it runs on a quiet machine.
+    let mut sims = tokio::task::JoinSet::new();
     if let Some(hub_addr) = quic_addr {
-        let gates = quic_gates(keys, &state_dir, venue, hub_addr, hub_key, &heard).await?;
+        let gates = quic_gates(keys, &state_dir, venue, hub_addr, hub_key, &heard, &mut sims).await?;
         let figures = measure(&gates, venue, &heard, dir.path()).await;
+        drop(gates);
+        sims.shutdown().await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
         return figures;
@@ -173,10 +178,10 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         inbound.subscribe(topics::down(venue, &id), QoS::AtLeastOnce).await?;
         inbound.subscribe(topics::broadcast(venue), QoS::AtLeastOnce).await?;
         inbound.subscribe(format!("tixgate-bench/{venue}/pong/{id}"), QoS::AtLeastOnce).await?;
-        tokio::spawn(drain(out_events));
+        sims.spawn(drain(out_events));
         let hub = SenderKeys { public: hub_key, link: key.link_key(&hub_key) };
         let link = hub.link.clone().context("link key")?;
-        tokio::spawn(listen(events, id.clone(), hub, heard.clone()));
+        sims.spawn(listen(events, id.clone(), hub, heard.clone()));
         gates.push(SimGate { id, link, wire: SimWire::Mqtt(out) });
     }
     // The ping-pong reference: an echo through the same broker, no hub logic, no disk.
@@ -186,8 +191,8 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
     let (echo_out, echo_out_events) =
         sync_hub::mqtt::connection(&sync::mqtt_client_id(venue, "echo", "out"), &host, port, login);
     echo_in.subscribe(format!("tixgate-bench/{venue}/ping/+"), QoS::AtLeastOnce).await?;
-    tokio::spawn(drain(echo_out_events));
-    tokio::spawn(echo(echo_events, echo_out, venue));
+    sims.spawn(drain(echo_out_events));
+    sims.spawn(echo(echo_events, echo_out, venue));
 
     // Every subscription in place (three per gate), then everyone says hello.
     let end = Instant::now() + Duration::from_secs(30);
@@ -196,6 +201,8 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let figures = measure(&gates, venue, &heard, dir.path()).await;
+    drop(gates);
+    sims.shutdown().await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), hub).await;
     figures
@@ -516,11 +523,12 @@ async fn quic_gates(
     hub_addr: std::net::SocketAddr,
     hub_key: ed25519_dalek::VerifyingKey,
     heard: &Arc<Mutex<Heard>>,
+    sims: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<Vec<SimGate>> {
     let ca = sync_hub::ca::VenueCa::load_or_create(state_dir, venue)?;
     let echo = sync_hub::quic::listen(([127, 0, 0, 1], 0).into(), &ca)?;
     let echo_addr = echo.local_addr()?;
-    tokio::spawn(echo_server(echo));
+    sims.spawn(echo_server(echo));
     let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
     let mut gates = Vec::new();
     for (id, key, _, dir) in keys {
@@ -529,9 +537,9 @@ async fn quic_gates(
         let hub_keys = SenderKeys { public: hub_key, link: key.link_key(&hub_key) };
         let link = hub_keys.link.clone().context("link key")?;
         let on_hub = move |bytes: Vec<u8>, at| heard_from_hub(&heard_hub, &gate, &hub_keys, &bytes, at);
-        let hub = quic_stream(&endpoint, client.clone(), hub_addr, on_hub).await?;
+        let hub = quic_stream(&endpoint, client.clone(), hub_addr, on_hub, sims).await?;
         let heard_echo = heard.clone();
-        let echo = quic_stream(&endpoint, client, echo_addr, move |bytes, _| pong(&heard_echo, &bytes)).await?;
+        let echo = quic_stream(&endpoint, client, echo_addr, move |bytes, _| pong(&heard_echo, &bytes), sims).await?;
         gates.push(SimGate { id, link, wire: SimWire::Quic { hub, echo } });
     }
     Ok(gates)
@@ -544,11 +552,12 @@ async fn quic_stream(
     client: quinn::ClientConfig,
     addr: std::net::SocketAddr,
     on_frame: impl Fn(Vec<u8>, Instant) + Send + 'static,
+    sims: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<mpsc::UnboundedSender<Vec<u8>>> {
     let connection = endpoint.connect_with(client, addr, sync::quic::HUB_SERVER_NAME)?.await?;
     let (mut send, mut recv) = connection.open_bi().await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
+    sims.spawn(async move {
         let _connection = connection;
         while let Some(frame) = rx.recv().await {
             if send.write_all(&sync::quic::framed(&frame)).await.is_err() {
@@ -556,7 +565,7 @@ async fn quic_stream(
             }
         }
     });
-    tokio::spawn(async move {
+    sims.spawn(async move {
         while let Some(frame) = read_frame(&mut recv).await {
             on_frame(frame, Instant::now());
         }
