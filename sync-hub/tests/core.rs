@@ -233,3 +233,57 @@ fn a_group_commits_before_anything_is_answered_and_replays_change_nothing() {
     let replies = hub.handle(vec![inbound("north-1", frame("north-1", 1, &GateMessage::Hello(hello(1))))]);
     assert_eq!(replies.len(), 1, "nothing missed: only the welcome: {replies:?}");
 }
+
+#[test]
+fn a_gate_that_links_is_answered_linked_and_one_that_signs_is_answered_signed() {
+    let mut hub = hub_with(&[("north-1", 1), ("south-2", 2)]);
+    let hub_public = hub.hub_key.public();
+    let north_link = key(1).link_key(&hub_public).unwrap();
+    let before = hub.dump();
+
+    // Forged linked frames: under south's link in north's name, and to everyone.
+    let south_link = key(2).link_key(&hub_public).unwrap();
+    let forged = vec![
+        inbound("north-1", south_link.seal("north-1", HUB_ID, &claim(1, 7).encode())),
+        inbound("north-1", north_link.seal("north-1", sync::frame::EVERYONE, &claim(1, 7).encode())),
+    ];
+    let sent = Mutex::new(Vec::new());
+    hub.core.handle_group(forged, &|out| sent.lock().unwrap().push(out)).unwrap();
+    assert!(sent.lock().unwrap().is_empty(), "forged linked frames get no answer");
+    assert_eq!(hub.dump(), before, "and store nothing");
+
+    let group = vec![
+        inbound("north-1", north_link.seal("north-1", HUB_ID, &claim(1, 7).encode())),
+        inbound("south-2", frame("south-2", 2, &claim(2, 8))),
+    ];
+    let sent = Mutex::new(Vec::new());
+    hub.core.handle_group(group, &|out| sent.lock().unwrap().push(out)).unwrap();
+    let at_north = sync::SenderKeys { public: hub_public, link: Some(north_link) };
+    let mut verdicts = Vec::new();
+    for out in sent.into_inner().unwrap() {
+        match out {
+            Outbound::To { gate, frame } if gate == "north-1" => {
+                assert!(frame.starts_with(b"TXL1"), "linked answer to a linked gate");
+                assert!(sync::frame::open(&frame, |_| Some(hub_public)).is_err(), "needs the link to open");
+                let opened = sync::frame::open(&frame, |_| Some(at_north.clone())).unwrap();
+                verdicts.push((gate, HubMessage::decode(opened.body).unwrap()));
+            }
+            Outbound::To { gate, frame } => {
+                assert!(frame.starts_with(b"TXS1"), "signed answer to a signing gate");
+                let opened = sync::frame::open(&frame, |_| Some(hub_public)).unwrap();
+                verdicts.push((gate, HubMessage::decode(opened.body).unwrap()));
+            }
+            Outbound::All(frame) => {
+                assert!(frame.starts_with(b"TXS1"), "broadcasts are signed");
+                sync::frame::open(&frame, |_| Some(hub_public)).unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        verdicts,
+        vec![
+            ("north-1".to_owned(), HubMessage::Verdict { claim_id: 1, verdict: Verdict::Granted }),
+            ("south-2".to_owned(), HubMessage::Verdict { claim_id: 2, verdict: Verdict::Granted }),
+        ]
+    );
+}
