@@ -30,6 +30,9 @@ pub struct VenueCa {
     cert_pem: String,
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    /// The QUIC stateless-reset key: derived from the CA key, so the same
+    /// at every start of this hub.
+    reset_secret: [u8; 32],
 }
 
 /// A certificate and its key, as PEM (for files) and DER (for rustls).
@@ -96,7 +99,22 @@ impl VenueCa {
         };
         let cert_der = pem_certificate(&cert_pem)
             .ok_or_else(|| EnrollError::Invalid(format!("{}: not a PEM certificate", cert_path.display())))?;
-        Ok(Self { cert_pem, cert_der, issuer: Issuer::new(params, key) })
+        let reset_secret = {
+            use sha2::{Digest, Sha256};
+            Sha256::new()
+                .chain_update(b"tixgate/quic/stateless-reset/v1\0")
+                .chain_update(key.serialize_der())
+                .finalize()
+        };
+        Ok(Self { cert_pem, cert_der, issuer: Issuer::new(params, key), reset_secret: reset_secret.into() })
+    }
+
+    /// The key QUIC stateless resets are made with: the same at every start, so
+    /// a restarted hub can tell gates still holding a connection to the dead
+    /// one that it is gone (they reconnect at once instead of after the idle
+    /// timeout).
+    pub fn reset_secret(&self) -> [u8; 32] {
+        self.reset_secret
     }
 
     /// The CA certificate, PEM (what gates trust).

@@ -7,8 +7,9 @@
 //! bidirectional stream of length-prefixed frames ([`schema::sync::quic`]);
 //! frames go to the core exactly like MQTT ones, with the certificate's gate as
 //! the one the transport vouches for. Keepalives every 2 s; a connection silent
-//! for 7 s is dead. 0-RTT is off: a gate's first frame waits for the handshake,
-//! so nothing it sends can be replayed.
+//! for 7 s is dead — unless the hub restarted: its reset keys survive restarts,
+//! so it resets the old connections at their next keepalive. 0-RTT is off: a
+//! gate's first frame waits for the handshake, so nothing it sends can be replayed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -138,9 +139,55 @@ pub fn server_config(ca: &VenueCa) -> Result<quinn::ServerConfig, QuicError> {
     Ok(server)
 }
 
-/// Binds the QUIC listener.
+/// Binds the QUIC listener. Its stateless-reset and connection-id keys come from
+/// the venue CA, so
+/// after a restart (even a crash) the packets of gates still talking to the old
+/// hub are answered with a reset they accept: they reconnect within a keepalive
+/// instead of waiting out the idle timeout.
 pub fn listen(addr: SocketAddr, ca: &VenueCa) -> Result<quinn::Endpoint, QuicError> {
-    quinn::Endpoint::server(server_config(ca)?, addr).map_err(|source| QuicError::Listen { addr, source })
+    let listen_err = |source| QuicError::Listen { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(listen_err)?;
+    let secret = ca.reset_secret();
+    let mut config = quinn::EndpointConfig::new(Arc::new(ResetKey(secret)));
+    // Connection ids carry a hash under a key; with a key drawn at each start, a
+    // restarted hub would drop the old connections' packets as invalid ids
+    // instead of resetting them.
+    let cid_key = u64::from_le_bytes(secret[..8].try_into().unwrap_or_default());
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    let runtime = quinn::default_runtime().ok_or_else(|| listen_err(std::io::Error::other("no async runtime")))?;
+    quinn::Endpoint::new(config, Some(server_config(ca)?), socket, runtime).map_err(listen_err)
+}
+
+/// HMAC-SHA256 under the hub's stateless-reset secret.
+struct ResetKey([u8; 32]);
+
+impl ResetKey {
+    fn mac(&self, data: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::{KeyInit, Mac};
+        // Any key length is valid for HMAC.
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        mac.update(data);
+        mac
+    }
+}
+
+impl quinn::crypto::HmacKey for ResetKey {
+    fn sign(&self, data: &[u8], signature_out: &mut [u8]) {
+        use hmac::Mac;
+        let tag = self.mac(data).finalize().into_bytes();
+        for (out, byte) in signature_out.iter_mut().zip(tag) {
+            *out = byte;
+        }
+    }
+
+    fn signature_len(&self) -> usize {
+        32
+    }
+
+    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), quinn::crypto::CryptoError> {
+        use hmac::Mac;
+        self.mac(data).verify_slice(signature).map_err(|_| quinn::crypto::CryptoError)
+    }
 }
 
 /// Accepts gates until `shutdown`; their frames go to `inbound`.

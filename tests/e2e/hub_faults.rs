@@ -85,6 +85,14 @@ fn hub_sigkilled_mid_burst(transport: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("reconciled {} scans in {:?} after the restart", 2 * per_gate, started.elapsed());
+    // QUIC gates still hold connections to the dead hub: the restarted one resets
+    // them (its reset and connection-id keys survive restarts), so they reconnect
+    // within a keepalive instead of waiting out the idle timeout.
+    assert!(
+        started.elapsed() < schema::sync::quic::IDLE_TIMEOUT,
+        "reconciling took {:?}: the gates waited out the idle timeout",
+        started.elapsed()
+    );
 
     // Every decision a gate showed is stored at the hub, exactly once.
     let db = rusqlite::Connection::open(venue.path().join("hub-state/hub.db")).unwrap();
