@@ -116,6 +116,40 @@ impl Tokens {
     }
 }
 
+/// What a wallet link grants: showing one ticket, nothing else. Its audience
+/// keeps it from passing as a login token, and login tokens from passing as it.
+#[derive(Debug, Serialize, Deserialize)]
+struct WalletClaims {
+    sub: String,
+    aud: String,
+    exp: i64,
+}
+
+const WALLET_AUDIENCE: &str = "tixgate-wallet";
+
+impl Tokens {
+    /// A link token for the wallet page of ticket `ticket_id`, valid until `until`.
+    pub fn wallet_token(&self, ticket_id: i64, until: i64) -> Result<String, ApiError> {
+        let claims = WalletClaims { sub: ticket_id.to_string(), aud: WALLET_AUDIENCE.into(), exp: until };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("token signing: {e}")))
+    }
+
+    /// The ticket a wallet link token opens.
+    pub fn wallet_ticket(&self, token: &str) -> Result<i64, ApiError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[WALLET_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        match jsonwebtoken::decode::<WalletClaims>(token, &self.decoding, &validation) {
+            Ok(data) => data.claims.sub.parse().map_err(|_| ApiError::Unauthenticated("wallet link invalid")),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                Err(ApiError::Unauthenticated("wallet link expired"))
+            }
+            Err(_) => Err(ApiError::Unauthenticated("wallet link invalid")),
+        }
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {

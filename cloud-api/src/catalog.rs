@@ -105,6 +105,11 @@ pub struct NewTicketType {
     /// Stock rows the count is split over, so concurrent sales do not queue on one row.
     #[serde(default = "default_shards")]
     pub shards: i64,
+    /// Shown only by the holder's wallet as a code that changes every few
+    /// seconds (barcode v2), so a screenshot cannot be resold; default false:
+    /// a static code that can be printed.
+    #[serde(default)]
+    pub rotating: bool,
 }
 
 fn default_per_order_limit() -> i64 {
@@ -139,6 +144,8 @@ pub struct TicketType {
     pub per_order_limit: i64,
     /// Whether tickets carry seats.
     pub seated: bool,
+    /// Whether tickets are shown as rotating codes from the holder's wallet.
+    pub rotating: bool,
 }
 
 /// Lifecycle of an event.
@@ -353,8 +360,8 @@ async fn insert_ticket_type(tx: &mut Tx, event_id: i64, t: &NewTicketType, event
     let id = tx
         .query_one(
             "INSERT INTO ticket_types (event_id, name, price_minor, currency, total, sale_starts_at, sale_ends_at,
-                                       per_order_limit, seated, shards)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                                       per_order_limit, seated, shards, rotating)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
             params![
                 event_id,
                 t.name.trim(),
@@ -365,7 +372,8 @@ async fn insert_ticket_type(tx: &mut Tx, event_id: i64, t: &NewTicketType, event
                 sale_ends,
                 t.per_order_limit,
                 t.seats.is_some(),
-                t.shards
+                t.shards,
+                t.rotating
             ],
         )
         .await?
@@ -412,7 +420,7 @@ pub async fn ticket_types(db: &Db, event_id: i64) -> Result<Vec<TicketType>, Api
         .query(
             "SELECT t.id, t.event_id, t.name, t.price_minor, t.currency, t.total,
                     (SELECT CAST(COALESCE(SUM(s.available), 0) AS BIGINT) FROM stock s WHERE s.ticket_type_id = t.id),
-                    t.sale_starts_at, t.sale_ends_at, t.per_order_limit, t.seated
+                    t.sale_starts_at, t.sale_ends_at, t.per_order_limit, t.seated, t.rotating
              FROM ticket_types t WHERE t.event_id = ?1 ORDER BY t.id",
             params![event_id],
         )
@@ -431,6 +439,7 @@ pub async fn ticket_types(db: &Db, event_id: i64) -> Result<Vec<TicketType>, Api
                 sale_ends_at: r.opt_int(8)?,
                 per_order_limit: r.int(9)?,
                 seated: r.bool(10)?,
+                rotating: r.bool(11)?,
             })
         })
         .collect()

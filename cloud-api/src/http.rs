@@ -27,7 +27,7 @@ use crate::orders::{self, OrderRequest};
 use crate::payments::{Gateways, signature, webhook};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, qr_render, read_model, tickets};
+use crate::{clock, qr_render, read_model, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -130,7 +130,8 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
-        add_ticket_type, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png
+        add_ticket_type, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
+        wallet_bind
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth)
@@ -179,6 +180,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}", get(get_ticket))
         .route("/tickets/{id}/qr.svg", get(ticket_svg))
         .route("/tickets/{id}/qr.png", get(ticket_png))
+        .route("/wallet/{token}", get(wallet::page))
+        .route("/wallet/{token}/bind", post(wallet_bind))
+        .route("/wallet-assets/wallet.js", get(wallet::wallet_js))
+        .route("/wallet-assets/qrcode.js", get(wallet::qrcode_js))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_id))
@@ -247,7 +252,20 @@ async fn set_role(
 
 #[utoipa::path(get, path = "/users/me/tickets", tag = "tickets", security(("bearer" = [])), responses((status = 200, body = Vec<tickets::Ticket>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn my_tickets(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<tickets::Ticket>>> {
-    Ok(Json(tickets::mine(&s.db, &caller).await?))
+    let mut mine = Vec::new();
+    for ticket in tickets::mine(&s.db, &caller).await? {
+        mine.push(with_wallet(&s, ticket).await?);
+    }
+    Ok(Json(mine))
+}
+
+/// Adds the wallet link to a rotating ticket shown to its owner.
+async fn with_wallet(s: &AppState, mut ticket: tickets::Ticket) -> ApiResult<tickets::Ticket> {
+    if ticket.rotating {
+        let until = tickets::wallet_expiry(&s.db, ticket.id).await?;
+        ticket.wallet = Some(format!("/wallet/{}", s.tokens.wallet_token(ticket.id, until)?));
+    }
+    Ok(ticket)
 }
 
 #[utoipa::path(post, path = "/venues", tag = "organizers", security(("bearer" = [])), request_body = NewVenue, responses((status = 201, body = catalog::Venue), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
@@ -482,7 +500,7 @@ async fn get_ticket(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Json<tickets::Ticket>> {
-    Ok(Json(tickets::get(&s.db, &caller, path(id)?).await?))
+    Ok(Json(with_wallet(&s, tickets::get(&s.db, &caller, path(id)?).await?).await?))
 }
 
 #[utoipa::path(get, path = "/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/svg+xml"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
@@ -491,7 +509,7 @@ async fn ticket_svg(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Response> {
-    let ticket = tickets::get(&s.db, &caller, path(id)?).await?;
+    let ticket = static_code(tickets::get(&s.db, &caller, path(id)?).await?)?;
     let svg = qr_render::svg(&ticket.barcode).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
@@ -502,7 +520,26 @@ async fn ticket_png(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Response> {
-    let ticket = tickets::get(&s.db, &caller, path(id)?).await?;
+    let ticket = static_code(tickets::get(&s.db, &caller, path(id)?).await?)?;
     let png = qr_render::png(&ticket.barcode).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+/// A rotating ticket has no image to print: its code lives in the wallet.
+fn static_code(ticket: tickets::Ticket) -> ApiResult<tickets::Ticket> {
+    if ticket.rotating {
+        return Err(ApiError::Conflict("this ticket is shown as a rotating code: open its wallet link".into()));
+    }
+    Ok(ticket)
+}
+
+#[utoipa::path(post, path = "/wallet/{token}/bind", tag = "tickets", params(("token" = String, Path, description = "the wallet link's token")), request_body = wallet::BindRequest, responses((status = 200, body = tickets::WalletTicket), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "a wrong or an expired wallet link", body = Problem, content_type = "application/problem+json"), (status = 409, description = "a static ticket, or one already shown on another device", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the ticket was cancelled", body = Problem, content_type = "application/problem+json")))]
+async fn wallet_bind(
+    State(s): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+    body: Body<wallet::BindRequest>,
+) -> ApiResult<Json<tickets::WalletTicket>> {
+    let ticket_id = s.tokens.wallet_ticket(&path(token)?)?;
+    let body = body.get()?;
+    Ok(Json(tickets::bind(&s.db, &s.signer, ticket_id, &body.holder_key, clock::now()).await?))
 }

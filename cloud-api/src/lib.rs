@@ -3,7 +3,7 @@
 //!
 //! Layers: [`http`] (routes, extractors, problem documents) over business
 //! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`payments`],
-//! [`tickets`], [`venue_feed`]) over [`db`], one interface to SQLite and
+//! [`tickets`], [`venue_feed`], [`wallet`]) over [`db`], one interface to SQLite and
 //! PostgreSQL. [`server::run`] wires them; `main.rs` only parses arguments.
 //! The issuer's ops tools (keys, minting, QR rendering) are in [`cli`].
 
@@ -27,3 +27,4 @@ pub mod server;
 pub mod tickets;
 pub mod users;
 pub mod venue_feed;
+pub mod wallet;

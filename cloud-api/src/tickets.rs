@@ -1,5 +1,8 @@
 //! Tickets: issued with an Ed25519-signed barcode when an order is paid,
 //! revoked when it is refunded, shown to their owner as text and QR code.
+//! A rotating ticket (barcode v2) gets its signed static part only when the
+//! holder's wallet binds its public key; the wallet then shows a fresh code
+//! every few seconds, which gates refuse once stale.
 //!
 //! Every issue or revocation bumps the venue's manifest version and stamps
 //! the ticket with it, so `GET /venues/{id}/manifest?since=V` can send exactly
@@ -30,8 +33,13 @@ pub struct Ticket {
     pub holder_name: String,
     /// `valid` or `revoked`.
     pub status: String,
-    /// The barcode text (what the QR code holds).
+    /// The barcode text (what the QR code holds); empty for a rotating ticket,
+    /// which only its wallet shows.
     pub barcode: String,
+    /// Shown as a rotating code from the holder's wallet (barcode v2).
+    pub rotating: bool,
+    /// For a rotating ticket: the wallet page's path, a link only its owner gets.
+    pub wallet: Option<String>,
     /// First accepted entry, as reported by the venue (Unix seconds).
     pub scanned_at: Option<i64>,
 }
@@ -51,7 +59,7 @@ pub(crate) async fn bump_version(tx: &mut Tx, venue_id: i64) -> Result<i64, ApiE
 pub(crate) async fn issue(tx: &mut Tx, signer: &TicketSigner, order_id: i64, now: i64) -> Result<(), ApiError> {
     let row = tx
         .query_one(
-            "SELECT o.user_id, u.name, h.ticket_type_id, h.quantity, h.seats, e.id, e.venue_id, e.ends_at
+            "SELECT o.user_id, u.name, h.ticket_type_id, h.quantity, h.seats, e.id, e.venue_id, e.ends_at, t.rotating
              FROM orders o JOIN users u ON u.id = o.user_id JOIN holds h ON h.id = o.hold_id
              JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id
              WHERE o.id = ?1",
@@ -60,29 +68,23 @@ pub(crate) async fn issue(tx: &mut Tx, signer: &TicketSigner, order_id: i64, now
         .await?;
     let (user, name, type_id, quantity) = (row.int(0)?, row.text(1)?, row.int(2)?, row.int(3)?);
     let seats: Vec<String> = serde_json::from_str(&row.text(4)?).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (event_id, venue_id) = (row.int(5)?, row.int(6)?);
+    let (event_id, venue_id, rotating) = (row.int(5)?, row.int(6)?, row.bool(8)?);
     let version = bump_version(tx, venue_id).await?;
     for i in 0..usize::try_from(quantity).unwrap_or(0) {
         let seat = seats.get(i).cloned();
         let id = tx
             .query_one(
                 "INSERT INTO tickets (order_id, user_id, event_id, venue_id, ticket_type_id, seat, holder_name, barcode,
-                                      status, changed_version, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', 'valid', ?8, ?9) RETURNING id",
-                params![order_id, user, event_id, venue_id, type_id, seat.clone(), name.clone(), version, now],
+                                      status, changed_version, created_at, rotating)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', 'valid', ?8, ?9, ?10) RETURNING id",
+                params![order_id, user, event_id, venue_id, type_id, seat.clone(), name.clone(), version, now, rotating],
             )
             .await?
             .int(0)?;
-        let claims = TicketClaims {
-            event_id: u64::try_from(event_id).unwrap_or_default(),
-            ticket_id: u64::try_from(id).unwrap_or_default(),
-            ticket_type_id: u32::try_from(type_id)
-                .map_err(|_| ApiError::Internal("ticket type id above 2^32".into()))?,
-            flags: TicketFlags::default(),
-            validity: Validity::default(),
-            seat: seat.as_deref().map(SeatLabel::new).transpose().map_err(|e| ApiError::Internal(e.to_string()))?,
-        };
-        tx.execute("UPDATE tickets SET barcode = ?1 WHERE id = ?2", params![signer.mint(&claims), id]).await?;
+        if !rotating {
+            let claims = claims(id, event_id, type_id, seat.as_deref())?;
+            tx.execute("UPDATE tickets SET barcode = ?1 WHERE id = ?2", params![signer.mint(&claims), id]).await?;
+        }
     }
     tx.execute(
         "UPDATE seats SET sold = 1 WHERE hold_id = (SELECT hold_id FROM orders WHERE id = ?1)",
@@ -90,6 +92,18 @@ pub(crate) async fn issue(tx: &mut Tx, signer: &TicketSigner, order_id: i64, now
     )
     .await?;
     Ok(())
+}
+
+/// What the barcode of ticket `id` asserts.
+fn claims(id: i64, event_id: i64, type_id: i64, seat: Option<&str>) -> Result<TicketClaims, ApiError> {
+    Ok(TicketClaims {
+        event_id: u64::try_from(event_id).unwrap_or_default(),
+        ticket_id: u64::try_from(id).unwrap_or_default(),
+        ticket_type_id: u32::try_from(type_id).map_err(|_| ApiError::Internal("ticket type id above 2^32".into()))?,
+        flags: TicketFlags::default(),
+        validity: Validity::default(),
+        seat: seat.map(SeatLabel::new).transpose().map_err(|e| ApiError::Internal(e.to_string()))?,
+    })
 }
 
 /// Revokes every ticket of an order.
@@ -105,7 +119,8 @@ pub(crate) async fn revoke_order(tx: &mut Tx, order_id: i64, _now: i64) -> Resul
     Ok(())
 }
 
-const COLUMNS: &str = "id, order_id, event_id, ticket_type_id, seat, holder_name, status, barcode, scanned_at, user_id";
+const COLUMNS: &str =
+    "id, order_id, event_id, ticket_type_id, seat, holder_name, status, barcode, scanned_at, user_id, rotating";
 
 fn from_row(row: &Row) -> Result<Ticket, ApiError> {
     Ok(Ticket {
@@ -118,6 +133,8 @@ fn from_row(row: &Row) -> Result<Ticket, ApiError> {
         status: row.text(6)?,
         barcode: row.text(7)?,
         scanned_at: row.opt_int(8)?,
+        rotating: row.bool(10)?,
+        wallet: None,
     })
 }
 
@@ -136,4 +153,121 @@ pub async fn get(db: &Db, caller: &Caller, id: i64) -> Result<Ticket, ApiError> 
         return Err(ApiError::NotFound("ticket"));
     }
     from_row(&row)
+}
+
+/// A rotating ticket as its wallet shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WalletTicket {
+    /// Ticket id.
+    pub ticket_id: i64,
+    /// The event's title.
+    pub event_title: String,
+    /// The event's start (Unix seconds).
+    pub starts_at: i64,
+    /// The ticket type's name.
+    pub ticket_type: String,
+    /// Seat, for seated types.
+    pub seat: Option<String>,
+    /// The holder's name.
+    pub holder_name: String,
+    /// `valid` or `revoked`.
+    pub status: String,
+    /// Hex of the issuer-signed static part and its signature, to which the
+    /// wallet adds the time and its own signature at each refresh.
+    pub static_part: String,
+    /// The server's clock (Unix seconds), so the wallet can correct the phone's.
+    pub server_time: i64,
+    /// Seconds between two codes.
+    pub refresh_s: u32,
+}
+
+/// Seconds between two codes of a wallet: well inside the gates' default
+/// 30-second window, so a code read at the end of its slot is still fresh.
+pub const WALLET_REFRESH_S: u32 = 5;
+
+/// Binds ticket `id` to the wallet's public key and returns what the wallet
+/// shows. The first key wins; the same key again (a reload) gets the same
+/// answer; another key is refused, so a copied wallet link does not move a
+/// ticket to a second phone. Binding bumps the venue's manifest, which then
+/// carries the holder's name sealed for the bound code.
+pub async fn bind(
+    db: &Db,
+    signer: &TicketSigner,
+    id: i64,
+    holder_key: &str,
+    now: i64,
+) -> Result<WalletTicket, ApiError> {
+    let key = parse_holder_key(holder_key)?;
+    let mut tx = db.begin().await?;
+    let row = tx
+        .query_opt(
+            "SELECT t.event_id, t.ticket_type_id, t.seat, t.holder_name, t.status, t.rotating, t.holder_key,
+                    t.static_part, t.venue_id, e.title, e.starts_at, y.name
+             FROM tickets t JOIN events e ON e.id = t.event_id JOIN ticket_types y ON y.id = t.ticket_type_id
+             WHERE t.id = ?1",
+            params![id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("ticket"))?;
+    if !row.bool(5)? {
+        return Err(ApiError::Conflict("this ticket has a static barcode: show its QR code".into()));
+    }
+    if row.text(4)? != "valid" {
+        return Err(ApiError::Gone("this ticket was cancelled or replaced"));
+    }
+    let static_part = match (row.opt_text(6)?, row.opt_text(7)?) {
+        (Some(bound), Some(static_part)) if bound == holder_key => static_part,
+        (Some(_), _) => {
+            return Err(ApiError::Conflict("this ticket is already shown on another device".into()));
+        }
+        (None, _) => {
+            let claims = claims(id, row.int(0)?, row.int(1)?, row.opt_text(2)?.as_deref())?;
+            let bytes = signer.bind(&claims, &key).map_err(|e| ApiError::BadRequest(format!("holder_key: {e}")))?;
+            let static_part = data_encoding::HEXLOWER.encode(&bytes);
+            // Conditional, so of two wallets binding at once exactly one wins
+            // (PostgreSQL re-checks the condition after the row lock).
+            let bound = tx
+                .execute(
+                    "UPDATE tickets SET holder_key = ?1, static_part = ?2 WHERE id = ?3 AND holder_key IS NULL",
+                    params![holder_key.to_owned(), static_part.clone(), id],
+                )
+                .await?;
+            if bound == 0 {
+                return Err(ApiError::Conflict("this ticket is already shown on another device".into()));
+            }
+            let version = bump_version(&mut tx, row.int(8)?).await?;
+            tx.execute("UPDATE tickets SET changed_version = ?1 WHERE id = ?2", params![version, id]).await?;
+            static_part
+        }
+    };
+    tx.commit().await?;
+    Ok(WalletTicket {
+        ticket_id: id,
+        event_title: row.text(9)?,
+        starts_at: row.int(10)?,
+        ticket_type: row.text(11)?,
+        seat: row.opt_text(2)?,
+        holder_name: row.text(3)?,
+        status: row.text(4)?,
+        static_part,
+        server_time: now,
+        refresh_s: WALLET_REFRESH_S,
+    })
+}
+
+/// A holder key as the wallet sends it: 64 hex digits of an Ed25519 public key.
+fn parse_holder_key(hex: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
+    let bad = || ApiError::BadRequest("holder_key: 64 lower-case hex digits of an Ed25519 public key".into());
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).map_err(|_| bad())?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
+}
+
+/// The end of a wallet link's life: a day after its event ends.
+pub async fn wallet_expiry(db: &Db, id: i64) -> Result<i64, ApiError> {
+    let row = db
+        .query_opt("SELECT e.ends_at FROM tickets t JOIN events e ON e.id = t.event_id WHERE t.id = ?1", params![id])
+        .await?
+        .ok_or(ApiError::NotFound("ticket"))?;
+    Ok(row.int(0)?.saturating_add(24 * 3600))
 }

@@ -130,7 +130,7 @@ pub async fn manifest(
         .await?;
     let tickets = db
         .query(
-            "SELECT id, event_id, ticket_type_id, status, barcode, holder_name FROM tickets
+            "SELECT id, event_id, ticket_type_id, status, barcode, holder_name, static_part FROM tickets
              WHERE venue_id = ?1 AND changed_version > ?2 ORDER BY id",
             params![venue_id, base.unwrap_or(0)],
         )
@@ -165,12 +165,20 @@ pub async fn manifest(
 
 fn ticket_record(row: &crate::db::Row) -> Result<TicketRecord, ApiError> {
     let ticket_id = to_u64(row.int(0)?)?;
-    let code = row.text(4)?;
-    // The holder's name travels sealed with a key only the barcode gives.
-    let sealed_holder = barcode::parse(&code).ok().and_then(|parsed| {
+    // The holder's name travels sealed with a key only the barcode gives: the
+    // issuer's signature, which a static code carries and every code a wallet
+    // shows repeats. A rotating ticket no wallet has bound yet has none.
+    let signature = match row.opt_text(6)? {
+        Some(static_part) => data_encoding::HEXLOWER
+            .decode(static_part.as_bytes())
+            .ok()
+            .and_then(|bytes| bytes.get(bytes.len().saturating_sub(barcode::SIGNATURE_LEN)..)?.try_into().ok()),
+        None => barcode::parse(&row.text(4)?).ok().map(|parsed| parsed.signature),
+    };
+    let sealed_holder = signature.and_then(|signature| {
         let mut nonce = [0u8; holder::NONCE_LEN];
         getrandom::fill(&mut nonce).ok()?;
-        Some(holder::seal(&parsed.signature, ticket_id, &row.text(5).ok()?, nonce))
+        Some(holder::seal(&signature, ticket_id, &row.text(5).ok()?, nonce))
     });
     Ok(TicketRecord {
         ticket_id,

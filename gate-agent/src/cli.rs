@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use schema::entry::Direction;
-use schema::{DecisionLine, Keyring, Reason, UnixSeconds, check_offline};
+use schema::{DecisionLine, Freshness, Keyring, Reason, UnixSeconds, check_offline};
 use time::OffsetDateTime;
 
 use tokio_util::sync::CancellationToken;
@@ -90,6 +90,9 @@ pub enum Command {
         /// Decide as of this time (RFC 3339) instead of now.
         #[arg(long, value_parser = parse_rfc3339)]
         at: Option<OffsetDateTime>,
+        /// Oldest accepted holder-shown (v2) code, in seconds.
+        #[arg(long, default_value_t = Freshness::default().max_age)]
+        max_code_age: u64,
         /// Read the barcode from a photo instead of the argument.
         #[arg(long, conflicts_with = "barcode", required_unless_present = "barcode")]
         image: Option<PathBuf>,
@@ -149,9 +152,10 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Scans { config, since } => {
             with_gate(&config, out, err, |gate, out, err| list_scans(gate, since, out, err))
         }
-        Command::Verify { keyring, event, at, image, barcode } => {
+        Command::Verify { keyring, event, at, max_code_age, image, barcode } => {
             let now = keys_time(at.unwrap_or_else(OffsetDateTime::now_utc));
-            verify(&keyring, event, now, image.as_deref(), barcode.as_deref(), out, err)
+            let freshness = Freshness { max_age: max_code_age, ..Freshness::default() };
+            verify(&keyring, event, freshness, now, image.as_deref(), barcode.as_deref(), out, err)
         }
     }
 }
@@ -339,9 +343,11 @@ fn decode(image: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
+#[allow(clippy::too_many_arguments, reason = "one per command-line option, named at the only call")]
 fn verify(
     keyring: &Path,
     event: Option<u64>,
+    freshness: Freshness,
     now: UnixSeconds,
     image: Option<&Path>,
     barcode: Option<&str>,
@@ -370,7 +376,7 @@ fn verify(
         (None, Some(text)) => text.to_owned(),
         (None, None) => return EXIT_USAGE, // clap requires one of them
     };
-    print_decision(&check_offline(&ring, &scanned, event, now), out, err)
+    print_decision(&check_offline(&ring, &scanned, event, freshness, now), out, err)
 }
 
 /// Reads and checks a keyring file; the error names the file.

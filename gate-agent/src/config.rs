@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use firmware_config::{Profile, ScannerProfile, TurnstileProfile};
+use schema::Freshness;
 use schema::entry::Direction;
 
 use firmware_config::CameraProfile;
@@ -45,6 +46,21 @@ pub struct RawConfig {
     /// The venue hub; without it the gate decides alone.
     #[serde(default)]
     pub hub: Option<RawHub>,
+    /// How old a code shown by a holder's wallet (barcode v2) may be.
+    #[serde(default)]
+    pub rotating_codes: Option<RawRotatingCodes>,
+}
+
+/// The age window of holder-shown codes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRotatingCodes {
+    /// Oldest accepted code, by this gate's clock; default 30 s.
+    #[serde(default)]
+    pub max_age_s: Option<u64>,
+    /// How far ahead of this gate's clock a code may be dated; default 30 s.
+    #[serde(default)]
+    pub max_ahead_s: Option<u64>,
 }
 
 /// How to reach the venue hub.
@@ -145,6 +161,8 @@ pub struct Config {
     pub devices: Devices,
     /// The venue hub, if any.
     pub hub: Option<HubSettings>,
+    /// How old a holder-shown code may be.
+    pub freshness: Freshness,
 }
 
 /// Why a configuration was refused.
@@ -198,6 +216,7 @@ impl Config {
             return Err(("gate_id", format!("{:?} must be 1-32 of A-Z a-z 0-9 - _", raw.gate_id)));
         }
         let hub = raw.hub.map(|h| hub(h, base, &raw.gate_id, raw.venue_id)).transpose()?;
+        let freshness = raw.rotating_codes.map(freshness).transpose()?.unwrap_or_default();
         Ok(Self {
             gate_id: raw.gate_id,
             venue_id: raw.venue_id,
@@ -212,8 +231,28 @@ impl Config {
                 camera: raw.camera.map(|c| camera(c, base)).transpose()?,
             },
             hub,
+            freshness,
         })
     }
+}
+
+/// Allowed ages of a holder-shown code. The wallet draws a new code every
+/// 5 s, so a shorter window would refuse live codes; over an hour it no
+/// longer stops a screenshot passed along the queue.
+const CODE_MAX_AGE_S: std::ops::RangeInclusive<u64> = 10..=3_600;
+const CODE_MAX_AHEAD_S: std::ops::RangeInclusive<u64> = 0..=3_600;
+
+fn freshness(raw: RawRotatingCodes) -> Result<Freshness, (&'static str, String)> {
+    let default = Freshness::default();
+    let max_age = raw.max_age_s.unwrap_or(default.max_age);
+    if !CODE_MAX_AGE_S.contains(&max_age) {
+        return Err(("rotating_codes.max_age_s", format!("{max_age} is outside {CODE_MAX_AGE_S:?} seconds")));
+    }
+    let max_ahead = raw.max_ahead_s.unwrap_or(default.max_ahead);
+    if !CODE_MAX_AHEAD_S.contains(&max_ahead) {
+        return Err(("rotating_codes.max_ahead_s", format!("{max_ahead} is outside {CODE_MAX_AHEAD_S:?} seconds")));
+    }
+    Ok(Freshness { max_age, max_ahead })
 }
 
 /// A built-in profile by name, or a profile file (relative to `base`).
@@ -373,5 +412,20 @@ mod tests {
         let good = load(&format!("{GOOD}[scanner]\nprofile = \"zebra-ds2208-usb-cdc\"\nport = \"/dev/ttyACM0\"\n"))
             .expect("built-in profile");
         assert_eq!(good.devices.scanner.map(|(port, p)| (port, p.baud)), Some(("/dev/ttyACM0".into(), 115_200)));
+    }
+
+    #[test]
+    fn the_rotating_code_window_defaults_to_30_s_and_is_bounded() {
+        assert_eq!(load(GOOD).expect("loads").freshness, Freshness { max_age: 30, max_ahead: 30 });
+        let set = load(&format!("{GOOD}[rotating_codes]\nmax_age_s = 15\nmax_ahead_s = 0\n")).expect("loads");
+        assert_eq!(set.freshness, Freshness { max_age: 15, max_ahead: 0 });
+        for (key, bad) in
+            [("max_age_s", "max_age_s = 5"), ("max_age_s", "max_age_s = 7200"), ("max_ahead_s", "max_ahead_s = 4000")]
+        {
+            let err = load(&format!("{GOOD}[rotating_codes]\n{bad}\n")).expect_err(bad);
+            assert!(err.to_string().contains(&format!("rotating_codes.{key}")), "{err}");
+        }
+        let unknown = load(&format!("{GOOD}[rotating_codes]\nwindow = 30\n")).expect_err("unknown key");
+        assert!(unknown.to_string().contains("window"), "{unknown}");
     }
 }

@@ -172,6 +172,7 @@ impl Gate {
             history: &history,
             list,
             direction,
+            freshness: self.config.freshness,
             now,
         });
         if let Ok(ticket) = &verified {

@@ -6,6 +6,7 @@
 //! first that fails decides:
 //!
 //! 1. signature and key validity (done by [`Keyring::verify`](crate::Keyring::verify));
+//!    a holder-shown (v2) code made outside the gate's [`Freshness`] window — `stale_code`;
 //! 2. event: the ticket's event is the list's event — `wrong_event`;
 //! 3. replica: a ticket absent from the replica follows the list's policy —
 //!    `unknown_ticket`, or continue flagged as not in the replica;
@@ -25,7 +26,7 @@ use std::collections::BTreeSet;
 use crate::barcode::{SeatLabel, UnixSeconds};
 use crate::hlc::HlcTimestamp;
 use crate::reason::Reason;
-use crate::verify::{Decision, VerifiedTicket, VerifyError};
+use crate::verify::{Decision, Freshness, VerifiedTicket, VerifyError};
 
 /// Entering or leaving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -127,6 +128,8 @@ pub struct ScanContext<'a> {
     pub list: &'a CheckInList,
     /// Entry or exit.
     pub direction: Direction,
+    /// How old a holder-shown code may be.
+    pub freshness: Freshness,
     /// Now, by the gate's clock.
     pub now: UnixSeconds,
 }
@@ -180,6 +183,10 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
     };
     let reject = |reason, display| Outcome::reject(reason, display, not_in_replica);
 
+    // Exits too: a screenshot must not check somebody out for a re-entry.
+    if let Err(reason) = ctx.freshness.check(ticket, ctx.now) {
+        return reject(reason, display);
+    }
     if claims.event_id != ctx.list.event_id {
         return reject(Reason::WrongEvent, display);
     }

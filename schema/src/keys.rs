@@ -96,6 +96,9 @@ pub enum KeyError {
     /// A keyring with no keys verifies nothing.
     #[error("keyring holds no keys")]
     Empty,
+    /// A holder key of small order: a ticket bound to it could be shown by anyone.
+    #[error("holder key is weak (small order)")]
+    WeakHolderKey,
 }
 
 /// The private half: signs tickets. Lives only in the cloud.
@@ -144,6 +147,19 @@ impl TicketSigner {
         barcode::to_text(&signed, &signature)
     }
 
+    /// Signs the claims bound to a holder's public key (barcode v2) and returns
+    /// the static part the holder's wallet keeps: signed part, then signature.
+    /// Refuses a weak (small-order) holder key, which would sign anything.
+    pub fn bind(&self, claims: &TicketClaims, holder_key: &VerifyingKey) -> Result<Vec<u8>, KeyError> {
+        if holder_key.is_weak() {
+            return Err(KeyError::WeakHolderKey);
+        }
+        let mut out = barcode::signed_part_v2(self.key_id, claims, holder_key.as_bytes());
+        let signature = self.sign_bytes(&out);
+        out.extend_from_slice(&signature);
+        Ok(out)
+    }
+
     fn sign_bytes(&self, signed_part: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.sign_message(&barcode::signing_message(signed_part))
     }
@@ -151,6 +167,30 @@ impl TicketSigner {
     /// Signs a complete, already domain-separated message.
     pub(crate) fn sign_message(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.key.sign(message).to_bytes()
+    }
+}
+
+/// The key a holder's device keeps to show a v2 ticket. In the product it lives
+/// in the browser (WebCrypto); this Rust twin serves tests, benchmarks and tools.
+pub struct HolderSigner {
+    key: SigningKey,
+}
+
+impl HolderSigner {
+    /// A holder key from 32 secret bytes.
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
+        Self { key: SigningKey::from_bytes(secret) }
+    }
+
+    /// The public half, which the issuer signs into the ticket.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The code of a v2 ticket (`static_part` from [`TicketSigner::bind`]) shown at `shown_at`.
+    pub fn show(&self, static_part: &[u8], shown_at: UnixSeconds) -> String {
+        let signature = self.key.sign(&barcode::holder_message(static_part, shown_at)).to_bytes();
+        barcode::shown_text(static_part, shown_at, &signature)
     }
 }
 

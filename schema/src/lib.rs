@@ -1,4 +1,4 @@
-//! Shared formats of tixgate: the signed ticket barcode (v1), signing keys and
+//! Shared formats of tixgate: the signed ticket barcodes (v1, v2), signing keys and
 //! keyrings, and the reason codes every part reports.
 //!
 //! This crate is the pure core: no sockets, files, clocks or async runtime. Callers
@@ -18,8 +18,8 @@ pub mod uplink;
 pub mod verify;
 
 pub use barcode::{BarcodeError, SeatLabel, TicketClaims, TicketFlags, UnixSeconds, Validity};
-pub use keys::{KeyError, KeyId, Keyring, TicketSigner, TrustedKey};
+pub use keys::{HolderSigner, KeyError, KeyId, Keyring, TicketSigner, TrustedKey};
 pub use reason::Reason;
 pub use verify::{
-    Decision, DecisionLine, TicketSummary, VerifiedTicket, VerifyError, check_event_and_time, check_offline,
+    Decision, DecisionLine, Freshness, TicketSummary, VerifiedTicket, VerifyError, check_event_and_time, check_offline,
 };

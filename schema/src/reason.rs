@@ -36,11 +36,14 @@ pub enum Reason {
     UnknownTicket,
     /// An admission withdrawn because nobody passed the turnstile.
     Annulled,
+    /// A holder-shown code made too long ago (or dated in the future): a
+    /// screenshot or photo of the live ticket.
+    StaleCode,
 }
 
 impl Reason {
     /// Every code, in documentation order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Malformed,
         Reason::UnsupportedVersion,
         Reason::UnknownKey,
@@ -54,6 +57,7 @@ impl Reason {
         Reason::AlreadyRedeemed,
         Reason::UnknownTicket,
         Reason::Annulled,
+        Reason::StaleCode,
     ];
 
     /// The stable snake_case code.
@@ -72,6 +76,7 @@ impl Reason {
             Reason::AlreadyRedeemed => "already_redeemed",
             Reason::UnknownTicket => "unknown_ticket",
             Reason::Annulled => "annulled",
+            Reason::StaleCode => "stale_code",
         }
     }
 
@@ -91,6 +96,7 @@ impl Reason {
             Reason::AlreadyRedeemed => "Already used",
             Reason::UnknownTicket => "Ticket not on this gate's list",
             Reason::Annulled => "Entry annulled: nobody passed",
+            Reason::StaleCode => "Old code or screenshot: ask for the live ticket",
         }
     }
 

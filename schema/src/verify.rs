@@ -1,13 +1,13 @@
 //! Offline verification of a scanned barcode against a keyring.
 //!
 //! Order, each step only after the previous passed: parse → key lookup by id →
-//! `verify_strict` signature → key validity window → (optional) event →
-//! ticket validity window. Checks needing ticket state (revoked, redeemed…) belong
+//! `verify_strict` signature → (v2) the holder's signature → key validity window
+//! → (v2) the code's age → (optional) event → ticket validity window. Checks needing ticket state (revoked, redeemed…) belong
 //! to the entry decision, which starts from a [`VerifiedTicket`].
 
-use ed25519_dalek::Signature;
+use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::barcode::{self, BarcodeError, TicketClaims, UnixSeconds};
+use crate::barcode::{self, BarcodeError, HolderProof, TicketClaims, UnixSeconds};
 use crate::keys::{KeyId, Keyring};
 use crate::reason::Reason;
 
@@ -21,8 +21,41 @@ pub struct VerifiedTicket {
     /// The barcode's signature: a secret of the holder's, which also unseals the
     /// holder's name in the replica (see [`crate::holder`]).
     pub signature: [u8; crate::barcode::SIGNATURE_LEN],
+    /// For a v2 code: when the holder's device made it (its clock). `None` for
+    /// a static v1 code.
+    pub shown_at: Option<UnixSeconds>,
 }
 
+/// How old a holder-shown (v2) code may be when a gate scans it. The wallet
+/// makes a new code every few seconds from a clock set by the server, so a
+/// code older than `max_age` by the gate's clock is a screenshot or a photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Oldest accepted code, in seconds; it also absorbs a gate clock running
+    /// ahead of the phone's.
+    pub max_age: u64,
+    /// How far in the future a code may be dated: a gate clock running behind.
+    pub max_ahead: u64,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Self { max_age: 30, max_ahead: 30 }
+    }
+}
+
+impl Freshness {
+    /// `Err(StaleCode)` when a v2 code was made outside the accepted window
+    /// around `now`; static codes always pass.
+    pub fn check(&self, ticket: &VerifiedTicket, now: UnixSeconds) -> Result<(), Reason> {
+        match ticket.shown_at {
+            Some(shown) if shown.saturating_add(self.max_age) < now || shown > now.saturating_add(self.max_ahead) => {
+                Err(Reason::StaleCode)
+            }
+            _ => Ok(()),
+        }
+    }
+}
 /// Why a barcode did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -78,7 +111,15 @@ impl Keyring {
         }
         let signer =
             candidates.find(|k| k.key.verify_strict(&message, &signature).is_ok()).ok_or(VerifyError::BadSignature)?;
-        let ticket = VerifiedTicket { key_id: parsed.key_id, claims: parsed.claims, signature: parsed.signature };
+        if let Some(proof) = &parsed.holder {
+            verify_holder(proof)?;
+        }
+        let ticket = VerifiedTicket {
+            key_id: parsed.key_id,
+            claims: parsed.claims,
+            signature: parsed.signature,
+            shown_at: parsed.holder.map(|p| p.shown_at),
+        };
         if !signer.in_force(now) {
             return Err(VerifyError::KeyExpired { key_id: parsed.key_id, ticket: Box::new(ticket) });
         }
@@ -86,8 +127,25 @@ impl Keyring {
     }
 }
 
+/// The holder's signature over a v2 code, with the key the issuer signed in.
+fn verify_holder(proof: &HolderProof) -> Result<(), VerifyError> {
+    let key = VerifyingKey::from_bytes(&proof.key).map_err(|_| VerifyError::BadSignature)?;
+    if key.is_weak() {
+        return Err(VerifyError::BadSignature);
+    }
+    let mut message = barcode::HOLDER_DOMAIN.to_vec();
+    message.extend_from_slice(&proof.signed);
+    key.verify_strict(&message, &Signature::from_bytes(&proof.signature)).map_err(|_| VerifyError::BadSignature)
+}
+
 /// The checks that need nothing but the ticket, the gate's event and the time.
-pub fn check_event_and_time(ticket: &VerifiedTicket, event_id: Option<u64>, now: UnixSeconds) -> Result<(), Reason> {
+pub fn check_event_and_time(
+    ticket: &VerifiedTicket,
+    event_id: Option<u64>,
+    freshness: Freshness,
+    now: UnixSeconds,
+) -> Result<(), Reason> {
+    freshness.check(ticket, now)?;
     if event_id.is_some_and(|e| e != ticket.claims.event_id) {
         return Err(Reason::WrongEvent);
     }
@@ -192,10 +250,16 @@ impl DecisionLine {
     }
 }
 
-/// Offline check of one scanned code: signature, key, event, validity window.
-pub fn check_offline(keyring: &Keyring, scanned: &str, event_id: Option<u64>, now: UnixSeconds) -> DecisionLine {
+/// Offline check of one scanned code: signature, key, age, event, validity window.
+pub fn check_offline(
+    keyring: &Keyring,
+    scanned: &str,
+    event_id: Option<u64>,
+    freshness: Freshness,
+    now: UnixSeconds,
+) -> DecisionLine {
     match keyring.verify(scanned, now) {
-        Ok(ticket) => match check_event_and_time(&ticket, event_id, now) {
+        Ok(ticket) => match check_event_and_time(&ticket, event_id, freshness, now) {
             Ok(()) => DecisionLine::accept(&ticket),
             Err(reason) => DecisionLine::reject(reason, Some(&ticket)),
         },

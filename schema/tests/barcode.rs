@@ -171,7 +171,7 @@ fn event_and_time_checks_use_inclusive_edges() {
     let mut claims = plain_ticket(1);
     claims.validity = Validity { not_before: Some(100), not_after: Some(200) };
     let ticket = ring_of(&[&s]).verify(&s.mint(&claims), NOW).expect("valid");
-    let check = |event, now| schema::check_event_and_time(&ticket, event, now);
+    let check = |event, now| schema::check_event_and_time(&ticket, event, schema::Freshness::default(), now);
     assert_eq!(check(Some(4_242), 100), Ok(()));
     assert_eq!(check(None, 200), Ok(()));
     assert_eq!(check(Some(4_242), 99), Err(Reason::InvalidTime));

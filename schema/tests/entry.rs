@@ -81,6 +81,7 @@ fn run(case: &Case) -> (Decision, Option<&'static str>, bool) {
         history: &history,
         list: &case.list,
         direction: case.direction,
+        freshness: schema::Freshness::default(),
         now: case.now,
     });
     assert_eq!(out.decision == Decision::Accept, out.reason.is_none(), "accept iff no reason");
@@ -202,6 +203,7 @@ fn already_redeemed_shows_the_first_entry() {
         history: &history,
         list: &case.list,
         direction: Entry,
+        freshness: schema::Freshness::default(),
         now: NOW,
     });
     assert_eq!(out.reason, Some(Reason::AlreadyRedeemed));

@@ -41,6 +41,31 @@ pub(crate) fn point_hub_at_cloud(venue: &VenueFixture, config: &Config, token: &
 /// hub's venue id), an event on sale, `sold` paid orders of one ticket and the
 /// hub's device token. Returns the token and the barcodes, by ticket id.
 pub(crate) async fn set_up_cloud(state: &AppState, venue_id: i64, sold: usize) -> (String, Vec<String>) {
+    let standing =
+        serde_json::json!({"name": "Standing", "price_minor": 1000, "currency": "EUR", "total": sold.max(1)});
+    let sale = sell(state, venue_id, standing, sold).await;
+    let device = venue_feed::NewDevice { name: "hub".into() };
+    let token = venue_feed::add_device(&state.db, &state.tokens, &sale.organizer, venue_id, &device, clock::now())
+        .await
+        .expect("device");
+    let codes = state.db.query("SELECT barcode FROM tickets ORDER BY id", &[]).await.expect("tickets");
+    (token.token, codes.iter().map(|r| r.text(0).expect("barcode")).collect())
+}
+
+/// What [`sell`] set up.
+pub(crate) struct CloudSale {
+    /// Runs the venue and the event.
+    pub organizer: Caller,
+    /// Bought the tickets.
+    pub fan: Caller,
+    /// The tickets sold, in order.
+    pub ticket_ids: Vec<i64>,
+}
+
+/// An organizer and a fan, the venue under `venue_id`, a published event whose
+/// one ticket type is `ticket_type` (a `NewTicketType` as JSON), and `sold`
+/// tickets of it paid by the fan, one order each.
+pub(crate) async fn sell(state: &AppState, venue_id: i64, ticket_type: serde_json::Value, sold: usize) -> CloudSale {
     let db: &Db = &state.db;
     let now = clock::now();
     let mut ids = Vec::new();
@@ -64,13 +89,14 @@ pub(crate) async fn set_up_cloud(state: &AppState, venue_id: i64, sold: usize) -
     let fan = Caller { id: ids[1], role: Role::Customer, venue: None };
     let event: catalog::NewEvent = serde_json::from_value(serde_json::json!({
         "venue_id": venue_id, "title": "Gig", "starts_at": "2031-01-01T20:00:00Z", "ends_at": "2031-01-01T23:00:00Z",
-        "ticket_types": [{"name": "Standing", "price_minor": 1000, "currency": "EUR", "total": sold.max(1)}]
+        "ticket_types": [ticket_type]
     }))
     .expect("event");
     let event = catalog::create_event(db, &organizer, &event, now).await.expect("event");
     catalog::publish_event(db, &organizer, event.id).await.expect("publish");
     let type_id = event.ticket_types.expect("types")[0].id;
     let ctx = orders::Ctx { db, gateways: &state.gateways, signer: &state.signer, now };
+    let mut ticket_ids = Vec::new();
     for _ in 0..sold {
         let req = inventory::ReserveRequest { ticket_type_id: type_id, quantity: Some(1), seats: None };
         let hold = inventory::reserve(db, &fan, event.id, &req, None, 600, now).await.expect("hold");
@@ -79,10 +105,7 @@ pub(crate) async fn set_up_cloud(state: &AppState, venue_id: i64, sold: usize) -
             gateway: payments::GatewayKind::Test,
             test_outcome: payments::TestOutcome::Succeed,
         };
-        orders::create(ctx, &fan, &order, None, 900).await.expect("paid");
+        ticket_ids.extend(orders::create(ctx, &fan, &order, None, 900).await.expect("paid").ticket_ids);
     }
-    let device = venue_feed::NewDevice { name: "hub".into() };
-    let token = venue_feed::add_device(db, &state.tokens, &organizer, venue_id, &device, now).await.expect("device");
-    let codes = db.query("SELECT barcode FROM tickets ORDER BY id", &[]).await.expect("tickets");
-    (token.token, codes.iter().map(|r| r.text(0).expect("barcode")).collect())
+    CloudSale { organizer, fan, ticket_ids }
 }

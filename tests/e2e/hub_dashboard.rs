@@ -77,28 +77,15 @@ fn the_operator_sees_every_gate_inside_counts_and_rejections() {
 /// Headless Chromium renders the page, runs its script and takes the live feed:
 /// the screenshot must show two green "online" badges and one red "offline".
 fn screenshot_shows_two_gates_online_and_one_offline(http: &str, dir: &std::path::Path) {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
-    else {
-        // CI installs Chromium and sets this; elsewhere the browser is optional.
-        assert!(std::env::var_os("TIXGATE_REQUIRE_BROWSER").is_none(), "no Chromium found (apt-get install chromium)");
+    let Some(chromium) = tixgate_tests::browser::chromium() else {
         eprintln!("SKIPPED the dashboard screenshot: no Chromium on this machine");
         return;
     };
     let shot = dir.join("dashboard.png");
     let profile = dir.join("chromium-profile");
     let out = std::process::Command::new(chromium)
+        .args(tixgate_tests::browser::HEADLESS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
             // The page keeps its event stream open, so it never finishes loading:
             // stop after 5 s (the feed pushes at once) and take the picture.
             "--timeout=5000",

@@ -22,3 +22,4 @@ mod hub_mosquitto_acl;
 mod hub_quic;
 mod qr_decode_rate;
 mod systemd_notify;
+mod wallet_chromium;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::panic, reason = "a test harness: failing loudly is its job")]
 
+pub mod browser;
 pub mod gate_fixture;
 pub mod proxy;
 pub mod qr_sets;

@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
         title_lower TEXT NOT NULL, starts_at BIGINT NOT NULL, status TEXT NOT NULL,
         body TEXT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL);
     CREATE INDEX event_listings_by_start ON event_listings(status, starts_at);",
+    // 3: rotating barcodes (v2). A rotating ticket has no static barcode; its
+    // holder's wallet binds a public key and gets the signed static part.
+    "ALTER TABLE ticket_types ADD COLUMN rotating BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN rotating BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN holder_key TEXT;
+    ALTER TABLE tickets ADD COLUMN static_part TEXT",
 ];
 
 /// Applies every migration the store has not seen yet.

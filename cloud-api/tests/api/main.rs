@@ -12,3 +12,4 @@ mod inventory;
 mod listing;
 mod openapi;
 mod purchase;
+mod wallet;

@@ -1,14 +1,17 @@
-//! Signed ticket barcode v1: what a ticket claims, its byte layout and its text form.
+//! Signed ticket barcodes: what a ticket claims, its byte layouts and text forms.
 //!
-//! A barcode is `TX1:` followed by the Base45 encoding of the v1 bytes (see
-//! `docs/barcode-format.md`). Base45 uses only the QR alphanumeric alphabet, so a
-//! plain ticket fits a version-6 QR code at error-correction level M.
+//! A v1 barcode is `TX1:` followed by the Base45 encoding of the v1 bytes: static,
+//! for paper. A v2 barcode (`TX2:`) carries the holder's public key in its signed
+//! part, and the holder's device adds the current time and its own signature at
+//! every refresh, so a screenshot goes stale (see `docs/barcode-format.md`).
+//! Base45 uses only the QR alphanumeric alphabet, so a plain v1 ticket fits a
+//! version-6 QR code at error-correction level M.
 
 mod text;
 mod wire;
 
-pub use text::{MAX_TEXT_LEN, PREFIX_V1, clean_scanned_text};
-pub use wire::{FORMAT_V1, MAX_SEAT_LEN, ParsedBarcode, SIGNATURE_LEN};
+pub use text::{MAX_TEXT_LEN, PREFIX_V1, PREFIX_V2, clean_scanned_text};
+pub use wire::{FORMAT_V1, FORMAT_V2, HolderProof, MAX_SEAT_LEN, PUBLIC_KEY_LEN, ParsedBarcode, SIGNATURE_LEN};
 
 use crate::keys::KeyId;
 
@@ -142,6 +145,14 @@ pub enum Malformed {
     /// Bytes after the signature.
     #[error("{0} unexpected bytes after the signature")]
     TrailingBytes(usize),
+    /// The text prefix names another version than the bytes carry.
+    #[error("text prefix TX{text}: holds version {bytes} bytes")]
+    VersionMismatch {
+        /// Version named by the prefix.
+        text: u8,
+        /// Version byte inside.
+        bytes: u8,
+    },
 }
 
 /// Parses scanned text into a ticket whose signature is still unchecked.
@@ -149,8 +160,13 @@ pub enum Malformed {
 /// Total: any string gives `Ok` or a [`BarcodeError`]; the work done is bounded
 /// by [`MAX_TEXT_LEN`] whatever the input.
 pub fn parse(scanned: &str) -> Result<ParsedBarcode, BarcodeError> {
-    let bytes = text::decode(scanned)?;
-    wire::decode(&bytes)
+    let (text_version, bytes) = text::decode(scanned)?;
+    match bytes.first() {
+        Some(&v) if v != text_version && (v == FORMAT_V1 || v == FORMAT_V2) => {
+            Err(Malformed::VersionMismatch { text: text_version, bytes: v }.into())
+        }
+        _ => wire::decode(&bytes),
+    }
 }
 
 /// The bytes an issuer signs for these claims, domain-separated (see [`signing_message`]).
@@ -170,10 +186,36 @@ pub fn signing_message(signed_part: &[u8]) -> Vec<u8> {
     msg
 }
 
-/// The text form of a signed ticket: prefix and Base45 of signed part + signature.
+/// The text form of a signed v1 ticket: prefix and Base45 of signed part + signature.
 pub fn to_text(signed_part: &[u8], signature: &[u8; SIGNATURE_LEN]) -> String {
     let mut bytes = Vec::with_capacity(signed_part.len() + SIGNATURE_LEN);
     bytes.extend_from_slice(signed_part);
     bytes.extend_from_slice(signature);
-    text::encode(&bytes)
+    text::encode(PREFIX_V1, &bytes)
+}
+
+/// Prefix of what a holder signs, so a holder key's signature over a code can
+/// never pass for anything else.
+pub const HOLDER_DOMAIN: &[u8] = b"tixgate/ticket-shown/v2\0";
+
+/// The message a holder's device signs to show a v2 ticket at `shown_at`.
+/// `static_part` is the issuer-signed part followed by the issuer's signature
+/// (what the cloud hands the wallet).
+pub fn holder_message(static_part: &[u8], shown_at: UnixSeconds) -> Vec<u8> {
+    let mut msg = HOLDER_DOMAIN.to_vec();
+    msg.extend_from_slice(&wire::encode_shown(static_part, shown_at));
+    msg
+}
+
+/// The text of a v2 code shown at `shown_at`: static part, time, and the holder
+/// signature over [`holder_message`].
+pub fn shown_text(static_part: &[u8], shown_at: UnixSeconds, holder_signature: &[u8; SIGNATURE_LEN]) -> String {
+    let mut bytes = wire::encode_shown(static_part, shown_at);
+    bytes.extend_from_slice(holder_signature);
+    text::encode(PREFIX_V2, &bytes)
+}
+
+/// The issuer-signed part of a v2 ticket bound to `holder_key`.
+pub fn signed_part_v2(key_id: KeyId, claims: &TicketClaims, holder_key: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8> {
+    wire::encode_signed_part_v2(key_id, claims, holder_key)
 }

@@ -9,9 +9,11 @@ use super::BarcodeError;
 
 /// Prefix of the v1 text form. The digit is the text version.
 pub const PREFIX_V1: &str = "TX1:";
-/// Longest cleaned code accepted: a v1 ticket with every optional field at its
-/// maximum is 226 characters.
-pub const MAX_TEXT_LEN: usize = 256;
+/// Prefix of the v2 text form (a holder-bound code shown by the holder's device).
+pub const PREFIX_V2: &str = "TX2:";
+/// Longest cleaned code accepted: a v2 code with every optional field at its
+/// maximum is 385 characters (a v1 ticket 226).
+pub const MAX_TEXT_LEN: usize = 400;
 /// Longest raw scan looked at, decorations included.
 const MAX_RAW_LEN: usize = 2 * MAX_TEXT_LEN;
 
@@ -63,19 +65,22 @@ fn strip_eci_escape(s: &str) -> &str {
     }
 }
 
-/// Text form of the barcode bytes.
-pub(super) fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(PREFIX_V1.len() + bytes.len() * 3 / 2 + 2);
-    out.push_str(PREFIX_V1);
+/// Text form of the barcode bytes under a prefix ([`PREFIX_V1`] or [`PREFIX_V2`]).
+pub(super) fn encode(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + bytes.len() * 3 / 2 + 2);
+    out.push_str(prefix);
     out.push_str(&base45::encode(bytes));
     out
 }
 
-/// Bytes of a scanned code. Each byte string has exactly one accepted text.
-pub(super) fn decode(scanned: &str) -> Result<Vec<u8>, BarcodeError> {
+/// Bytes of a scanned code, and the version its prefix names. Each byte string
+/// has exactly one accepted text.
+pub(super) fn decode(scanned: &str) -> Result<(u8, Vec<u8>), BarcodeError> {
     let s = clean_scanned_text(scanned)?;
-    let Some(body) = s.strip_prefix(PREFIX_V1) else {
-        return Err(other_prefix(s));
+    let (version, body) = match (s.strip_prefix(PREFIX_V1), s.strip_prefix(PREFIX_V2)) {
+        (Some(body), _) => (1, body),
+        (_, Some(body)) => (2, body),
+        _ => return Err(other_prefix(s)),
     };
     let bytes = base45::decode(body).map_err(|_| BarcodeError::InvalidEncoding)?;
     // The crate accepts a final pair worth more than 255 and truncates it; a
@@ -83,7 +88,7 @@ pub(super) fn decode(scanned: &str) -> Result<Vec<u8>, BarcodeError> {
     if base45::encode(&bytes) != body {
         return Err(BarcodeError::InvalidEncoding);
     }
-    Ok(bytes)
+    Ok((version, bytes))
 }
 
 /// `TX<n>:` with another n is a newer (or older) format, not garbage.
@@ -131,7 +136,7 @@ mod tests {
 
     #[test]
     fn prefixes_are_told_apart() {
-        assert_eq!(decode("TX2:AAAA"), Err(BarcodeError::UnsupportedVersion(2)));
+        assert_eq!(decode("TX3:AAAA"), Err(BarcodeError::UnsupportedVersion(3)));
         assert_eq!(decode("TX300:AAAA"), Err(BarcodeError::UnsupportedVersion(255)));
         assert_eq!(decode("TXA:AAAA"), Err(BarcodeError::NotTixgate));
         assert_eq!(decode("TX1AAAA"), Err(BarcodeError::NotTixgate));
@@ -145,6 +150,7 @@ mod tests {
         assert_eq!(decode("TX1:GG"), Err(BarcodeError::InvalidEncoding));
         assert_eq!(decode("TX1:abc"), Err(BarcodeError::InvalidEncoding));
         assert_eq!(decode("TX1:A"), Err(BarcodeError::InvalidEncoding));
-        assert_eq!(decode("TX1:FGW"), Ok(vec![0xff, 0xff]));
+        assert_eq!(decode("TX1:FGW"), Ok((1, vec![0xff, 0xff])));
+        assert_eq!(decode("TX2:FGW"), Ok((2, vec![0xff, 0xff])));
     }
 }

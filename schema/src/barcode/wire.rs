@@ -1,4 +1,5 @@
-//! The v1 byte layout of a signed ticket: bounded, canonical, total parsing.
+//! The byte layouts of a signed ticket (v1 static, v2 shown by its holder):
+//! bounded, canonical, total parsing.
 //!
 //! Every read is bounds-checked against the bytes actually present; no length
 //! taken from the input ever sizes an allocation beyond [`MAX_SEAT_LEN`].
@@ -9,8 +10,12 @@ use crate::keys::KeyId;
 
 /// Format version byte of barcode v1.
 pub const FORMAT_V1: u8 = 1;
+/// Format version byte of barcode v2 (bound to a holder key, shown rotating).
+pub const FORMAT_V2: u8 = 2;
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
+/// Length of an Ed25519 public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
 /// Longest seat label, in bytes of UTF-8.
 pub const MAX_SEAT_LEN: usize = 32;
 
@@ -28,16 +33,54 @@ pub struct ParsedBarcode {
     pub key_id: KeyId,
     /// What the ticket claims.
     pub claims: TicketClaims,
-    /// Every byte before the signature (version through seat): what was signed.
+    /// Every byte before the issuer's signature (version through seat, and the
+    /// holder key in v2): what the issuer signed.
     pub signed_part: Vec<u8>,
-    /// The Ed25519 signature.
+    /// The issuer's Ed25519 signature.
+    pub signature: [u8; SIGNATURE_LEN],
+    /// v2 only: the holder's proof that this code was shown at a given time.
+    pub holder: Option<HolderProof>,
+}
+
+/// The part of a v2 code its holder's device adds at each refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderProof {
+    /// The holder's public key, as the issuer signed it into the ticket.
+    pub key: [u8; PUBLIC_KEY_LEN],
+    /// When the holder's device made the code (Unix seconds, its clock).
+    pub shown_at: super::UnixSeconds,
+    /// Everything the holder signed, without the domain prefix: the static part,
+    /// the issuer's signature and the time.
+    pub signed: Vec<u8>,
+    /// The holder's Ed25519 signature.
     pub signature: [u8; SIGNATURE_LEN],
 }
 
 /// Serialises the signed part of a v1 ticket (everything but the signature).
 pub fn encode_signed_part(key_id: KeyId, claims: &TicketClaims) -> Vec<u8> {
+    encode_claims(FORMAT_V1, key_id, claims)
+}
+
+/// Serialises the issuer-signed part of a v2 ticket: the v1 fields under
+/// version 2, then the holder's public key.
+pub fn encode_signed_part_v2(key_id: KeyId, claims: &TicketClaims, holder_key: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8> {
+    let mut out = encode_claims(FORMAT_V2, key_id, claims);
+    out.extend_from_slice(holder_key);
+    out
+}
+
+/// Appends the holder's time to a v2 static part (signed part + issuer signature):
+/// the bytes the holder signs.
+pub fn encode_shown(static_part: &[u8], shown_at: super::UnixSeconds) -> Vec<u8> {
+    let mut out = Vec::with_capacity(static_part.len() + 10);
+    out.extend_from_slice(static_part);
+    put_varint(&mut out, shown_at);
+    out
+}
+
+fn encode_claims(version: u8, key_id: KeyId, claims: &TicketClaims) -> Vec<u8> {
     let mut out = Vec::with_capacity(48);
-    out.push(FORMAT_V1);
+    out.push(version);
     out.extend_from_slice(&key_id.0);
     out.push(flags_byte(claims));
     put_varint(&mut out, claims.event_id);
@@ -77,7 +120,7 @@ fn flags_byte(claims: &TicketClaims) -> u8 {
 pub fn decode(bytes: &[u8]) -> Result<ParsedBarcode, BarcodeError> {
     let mut r = Reader { rest: bytes };
     let version = r.byte("version")?;
-    if version != FORMAT_V1 {
+    if version != FORMAT_V1 && version != FORMAT_V2 {
         return Err(BarcodeError::UnsupportedVersion(version));
     }
     let key_id = KeyId(r.array::<4>("key id")?);
@@ -93,8 +136,19 @@ pub fn decode(bytes: &[u8]) -> Result<ParsedBarcode, BarcodeError> {
     let not_after = r.varint_if(flags & FLAG_NOT_AFTER != 0, "valid-until time")?;
     let validity = Validity::new(not_before, not_after).map_err(BarcodeError::Malformed)?;
     let seat = if flags & FLAG_SEAT != 0 { Some(r.seat()?) } else { None };
+    let holder_key = if version == FORMAT_V2 { Some(r.array::<PUBLIC_KEY_LEN>("holder key")?) } else { None };
     let signed_len = bytes.len() - r.rest.len();
     let signature = r.array::<SIGNATURE_LEN>("signature")?;
+    let holder = match holder_key {
+        None => None,
+        Some(key) => {
+            let shown_at = r.varint("time shown")?;
+            let holder_signed_len = bytes.len() - r.rest.len();
+            let signature = r.array::<SIGNATURE_LEN>("holder signature")?;
+            let signed = bytes.get(..holder_signed_len).unwrap_or_default().to_vec();
+            Some(HolderProof { key, shown_at, signed, signature })
+        }
+    };
     if !r.rest.is_empty() {
         return Err(Malformed::TrailingBytes(r.rest.len()).into());
     }
@@ -106,7 +160,8 @@ pub fn decode(bytes: &[u8]) -> Result<ParsedBarcode, BarcodeError> {
         validity,
         seat,
     };
-    Ok(ParsedBarcode { key_id, claims, signed_part: bytes.get(..signed_len).unwrap_or_default().to_vec(), signature })
+    let signed_part = bytes.get(..signed_len).unwrap_or_default().to_vec();
+    Ok(ParsedBarcode { key_id, claims, signed_part, signature, holder })
 }
 
 /// LEB128, least significant group first.

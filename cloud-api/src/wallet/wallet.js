@@ -1,0 +1,184 @@
+// The tixgate wallet: shows a rotating ticket code (barcode v2).
+//
+// The holder key is made here with WebCrypto Ed25519, kept non-extractable in
+// IndexedDB, and never leaves the browser: the server only ever sees its public
+// half, which it signs into the ticket's static part. Every few seconds the page
+// signs (static part, time) and draws `TX2:` + Base45 of static part, time and
+// signature as a QR code. Gates check both signatures offline and refuse a code
+// older than their window, so a screenshot stops working within seconds.
+// The byte layout is docs/barcode-format.md; schema/src/barcode is the reference.
+"use strict";
+
+(function () {
+  const DOMAIN = new TextEncoder().encode("tixgate/ticket-shown/v2\0");
+  const BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+  const token = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
+  const $ = (id) => document.getElementById(id);
+
+  function fromHex(hex) {
+    const out = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
+    return out;
+  }
+
+  function toHex(bytes) {
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  // Unsigned LEB128, as schema/src/barcode/wire.rs writes it (exact below 2^53).
+  function varint(n) {
+    const out = [];
+    for (;;) {
+      const low = n % 128;
+      n = Math.floor(n / 128);
+      if (n === 0) { out.push(low); return new Uint8Array(out); }
+      out.push(low | 0x80);
+    }
+  }
+
+  // RFC 9285.
+  function base45(bytes) {
+    let out = "";
+    for (let i = 0; i + 1 < bytes.length; i += 2) {
+      const n = bytes[i] * 256 + bytes[i + 1];
+      out += BASE45[n % 45] + BASE45[Math.floor(n / 45) % 45] + BASE45[Math.floor(n / 2025)];
+    }
+    if (bytes.length % 2 === 1) {
+      const n = bytes[bytes.length - 1];
+      out += BASE45[n % 45] + BASE45[Math.floor(n / 45)];
+    }
+    return out;
+  }
+
+  function store(mode, run) {
+    return new Promise((resolve, reject) => {
+      const open = indexedDB.open("tixgate-wallet", 1);
+      open.onupgradeneeded = () => {
+        open.result.createObjectStore("keys");
+        open.result.createObjectStore("tickets");
+      };
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result;
+        const names = ["keys", "tickets"];
+        const tx = db.transaction(names, mode);
+        const request = run(tx);
+        tx.oncomplete = () => { db.close(); resolve(request && request.result); };
+        tx.onerror = () => { db.close(); reject(tx.error); };
+      };
+    });
+  }
+  const load = (kind) => store("readonly", (tx) => tx.objectStore(kind).get(token));
+  const save = (kind, value) => store("readwrite", (tx) => tx.objectStore(kind).put(value, token));
+
+  async function holderKey() {
+    const existing = await load("keys");
+    if (existing) return existing;
+    const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+    await save("keys", pair);
+    return pair;
+  }
+
+  // Binds this browser's key (the server answers the same for the same key) and
+  // keeps the answer, so the ticket also opens without a network at the door.
+  async function ticket(pair) {
+    const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+    let response;
+    const sent = Date.now();
+    try {
+      response = await fetch("/wallet/" + encodeURIComponent(token) + "/bind", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ holder_key: toHex(publicKey) }),
+      });
+    } catch (offline) {
+      const kept = await load("tickets");
+      if (kept) return kept;
+      throw new Error("No connection, and this ticket was never opened on this device.");
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (_) { /* not a problem document */ }
+      throw new Error(detail);
+    }
+    const body = await response.json();
+    // The server's whole second is taken as the middle of the round trip.
+    body.clock_offset_ms = body.server_time * 1000 + 500 - (sent + Date.now()) / 2;
+    await save("tickets", body);
+    return body;
+  }
+
+  function draw(text) {
+    const qr = qrcode(0, "M");
+    qr.addData(text, "Alphanumeric");
+    qr.make();
+    const modules = qr.getModuleCount();
+    const quiet = 4;
+    const room = Math.min(window.innerWidth - 32, 520);
+    const scale = Math.max(2, Math.floor(room / (modules + 2 * quiet)));
+    const canvas = $("code");
+    canvas.width = canvas.height = (modules + 2 * quiet) * scale;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, canvas.width, canvas.height);
+    g.fillStyle = "#000";
+    for (let r = 0; r < modules; r++) {
+      for (let c = 0; c < modules; c++) {
+        if (qr.isDark(r, c)) g.fillRect((c + quiet) * scale, (r + quiet) * scale, scale, scale);
+      }
+    }
+    canvas.dataset.version = String((modules - 17) / 4);
+  }
+
+  async function main() {
+    if (!window.crypto || !crypto.subtle || !window.indexedDB) {
+      throw new Error("This browser cannot show rotating tickets; please update it.");
+    }
+    const pair = await holderKey();
+    const t = await ticket(pair);
+    const staticPart = fromHex(t.static_part);
+    $("event").textContent = t.event_title;
+    const when = new Date(t.starts_at * 1000).toLocaleString();
+    $("details").textContent = [t.ticket_type, t.seat && "Seat " + t.seat, t.holder_name, when]
+      .filter(Boolean).join(" · ");
+    if (t.status !== "valid") throw new Error("This ticket was cancelled or replaced.");
+
+    let shownSlot = -1;
+    let busy = false;
+    async function tick() {
+      const nowMs = Date.now() + t.clock_offset_ms;
+      const now = Math.floor(nowMs / 1000);
+      const slot = now - (now % t.refresh_s);
+      $("clock").textContent = new Date(nowMs).toLocaleTimeString();
+      $("live").firstElementChild.style.width = (((nowMs / 1000) % t.refresh_s) / t.refresh_s * 100) + "%";
+      if (slot === shownSlot || busy) return;
+      busy = true;
+      try {
+        const shown = concat(staticPart, varint(slot));
+        const signature = new Uint8Array(
+          await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, concat(DOMAIN, shown)));
+        draw("TX2:" + base45(concat(shown, signature)));
+        shownSlot = slot;
+        document.body.dataset.shownAt = String(slot);
+      } finally {
+        busy = false;
+      }
+    }
+    await tick();
+    setInterval(() => { tick().catch(fail); }, 200);
+  }
+
+  function fail(error) {
+    $("status").textContent = error.message || String(error);
+    document.body.dataset.error = "1";
+  }
+
+  main().catch(fail);
+})();
