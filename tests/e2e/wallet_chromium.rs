@@ -129,6 +129,8 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
         let mut browser = Browser::open(chromium, &url).await;
         let first_shown = shown(&mut browser, None).await;
         let old_code = decode(&browser.screenshot().await, &path.join("first.png"));
+        let version = browser.eval("document.getElementById('code').dataset.version").await;
+        assert_eq!(version, "8", "a typical rotating code is a version-8 QR code at level L");
         let now = clock::now() as u64;
         let wait = (first_shown + MAX_AGE_S + 1).saturating_sub(now);
         tokio::time::sleep(Duration::from_secs(wait)).await;

@@ -139,3 +139,114 @@ pub fn place_in_frame(code: &str, width: u32, height: u32, px_per_module: u32, s
     let (w, h) = frame.dimensions();
     LumaFrame::new(frame.into_raw(), w, h).expect("sized frame")
 }
+
+/// How one photo of a phone screen showing a code was taken. Drawn from a seed,
+/// so a v1 and a v2 code can be photographed in exactly the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct ScreenPhoto {
+    /// Side of the symbol (quiet zone included) in the 640×480 photo, pixels.
+    pub symbol_px: f32,
+    /// Rotation of the phone in the picture, degrees.
+    pub tilt_deg: f32,
+    /// Perspective: each corner moves up to this fraction of the symbol.
+    pub skew: f32,
+    /// Screen black and white as the camera sees them (grey levels).
+    pub black: f32,
+    /// See `black`.
+    pub white: f32,
+    /// Reflection of a light on the glass: peak grey levels added, its radius as
+    /// a fraction of the symbol, its centre as fractions of the symbol.
+    pub glare: (f32, f32, f32, f32),
+    /// Moiré between the screen's pixel grid and the sensor: amplitude (grey
+    /// levels), period (pixels) and angle (radians) of the interference fringes.
+    pub moire: (f32, f32, f32),
+    /// Defocus, σ in pixels.
+    pub blur: f32,
+    /// Sensor noise, σ in grey levels.
+    pub noise: f64,
+}
+
+/// `n` ways of photographing a phone screen, from `seed`.
+pub fn screen_photos(n: usize, seed: u64) -> Vec<ScreenPhoto> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| ScreenPhoto {
+            symbol_px: rng.random_range(130.0..340.0),
+            tilt_deg: rng.random_range(-25.0..25.0),
+            skew: rng.random_range(0.0..0.12),
+            black: rng.random_range(15.0..70.0),
+            white: rng.random_range(170.0..245.0),
+            glare: (
+                rng.random_range(0.0..200.0),
+                rng.random_range(0.1..0.45),
+                rng.random_range(0.1..0.9),
+                rng.random_range(0.1..0.9),
+            ),
+            moire: (
+                rng.random_range(0.0..35.0),
+                rng.random_range(3.0..12.0),
+                rng.random_range(0.0..std::f32::consts::PI),
+            ),
+            blur: rng.random_range(0.0..1.6),
+            noise: rng.random_range(2.0..12.0),
+        })
+        .collect()
+}
+
+/// Pixels per module on the phone (a 1.5× screen showing the wallet's ~400
+/// CSS px wide code): 600 device pixels for the whole symbol.
+const SCREEN_SYMBOL_PX: u32 = 600;
+
+/// A 640×480 grey photo of a phone screen showing `code` as the wallet draws it
+/// (error correction `level`, 4-module quiet zone), taken as `shot` says. The screen's pixel
+/// grid is drawn (a darker line between pixels), so resampling it onto the
+/// sensor makes real aliasing moiré besides the fringes added.
+pub fn photograph_screen(code: &str, level: qrcode::EcLevel, shot: &ScreenPhoto, seed: u64) -> LumaFrame {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let qr = qrcode::QrCode::with_error_correction_level(code, level).expect("fits a QR code");
+    let modules = qr.render::<Luma<u8>>().module_dimensions(1, 1).quiet_zone(true).build();
+    let per_module = (SCREEN_SYMBOL_PX / modules.width()).max(1);
+    let side = modules.width() * per_module;
+    // Each screen pixel as 2×2 sensor-scale cells: one lit, the grid line between darker.
+    let screen = GrayImage::from_fn(side * 2, side * 2, |x, y| {
+        let lit = modules.get_pixel(x / 2 / per_module, y / 2 / per_module)[0] > 127;
+        let level = if lit { shot.white } else { shot.black };
+        let grid = if x % 2 == 1 || y % 2 == 1 { 0.8 } else { 1.0 };
+        Luma([(level * grid).round() as u8])
+    });
+
+    let (w, h) = (640u32, 480u32);
+    let s = shot.symbol_px;
+    let (cx, cy) = (rng.random_range(s * 0.5..w as f32 - s * 0.5), rng.random_range(s * 0.5..h as f32 - s * 0.5));
+    let (sin, cos) = shot.tilt_deg.to_radians().sin_cos();
+    let half = s / 2.0;
+    let to = [(-half, -half), (half, -half), (half, half), (-half, half)].map(|(x, y)| {
+        let (jx, jy) = (rng.random_range(-1.0f32..1.0), rng.random_range(-1.0f32..1.0));
+        (cx + x * cos - y * sin + jx * shot.skew * s, cy + x * sin + y * cos + jy * shot.skew * s)
+    });
+    let big = (side * 2) as f32;
+    let from = [(0.0, 0.0), (big, 0.0), (big, big), (0.0, big)];
+    let projection = Projection::from_control_points(from, to).expect("non-degenerate corners");
+    // Around the screen: the phone's dark bezel and a hand.
+    let mut photo = GrayImage::from_pixel(w, h, Luma([35]));
+    warp_into(&screen, &projection, Interpolation::Bilinear, Luma([35]), &mut photo);
+
+    let (glare, radius, gx, gy) = shot.glare;
+    let (glare_x, glare_y) = (cx + (gx - 0.5) * s, cy + (gy - 0.5) * s);
+    let glare_r2 = 2.0 * (radius * s).powi(2);
+    let (amp, period, angle) = shot.moire;
+    let (msin, mcos) = angle.sin_cos();
+    for (x, y, p) in photo.enumerate_pixels_mut() {
+        let (fx, fy) = (x as f32, y as f32);
+        let fringe = amp * (std::f32::consts::TAU * (fx * mcos + fy * msin) / period).sin();
+        let light = glare * (-((fx - glare_x).powi(2) + (fy - glare_y).powi(2)) / glare_r2).exp();
+        p[0] = (f32::from(p[0]) + fringe + light).clamp(0.0, 255.0) as u8;
+    }
+    let blurred = if shot.blur < 0.05 { photo } else { imageproc::filter::gaussian_blur_f32(&photo, shot.blur) };
+    let pixels = blurred
+        .into_raw()
+        .into_iter()
+        .map(|p| (f64::from(p) + gaussian(&mut rng) * shot.noise).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    LumaFrame::new(pixels, w, h).expect("sized frame")
+}

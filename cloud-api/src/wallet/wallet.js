@@ -115,16 +115,22 @@
     return body;
   }
 
+  // Level L: on a screen nothing tears or stains the code, and the fewer, larger
+  // modules read better from photos with glare and moiré than M's extra
+  // correction (tixgate-bench codes: version 8 instead of 10). Modules are whole
+  // device pixels, so the code fills the room on high-density screens.
   function draw(text) {
-    const qr = qrcode(0, "M");
+    const qr = qrcode(0, "L");
     qr.addData(text, "Alphanumeric");
     qr.make();
     const modules = qr.getModuleCount();
     const quiet = 4;
-    const room = Math.min(window.innerWidth - 32, 520);
+    const ratio = window.devicePixelRatio || 1;
+    const room = Math.min(window.innerWidth - 32, 520) * ratio;
     const scale = Math.max(2, Math.floor(room / (modules + 2 * quiet)));
     const canvas = $("code");
     canvas.width = canvas.height = (modules + 2 * quiet) * scale;
+    canvas.style.width = canvas.style.height = canvas.width / ratio + "px";
     const g = canvas.getContext("2d");
     g.fillStyle = "#fff";
     g.fillRect(0, 0, canvas.width, canvas.height);

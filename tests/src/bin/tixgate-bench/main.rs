@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod codes;
 mod gate;
 mod hub;
 mod qr;
@@ -22,6 +23,14 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Area {
+    /// Static (v1) against rotating (v2) ticket codes: size, QR version and
+    /// module size, and read rate and time on generated photos of a phone
+    /// screen (perspective, glare, moiré, blur, noise), each pair photographed alike.
+    Codes {
+        /// Also write the first photos of each version into this folder, to look at.
+        #[arg(long)]
+        save: Option<std::path::PathBuf>,
+    },
     /// A gate with a 1,000,000-ticket replica: decision and durable-scan latency
     /// against bare verify+lookup and bare fsynced commit, import time, daemon
     /// memory, camera path.
@@ -58,6 +67,7 @@ fn main() -> ExitCode {
         eprintln!("warning: a debug build; figures mean little. Use --release.");
     }
     let result = match Args::parse().area {
+        Area::Codes { save } => codes::run(save.as_deref()),
         Area::Gate => gate::run(),
         Area::Hub { only } => hub::run(&only),
         Area::Qr => qr::run(),

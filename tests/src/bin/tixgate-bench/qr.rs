@@ -14,12 +14,12 @@ use tixgate_tests::qr_sets::{degraded_set, photo_cases, photo_dir, place_in_fram
 const REPEAT: usize = 3;
 
 /// One decoder run over one frame: its result and the best of `REPEAT` times.
-struct Timed {
-    text: Option<String>,
-    ms: f64,
+pub(crate) struct Timed {
+    pub(crate) text: Option<String>,
+    pub(crate) ms: f64,
 }
 
-fn time_best(mut f: impl FnMut() -> Option<String>) -> Timed {
+pub(crate) fn time_best(mut f: impl FnMut() -> Option<String>) -> Timed {
     let mut best = f64::INFINITY;
     let mut text = None;
     for _ in 0..REPEAT {
@@ -31,7 +31,7 @@ fn time_best(mut f: impl FnMut() -> Option<String>) -> Timed {
 }
 
 /// The reference: what rxing does in one pass (hybrid binariser, QR only, try harder).
-fn bare_rxing(frame: &LumaFrame) -> Option<String> {
+pub(crate) fn bare_rxing(frame: &LumaFrame) -> Option<String> {
     let hints = DecodeHints {
         PossibleFormats: Some(HashSet::from([BarcodeFormat::QR_CODE])),
         TryHarder: Some(true),
@@ -43,15 +43,15 @@ fn bare_rxing(frame: &LumaFrame) -> Option<String> {
 }
 
 /// Rate, misreads and times of one decoder over (frame, expected) pairs.
-struct Tally {
-    read: usize,
-    misread: usize,
-    total: usize,
+pub(crate) struct Tally {
+    pub(crate) read: usize,
+    pub(crate) misread: usize,
+    pub(crate) total: usize,
     times: Vec<f64>,
 }
 
 impl Tally {
-    fn over<'a>(
+    pub(crate) fn over<'a>(
         cases: impl Iterator<Item = (&'a LumaFrame, &'a str)>,
         decode: impl Fn(&LumaFrame) -> Option<String>,
     ) -> Self {
@@ -70,11 +70,11 @@ impl Tally {
         t
     }
 
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.read as f64 / self.total.max(1) as f64
     }
 
-    fn p(&self, p: f64) -> f64 {
+    pub(crate) fn p(&self, p: f64) -> f64 {
         crate::percentile(&self.times, p)
     }
 }
