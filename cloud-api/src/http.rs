@@ -204,7 +204,7 @@ async fn request_id(req: Request, next: Next) -> Response {
             let _ = getrandom::fill(&mut bytes);
             data_encoding::HEXLOWER.encode(&bytes)
         });
-    let (method, uri) = (req.method().clone(), req.uri().path().to_owned());
+    let (method, uri) = (req.method().clone(), loggable_path(req.uri().path()));
     let started = std::time::Instant::now();
     let mut response = next.run(req).await;
     let status = response.status().as_u16();
@@ -213,6 +213,18 @@ async fn request_id(req: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The path as logged: a wallet link is a credential (whoever holds an unbound
+/// one can bind the ticket to their own phone), so its token never reaches a log.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/wallet/") {
+        Some(rest) => {
+            let tail = rest.split_once('/').map(|(_, tail)| format!("/{tail}")).unwrap_or_default();
+            format!("/wallet/…{tail}")
+        }
+        None => path.to_owned(),
+    }
 }
 
 #[utoipa::path(post, path = "/auth/register", tag = "accounts", request_body = Credentials, responses((status = 201, body = users::User), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
@@ -254,14 +266,15 @@ async fn set_role(
 async fn my_tickets(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<tickets::Ticket>>> {
     let mut mine = Vec::new();
     for ticket in tickets::mine(&s.db, &caller).await? {
-        mine.push(with_wallet(&s, ticket).await?);
+        mine.push(with_wallet(&s, true, ticket).await?);
     }
     Ok(Json(mine))
 }
 
-/// Adds the wallet link to a rotating ticket shown to its owner.
-async fn with_wallet(s: &AppState, mut ticket: tickets::Ticket) -> ApiResult<tickets::Ticket> {
-    if ticket.rotating {
+/// Adds the wallet link to a rotating ticket shown to its owner (never to an
+/// admin looking at it: the link is the owner's key to the ticket).
+async fn with_wallet(s: &AppState, owner: bool, mut ticket: tickets::Ticket) -> ApiResult<tickets::Ticket> {
+    if ticket.rotating && owner {
         let until = tickets::wallet_expiry(&s.db, ticket.id).await?;
         ticket.wallet = Some(format!("/wallet/{}", s.tokens.wallet_token(ticket.id, until)?));
     }
@@ -500,10 +513,11 @@ async fn get_ticket(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Json<tickets::Ticket>> {
-    Ok(Json(with_wallet(&s, tickets::get(&s.db, &caller, path(id)?).await?).await?))
+    let (ticket, owner) = tickets::get_with_owner(&s.db, &caller, path(id)?).await?;
+    Ok(Json(with_wallet(&s, caller.is_user(owner), ticket).await?))
 }
 
-#[utoipa::path(get, path = "/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/svg+xml"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/svg+xml"), (status = 409, description = "a rotating ticket: its code is shown only by its wallet", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn ticket_svg(
     State(s): State<AppState>,
     caller: Caller,
@@ -514,7 +528,7 @@ async fn ticket_svg(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
-#[utoipa::path(get, path = "/tickets/{id}/qr.png", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/png"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/tickets/{id}/qr.png", tag = "tickets", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, description = "the barcode as a QR code", content_type = "image/png"), (status = 409, description = "a rotating ticket: its code is shown only by its wallet", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn ticket_png(
     State(s): State<AppState>,
     caller: Caller,
@@ -533,7 +547,7 @@ fn static_code(ticket: tickets::Ticket) -> ApiResult<tickets::Ticket> {
     Ok(ticket)
 }
 
-#[utoipa::path(post, path = "/wallet/{token}/bind", tag = "tickets", params(("token" = String, Path, description = "the wallet link's token")), request_body = wallet::BindRequest, responses((status = 200, body = tickets::WalletTicket), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "a wrong or an expired wallet link", body = Problem, content_type = "application/problem+json"), (status = 409, description = "a static ticket, or one already shown on another device", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the ticket was cancelled", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/wallet/{token}/bind", tag = "tickets", params(("token" = String, Path, description = "the wallet link's token")), request_body = wallet::BindRequest, responses((status = 200, body = tickets::WalletTicket), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "a wrong or an expired wallet link", body = Problem, content_type = "application/problem+json"), (status = 409, description = "a static ticket, a cancelled one, or one already shown on another device", body = Problem, content_type = "application/problem+json")))]
 async fn wallet_bind(
     State(s): State<AppState>,
     token: Result<Path<String>, PathRejection>,
@@ -542,4 +556,17 @@ async fn wallet_bind(
     let ticket_id = s.tokens.wallet_ticket(&path(token)?)?;
     let body = body.get()?;
     Ok(Json(tickets::bind(&s.db, &s.signer, ticket_id, &body.holder_key, clock::now()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn wallet_tokens_never_reach_the_log() {
+        assert_eq!(loggable_path("/wallet/eyJ.secret.sig"), "/wallet/…");
+        assert_eq!(loggable_path("/wallet/eyJ.secret.sig/bind"), "/wallet/…/bind");
+        assert_eq!(loggable_path("/wallet-assets/wallet.js"), "/wallet-assets/wallet.js");
+        assert_eq!(loggable_path("/tickets/7"), "/tickets/7");
+    }
 }

@@ -147,12 +147,18 @@ pub async fn mine(db: &Db, caller: &Caller) -> Result<Vec<Ticket>, ApiError> {
 
 /// `GET /tickets/{id}`: the owner's (or an admin's) view.
 pub async fn get(db: &Db, caller: &Caller, id: i64) -> Result<Ticket, ApiError> {
+    Ok(get_with_owner(db, caller, id).await?.0)
+}
+
+/// [`get`], and the owner's user id.
+pub async fn get_with_owner(db: &Db, caller: &Caller, id: i64) -> Result<(Ticket, i64), ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1");
     let row = db.query_opt(&sql, params![id]).await?.ok_or(ApiError::NotFound("ticket"))?;
-    if !caller.is_user(row.int(9)?) && !caller.is_admin() {
+    let owner = row.int(9)?;
+    if !caller.is_user(owner) && !caller.is_admin() {
         return Err(ApiError::NotFound("ticket"));
     }
-    from_row(&row)
+    Ok((from_row(&row)?, owner))
 }
 
 /// A rotating ticket as its wallet shows it.
@@ -213,7 +219,7 @@ pub async fn bind(
         return Err(ApiError::Conflict("this ticket has a static barcode: show its QR code".into()));
     }
     if row.text(4)? != "valid" {
-        return Err(ApiError::Gone("this ticket was cancelled or replaced"));
+        return Err(ApiError::Conflict("this ticket was cancelled or replaced".into()));
     }
     let static_part = match (row.opt_text(6)?, row.opt_text(7)?) {
         (Some(bound), Some(static_part)) if bound == holder_key => static_part,
@@ -225,10 +231,13 @@ pub async fn bind(
             let bytes = signer.bind(&claims, &key).map_err(|e| ApiError::BadRequest(format!("holder_key: {e}")))?;
             let static_part = data_encoding::HEXLOWER.encode(&bytes);
             // Conditional, so of two wallets binding at once exactly one wins
-            // (PostgreSQL re-checks the condition after the row lock).
+            // (PostgreSQL re-checks the condition after the row lock), and a
+            // reload racing its own first bind gets the same answer (Ed25519
+            // signing is deterministic, so the static part is the same).
             let bound = tx
                 .execute(
-                    "UPDATE tickets SET holder_key = ?1, static_part = ?2 WHERE id = ?3 AND holder_key IS NULL",
+                    "UPDATE tickets SET holder_key = ?1, static_part = ?2
+                     WHERE id = ?3 AND status = 'valid' AND (holder_key IS NULL OR holder_key = ?1)",
                     params![holder_key.to_owned(), static_part.clone(), id],
                 )
                 .await?;

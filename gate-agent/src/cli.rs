@@ -90,8 +90,8 @@ pub enum Command {
         /// Decide as of this time (RFC 3339) instead of now.
         #[arg(long, value_parser = parse_rfc3339)]
         at: Option<OffsetDateTime>,
-        /// Oldest accepted holder-shown (v2) code, in seconds.
-        #[arg(long, default_value_t = Freshness::default().max_age)]
+        /// Oldest accepted holder-shown (v2) code, in seconds (10–3600, as in gate.toml).
+        #[arg(long, default_value_t = Freshness::default().max_age, value_parser = clap::value_parser!(u64).range(10..=3_600))]
         max_code_age: u64,
         /// Read the barcode from a photo instead of the argument.
         #[arg(long, conflicts_with = "barcode", required_unless_present = "barcode")]

@@ -1,8 +1,8 @@
 //! Offline verification of a scanned barcode against a keyring.
 //!
 //! Order, each step only after the previous passed: parse → key lookup by id →
-//! `verify_strict` signature → (v2) the holder's signature → key validity window
-//! → (v2) the code's age → (optional) event → ticket validity window. Checks needing ticket state (revoked, redeemed…) belong
+//! `verify_strict` signature → (v2) the holder's signature → key validity
+//! window → (v2) the code's age → (optional) event → ticket validity window. Checks needing ticket state (revoked, redeemed…) belong
 //! to the entry decision, which starts from a [`VerifiedTicket`].
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -56,6 +56,7 @@ impl Freshness {
         }
     }
 }
+
 /// Why a barcode did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {

@@ -41,18 +41,29 @@ fn decode(png: &[u8], path: &Path) -> String {
     })
 }
 
-/// Waits until the wallet shows a code; fails with the page's own message if it shows an error.
-async fn shown(browser: &mut Browser, after: Option<u64>) -> u64 {
+/// Waits until the wallet page (the one loaded after the last [`reload`]) shows
+/// a code made after `after`; fails with the page's own message if it shows an error.
+async fn shown(browser: &mut Browser, after: u64) -> u64 {
     let check = format!(
-        "document.body.dataset.error ? 'error: ' + document.getElementById('status').textContent \
-         : (Number(document.body.dataset.shownAt || 0) > {} ? document.body.dataset.shownAt : null)",
-        after.unwrap_or(0)
+        "window.tixgateBeforeReload ? null : document.body.dataset.error \
+         ? 'error: ' + document.getElementById('status').textContent \
+         : (Number(document.body.dataset.shownAt || 0) > {after} ? document.body.dataset.shownAt : null)"
     );
     let value = browser.wait_for(&check, WAIT).await;
     let text = value.as_str().unwrap_or_default().to_owned();
     assert!(!text.starts_with("error"), "the wallet failed: {text}");
     text.parse().expect("shown-at seconds")
 }
+
+/// Reloads the page; [`shown`] then waits for the new page, not the old one.
+async fn reload(browser: &mut Browser) {
+    browser.eval("window.tixgateBeforeReload = true").await;
+    browser.reload().await;
+}
+
+/// The phone's clock runs two minutes slow: unless the wallet sets its clock by
+/// the server's, every code it shows is stale on arrival.
+const SLOW_PHONE: &str = "(() => { const real = Date.now; Date.now = () => real.call(Date) - 120000; })();";
 
 fn shown_at(code: &str) -> u64 {
     schema::barcode::parse(code).expect("a v2 code").holder.expect("a holder proof").shown_at
@@ -122,32 +133,39 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
     let import = run("gate-agent", &["replica", "import", "--config", "gate.toml", "manifest.txm"], &gate_dir);
     assert_eq!(import.code, 0, "{}", import.stderr);
 
-    // One live wallet page, looked at twice: once now, once after the first
-    // screenshot has gone past the gate's window.
+    // The gate runs with no hub and no cloud, from before the phone shows up.
+    let mut gate = Daemon::spawn("gate-agent", &["run", "--config", "gate.toml"], &gate_dir);
+
+    // One wallet page on a phone whose clock is off, looked at now and again
+    // after the first screenshot has gone past the gate's window.
     let url = format!("{base}{wallet}");
-    let (old_code, fresh_code, reloaded_code) = runtime.block_on(async {
-        let mut browser = Browser::open(chromium, &url).await;
-        let first_shown = shown(&mut browser, None).await;
+    let (old_code, reloaded_code, fresh_code) = runtime.block_on(async {
+        let mut browser = Browser::open_with(chromium, &url, Some(SLOW_PHONE)).await;
+        let first_shown = shown(&mut browser, 0).await;
         let old_code = decode(&browser.screenshot().await, &path.join("first.png"));
         let version = browser.eval("document.getElementById('code').dataset.version").await;
         assert_eq!(version, "8", "a typical rotating code is a version-8 QR code at level L");
         let now = clock::now() as u64;
-        let wait = (first_shown + MAX_AGE_S + 1).saturating_sub(now);
-        tokio::time::sleep(Duration::from_secs(wait)).await;
-        shown(&mut browser, Some(first_shown + MAX_AGE_S)).await;
-        let fresh_code = decode(&browser.screenshot().await, &path.join("second.png"));
+        tokio::time::sleep(Duration::from_secs((first_shown + MAX_AGE_S + 1).saturating_sub(now))).await;
         // A later visit finds the key the page made and stored.
-        browser.reload().await;
-        shown(&mut browser, Some(first_shown + MAX_AGE_S)).await;
-        let reloaded_code = decode(&browser.screenshot().await, &path.join("third.png"));
+        reload(&mut browser).await;
+        let reloaded_shown = shown(&mut browser, 0).await;
+        let reloaded_code = decode(&browser.screenshot().await, &path.join("reloaded.png"));
+        // The next code, read the moment it appears, as at the door.
+        shown(&mut browser, reloaded_shown).await;
+        let fresh_code = decode(&browser.screenshot().await, &path.join("fresh.png"));
         if let Ok(keep) = std::env::var("TIXGATE_KEEP_WALLET_SHOT") {
             std::fs::write(keep, browser.screenshot().await).expect("kept screenshot");
         }
-        (old_code, fresh_code, reloaded_code)
+        (old_code, reloaded_code, fresh_code)
     });
     assert!(old_code.starts_with("TX2:"), "{old_code}");
     let old_shown = shown_at(&old_code);
-    assert!(old_shown.abs_diff(clock::now() as u64) <= 30, "the wallet's clock follows the server's");
+    let now = clock::now() as u64;
+    assert!(
+        old_shown.abs_diff(now) <= 30,
+        "the wallet set its clock by the server's, not the phone's: shown at {old_shown}, now {now}"
+    );
     assert_ne!(fresh_code, old_code, "the code rotated");
     assert!(shown_at(&fresh_code) > old_shown + MAX_AGE_S);
     let static_of = |code: &str| {
@@ -160,7 +178,6 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
     // The cloud is gone: the gate decides alone.
     shutdown.cancel();
     runtime.block_on(server).expect("server task").expect("server");
-    let mut gate = Daemon::spawn("gate-agent", &["run", "--config", "gate.toml"], &gate_dir);
     gate.send_line(&old_code);
     let replayed = gate.next_decision(WAIT);
     assert_eq!(replayed["decision"], "reject", "{replayed}");

@@ -56,6 +56,12 @@ pub struct Browser {
 impl Browser {
     /// Starts `chromium` with a fresh profile, opens `url` in a phone-sized page.
     pub async fn open(chromium: &str, url: &str) -> Self {
+        Self::open_with(chromium, url, None).await
+    }
+
+    /// As [`Browser::open`], running `init_script` in every document before its
+    /// own scripts (to set the page's clock wrong, say).
+    pub async fn open_with(chromium: &str, url: &str, init_script: Option<&str>) -> Self {
         let profile = tempfile::tempdir().expect("profile dir");
         let child = Command::new(chromium)
             .args(HEADLESS)
@@ -76,6 +82,11 @@ impl Browser {
         browser.session = attached["sessionId"].as_str().expect("session id").to_owned();
         let metrics = json!({ "width": 430, "height": 900, "deviceScaleFactor": 1, "mobile": true });
         browser.call("Emulation.setDeviceMetricsOverride", metrics, true).await;
+        if let Some(source) = init_script {
+            // Scripts for new documents are kept only while the Page domain is on.
+            browser.call("Page.enable", json!({}), true).await;
+            browser.call("Page.addScriptToEvaluateOnNewDocument", json!({ "source": source }), true).await;
+        }
         browser.call("Page.navigate", json!({ "url": url }), true).await;
         browser
     }

@@ -193,8 +193,9 @@ pub fn screen_photos(n: usize, seed: u64) -> Vec<ScreenPhoto> {
         .collect()
 }
 
-/// Pixels per module on the phone (a 1.5× screen showing the wallet's ~400
-/// CSS px wide code): 600 device pixels for the whole symbol.
+/// The symbol's side on the phone, in screen pixels: the wallet's ~400 CSS px
+/// code at 1.5× (denser screens only make the pixel grid finer than the camera
+/// resolves). Every version fills it, as the wallet draws in whole device pixels.
 const SCREEN_SYMBOL_PX: u32 = 600;
 
 /// A 640×480 grey photo of a phone screen showing `code` as the wallet draws it

@@ -57,6 +57,8 @@
     return out;
   }
 
+  // One database per browser; records are keyed by the wallet link's token,
+  // which is the same at every visit (it carries no issue time).
   function store(mode, run) {
     return new Promise((resolve, reject) => {
       const open = indexedDB.open("tixgate-wallet", 1);
@@ -67,48 +69,50 @@
       open.onerror = () => reject(open.error);
       open.onsuccess = () => {
         const db = open.result;
-        const names = ["keys", "tickets"];
-        const tx = db.transaction(names, mode);
+        const tx = db.transaction(["keys", "tickets"], mode);
         const request = run(tx);
         tx.oncomplete = () => { db.close(); resolve(request && request.result); };
         tx.onerror = () => { db.close(); reject(tx.error); };
+        tx.onabort = () => { db.close(); reject(tx.error || new Error("storage aborted")); };
       };
     });
   }
   const load = (kind) => store("readonly", (tx) => tx.objectStore(kind).get(token));
   const save = (kind, value) => store("readwrite", (tx) => tx.objectStore(kind).put(value, token));
 
+  // The key is added, never overwritten: if another tab stored one first, that
+  // one is the key the ticket is (or will be) bound to.
   async function holderKey() {
     const existing = await load("keys");
     if (existing) return existing;
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-    await save("keys", pair);
+    try {
+      await store("readwrite", (tx) => tx.objectStore("keys").add(pair, token));
+    } catch (_) {
+      return load("keys");
+    }
+    if (navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(() => {});
     return pair;
   }
 
+  // A refusal the server meant (bad link, cancelled, bound elsewhere), as
+  // opposed to a network that failed: only these stop the wallet.
+  class Refused extends Error {}
+
   // Binds this browser's key (the server answers the same for the same key) and
   // keeps the answer, so the ticket also opens without a network at the door.
-  async function ticket(pair) {
+  async function bind(pair) {
     const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
-    let response;
     const sent = Date.now();
-    try {
-      response = await fetch("/wallet/" + encodeURIComponent(token) + "/bind", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ holder_key: toHex(publicKey) }),
-      });
-    } catch (offline) {
-      const kept = await load("tickets");
-      if (kept) return kept;
-      throw new Error("No connection, and this ticket was never opened on this device.");
-    }
-    if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (_) { /* not a problem document */ }
-      throw new Error(detail);
-    }
+    const response = await fetch("/wallet/" + encodeURIComponent(token) + "/bind", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ holder_key: toHex(publicKey) }),
+      signal: AbortSignal.timeout(8000),
+    });
     const body = await response.json();
+    if (response.status >= 400 && response.status < 500) throw new Refused(body.detail || response.statusText);
+    if (!response.ok) throw new Error(body.detail || response.statusText);
     // The server's whole second is taken as the middle of the round trip.
     body.clock_offset_ms = body.server_time * 1000 + 500 - (sent + Date.now()) / 2;
     await save("tickets", body);
@@ -148,17 +152,29 @@
       throw new Error("This browser cannot show rotating tickets; please update it.");
     }
     const pair = await holderKey();
-    const t = await ticket(pair);
-    const staticPart = fromHex(t.static_part);
-    $("event").textContent = t.event_title;
-    const when = new Date(t.starts_at * 1000).toLocaleString();
-    $("details").textContent = [t.ticket_type, t.seat && "Seat " + t.seat, t.holder_name, when]
+    const saved = await load("tickets");
+    // With a saved ticket the code shows at once, and the server is asked in
+    // the background; without one, the first answer is needed.
+    let timer = null;
+    let current = saved || (await bind(pair).catch((error) => {
+      if (error instanceof Refused) throw error;
+      throw new Error("No connection, and this ticket was never opened on this phone.");
+    }));
+    if (saved) {
+      bind(pair).then((fresh) => { current = fresh; }, (error) => {
+        if (error instanceof Refused) stop(error);
+        else $("status").textContent = "Offline: showing the ticket kept on this phone.";
+      });
+    }
+    $("event").textContent = current.event_title;
+    const when = new Date(current.starts_at * 1000).toLocaleString();
+    $("details").textContent = [current.ticket_type, current.seat && "Seat " + current.seat, current.holder_name, when]
       .filter(Boolean).join(" · ");
-    if (t.status !== "valid") throw new Error("This ticket was cancelled or replaced.");
 
     let shownSlot = -1;
     let busy = false;
     async function tick() {
+      const t = current;
       const nowMs = Date.now() + t.clock_offset_ms;
       const now = Math.floor(nowMs / 1000);
       const slot = now - (now % t.refresh_s);
@@ -167,7 +183,7 @@
       if (slot === shownSlot || busy) return;
       busy = true;
       try {
-        const shown = concat(staticPart, varint(slot));
+        const shown = concat(fromHex(t.static_part), varint(slot));
         const signature = new Uint8Array(
           await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, concat(DOMAIN, shown)));
         draw("TX2:" + base45(concat(shown, signature)));
@@ -178,7 +194,14 @@
       }
     }
     await tick();
-    setInterval(() => { tick().catch(fail); }, 200);
+    if (!document.body.dataset.error) timer = setInterval(() => { tick().catch(fail); }, 200);
+    // A refusal clears the code: a cancelled ticket must not keep rotating.
+    function stop(error) {
+      if (timer !== null) clearInterval(timer);
+      const canvas = $("code");
+      canvas.width = canvas.height = 1;
+      fail(error);
+    }
   }
 
   function fail(error) {

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 use crate::harness::{Api, Store};
 use crate::on_both_stores;
 
-on_both_stores!(a_wallet_binds_its_key_once_and_shows_codes_gates_accept, wallet_links_and_keys_are_checked);
+on_both_stores!(
+    a_wallet_binds_its_key_once_and_shows_codes_gates_accept,
+    wallet_links_and_keys_are_checked,
+    of_two_phones_binding_at_once_exactly_one_wins,
+);
 
 struct Sale {
     organizer: String,
@@ -73,6 +77,12 @@ async fn a_wallet_binds_its_key_once_and_shows_codes_gates_accept(store: Store) 
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
     }
 
+    let (status, device) =
+        api.post(&format!("/admin/venues/{venue}/devices"), Some(&organizer), json!({"name": "hub"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{device}");
+    let hub = device["token"].as_str().unwrap().to_owned();
+    let (_, before) = manifest(&api, &hub, venue, None).await;
+
     let phone = HolderSigner::from_secret_bytes(&[21; 32]);
     let (status, shown) = bind(&api, &wallet, &hex_key(&phone)).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
@@ -94,27 +104,48 @@ async fn a_wallet_binds_its_key_once_and_shows_codes_gates_accept(store: Store) 
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("another device"), "{problem}");
 
-    // The venue's ticket list carries the holder's name, sealed for the bound code.
-    let (status, device) =
-        api.post(&format!("/admin/venues/{venue}/devices"), Some(&organizer), json!({"name": "hub"})).await;
-    assert_eq!(status, StatusCode::CREATED, "{device}");
-    let resp = api
-        .http
-        .get(format!("{}/venues/{venue}/manifest", api.base))
-        .bearer_auth(device["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let manifest = Manifest::open(&resp.bytes().await.unwrap(), &api.keyring, now).expect("signed manifest");
-    let record = manifest.tickets.iter().find(|t| t.ticket_id == verified.claims.ticket_id).expect("listed");
+    // The binding is news for the venue: the next delta carries the ticket, with
+    // the holder's name sealed for the bound code (before, there was nothing to seal it with).
+    let unsealed = before.tickets.iter().find(|t| t.ticket_id == verified.claims.ticket_id).expect("listed");
+    assert!(unsealed.sealed_holder.is_none(), "no static part yet, so no name");
+    let (status, delta) = manifest(&api, &hub, venue, Some(before.version)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!delta.is_snapshot());
+    let record = delta.tickets.iter().find(|t| t.ticket_id == verified.claims.ticket_id).expect("in the delta");
     let sealed = record.sealed_holder.as_deref().expect("a sealed name once bound");
     let name = schema::holder::open(&verified.signature, record.ticket_id, sealed);
     assert_eq!(name.as_deref(), Some("Name of rosa@example.com"));
 }
 
+/// The venue's manifest as its hub reads it (`since` for a delta).
+async fn manifest(api: &Api, hub: &str, venue: i64, since: Option<u64>) -> (StatusCode, Manifest) {
+    let query = since.map(|v| format!("?since={v}")).unwrap_or_default();
+    let resp =
+        api.http.get(format!("{}/venues/{venue}/manifest{query}", api.base)).bearer_auth(hub).send().await.unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    (status, Manifest::open(&bytes, &api.keyring, clock::now() as u64).expect("signed manifest"))
+}
+
+async fn of_two_phones_binding_at_once_exactly_one_wins(store: Store) {
+    let api = Api::start(store).await;
+    let wallet = rotating_ticket(&api).await.ticket["wallet"].as_str().unwrap().to_owned();
+    let (first, second) =
+        (hex_key(&HolderSigner::from_secret_bytes(&[31; 32])), hex_key(&HolderSigner::from_secret_bytes(&[32; 32])));
+    let (a, b) = tokio::join!(bind(&api, &wallet, &first), bind(&api, &wallet, &second));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
+    // The winner reloading in two tabs at once gets its ticket in both.
+    let winner = if a.0 == StatusCode::OK { &first } else { &second };
+    let (c, d) = tokio::join!(bind(&api, &wallet, winner), bind(&api, &wallet, winner));
+    assert_eq!((c.0, d.0), (StatusCode::OK, StatusCode::OK), "{c:?} {d:?}");
+    assert_eq!(c.1["static_part"], d.1["static_part"]);
+}
+
 async fn wallet_links_and_keys_are_checked(store: Store) {
     let api = Api::start(store).await;
-    let Sale { customer, event, static_type, ticket, .. } = rotating_ticket(&api).await;
+    let Sale { organizer, customer, event, static_type, ticket, .. } = rotating_ticket(&api).await;
     let wallet = ticket["wallet"].as_str().unwrap().to_owned();
     let key = hex_key(&HolderSigner::from_secret_bytes(&[5; 32]));
 
@@ -157,4 +188,12 @@ async fn wallet_links_and_keys_are_checked(store: Store) {
     let link = api.state.tokens.wallet_token(static_id, clock::now() + 3600).unwrap();
     let (status, problem) = bind(&api, &format!("/wallet/{link}"), &key).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    // A refunded ticket's wallet stops, even on the phone it was bound to.
+    let (status, refund) =
+        api.post(&format!("/orders/{}/refund", ticket["order_id"]), Some(&organizer), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{refund}");
+    let (status, problem) = bind(&api, &wallet, &key).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("cancelled"), "{problem}");
 }
