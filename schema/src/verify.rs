@@ -134,8 +134,7 @@ fn verify_holder(proof: &HolderProof) -> Result<(), VerifyError> {
     if key.is_weak() {
         return Err(VerifyError::BadSignature);
     }
-    let mut message = barcode::HOLDER_DOMAIN.to_vec();
-    message.extend_from_slice(&proof.signed);
+    let message = barcode::holder_signing_message(&proof.signed);
     key.verify_strict(&message, &Signature::from_bytes(&proof.signature)).map_err(|_| VerifyError::BadSignature)
 }
 

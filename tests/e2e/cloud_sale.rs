@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tixgate_tests::venue_fixture::free_port;
 use tixgate_tests::{binary, run};
 
 pub(crate) struct Server(pub(crate) Child);
@@ -72,15 +71,7 @@ impl Client {
 
 /// Writes `cloud.toml` for a free port, adds the organizer and starts the server.
 pub(crate) fn start(dir: &Path) -> (Server, String) {
-    let port = free_port();
-    std::fs::write(
-        dir.join("cloud.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"cloud.db\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n"
-        ),
-    )
-    .unwrap();
+    let port = crate::cloud_venue::write_cloud_config(dir, Path::new("keys")).listen.port();
     let added = Command::new(binary("cloud-api"))
         .args([
             "add-user",

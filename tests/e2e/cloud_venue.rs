@@ -12,13 +12,19 @@ use tixgate_tests::venue_fixture::{VenueFixture, free_port};
 
 /// A cloud config in `dir` on a free port, signing with the venue's issuer keys.
 pub(crate) fn cloud_config(venue: &VenueFixture, dir: &Path) -> Config {
+    write_cloud_config(dir, &venue.path().join("keys"))
+}
+
+/// Writes `dir/cloud.toml`: a free port, a SQLite store in `dir`, the issuer
+/// keys in `keys` (relative to `dir`, or absolute) and the test gateway.
+pub(crate) fn write_cloud_config(dir: &Path, keys: &Path) -> Config {
     let port = free_port();
     std::fs::write(
         dir.join("cloud.toml"),
         format!(
             "listen = \"127.0.0.1:{port}\"\nstore = \"cloud.db\"\nkeys = \"{}\"\ntoken_secret_file = \"token-secret\"\n\
              [payments]\ntest_gateway = true\n",
-            venue.path().join("keys").display()
+            keys.display()
         ),
     )
     .expect("cloud.toml");

@@ -12,10 +12,10 @@ use cloud_api::http::AppState;
 use cloud_api::{clock, venue_feed};
 use tixgate_tests::browser::Browser;
 use tixgate_tests::run;
-use tixgate_tests::venue_fixture::{Daemon, free_port, unique_venue};
+use tixgate_tests::venue_fixture::{Daemon, unique_venue};
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud_venue::sell;
+use crate::cloud_venue::{sell, write_cloud_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The gate's window in this test: the shortest a gate accepts, so the test
@@ -79,16 +79,7 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
     let path = dir.path();
     let venue_id = unique_venue() as i64;
     assert_eq!(run("cloud-api", &["keys", "generate", "--dir", "keys"], path).code, 0);
-    let port = free_port();
-    std::fs::write(
-        path.join("cloud.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"cloud.db\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n"
-        ),
-    )
-    .expect("cloud.toml");
-    let config = cloud_api::config::Config::load(&path.join("cloud.toml")).expect("config");
+    let config = write_cloud_config(path, Path::new("keys"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let state = runtime.block_on(cloud_api::server::state(&config)).expect("cloud state");
     let (token, ticket_id, organizer) = runtime.block_on(sell_rotating_ticket(&state, venue_id));

@@ -66,19 +66,23 @@ pub fn degraded_set(n: usize, seed: u64) -> Vec<SynthCase> {
     let signer = TicketSigner::from_secret_bytes(&[42; 32]);
     (0..n)
         .map(|_| {
-            let claims = TicketClaims {
-                event_id: rng.random_range(1..100_000),
-                ticket_id: rng.random_range(1..10_000_000_000),
-                ticket_type_id: rng.random_range(1..50),
-                flags: TicketFlags::default(),
-                validity: Validity::default(),
-                seat: None,
-            };
-            let code = signer.mint(&claims);
+            let code = signer.mint(&typical_claims(&mut rng));
             let frame = degrade(&render(&code), &mut rng);
             SynthCase { code, frame }
         })
         .collect()
+}
+
+/// A typical unseated ticket: event below 100,000, ticket id below 10^10, type below 50.
+pub fn typical_claims(rng: &mut StdRng) -> TicketClaims {
+    TicketClaims {
+        event_id: rng.random_range(1..100_000),
+        ticket_id: rng.random_range(1..10_000_000_000),
+        ticket_type_id: rng.random_range(1..50),
+        flags: TicketFlags::default(),
+        validity: Validity::default(),
+        seat: None,
+    }
 }
 
 /// The code drawn black on white, 4 px per module, 4-module quiet zone.

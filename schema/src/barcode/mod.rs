@@ -202,8 +202,15 @@ pub const HOLDER_DOMAIN: &[u8] = b"tixgate/ticket-shown/v2\0";
 /// `static_part` is the issuer-signed part followed by the issuer's signature
 /// (what the cloud hands the wallet).
 pub fn holder_message(static_part: &[u8], shown_at: UnixSeconds) -> Vec<u8> {
-    let mut msg = HOLDER_DOMAIN.to_vec();
-    msg.extend_from_slice(&wire::encode_shown(static_part, shown_at));
+    holder_signing_message(&wire::encode_shown(static_part, shown_at))
+}
+
+/// [`HOLDER_DOMAIN`] followed by what the holder signs (a parsed code's
+/// [`HolderProof::signed`]).
+pub fn holder_signing_message(shown: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(HOLDER_DOMAIN.len() + shown.len());
+    msg.extend_from_slice(HOLDER_DOMAIN);
+    msg.extend_from_slice(shown);
     msg
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Tally {
     pub(crate) read: usize,
     pub(crate) misread: usize,
     pub(crate) total: usize,
+    /// Whether each frame, in order, was read correctly.
+    pub(crate) each: Vec<bool>,
     times: Vec<f64>,
 }
 
@@ -55,11 +57,12 @@ impl Tally {
         cases: impl Iterator<Item = (&'a LumaFrame, &'a str)>,
         decode: impl Fn(&LumaFrame) -> Option<String>,
     ) -> Self {
-        let mut t = Tally { read: 0, misread: 0, total: 0, times: Vec::new() };
+        let mut t = Tally { read: 0, misread: 0, total: 0, each: Vec::new(), times: Vec::new() };
         for (frame, expected) in cases {
             let run = time_best(|| decode(frame));
             t.total += 1;
             t.times.push(run.ms);
+            t.each.push(run.text.as_deref() == Some(expected));
             match run.text {
                 Some(text) if text == expected => t.read += 1,
                 Some(_) => t.misread += 1,
