@@ -203,6 +203,11 @@ pub struct Event {
     pub venue: Option<Venue>,
 }
 
+/// Whether `text` looks like an ISO 4217 code: three upper-case letters.
+pub(crate) fn is_currency(text: &str) -> bool {
+    text.len() == 3 && text.chars().all(|c| c.is_ascii_uppercase())
+}
+
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.len() > max {
         return Err(ApiError::BadRequest(format!("{field}: 1 to {max} characters")));
@@ -323,7 +328,7 @@ fn check_ticket_type(t: &NewTicketType, event_starts: i64) -> Result<(), ApiErro
     if !(0..=100_000_000).contains(&t.price_minor) {
         return Err(ApiError::BadRequest("ticket_types.price_minor: 0 to 100000000".into()));
     }
-    if t.currency.len() != 3 || !t.currency.chars().all(|c| c.is_ascii_uppercase()) {
+    if !is_currency(&t.currency) {
         return Err(ApiError::BadRequest("ticket_types.currency: an ISO 4217 code such as EUR".into()));
     }
     if !(1..=1_000_000).contains(&t.total) {

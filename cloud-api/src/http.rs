@@ -25,6 +25,7 @@ use crate::idempotency::Idempotency;
 use crate::inventory::{self, ReserveRequest};
 use crate::orders::{self, OrderRequest};
 use crate::payments::{Gateways, signature, webhook};
+use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
 use crate::{clock, qr_render, read_model, tickets, wallet};
@@ -130,7 +131,7 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
-        add_ticket_type, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
+        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
         wallet_bind
     ),
     components(schemas(crate::error::Problem)),
@@ -173,6 +174,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events/{id}/publish", post(publish_event))
         .route("/admin/events/{id}/cancel", post(cancel_event))
         .route("/admin/events/{id}/ticket-types", post(add_ticket_type))
+        .route("/admin/events/{id}/promo-codes", post(create_promo_code).get(list_promo_codes))
+        .route("/admin/promo-codes/{id}/disable", post(disable_promo_code))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/refund", post(refund_order))
@@ -450,6 +453,37 @@ async fn add_ticket_type(
 ) -> ApiResult<(StatusCode, Json<catalog::TicketType>)> {
     caller.require(RUNNERS)?;
     Ok((StatusCode::CREATED, Json(catalog::add_ticket_type(&s.db, &caller, path(id)?, &t.get()?).await?)))
+}
+
+#[utoipa::path(post, path = "/admin/events/{id}/promo-codes", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewPromoCode, responses((status = 201, body = promotions::PromoCode), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn create_promo_code(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    p: Body<NewPromoCode>,
+) -> ApiResult<(StatusCode, Json<promotions::PromoCode>)> {
+    caller.require(RUNNERS)?;
+    Ok((StatusCode::CREATED, Json(promotions::create(&s.db, &caller, path(id)?, &p.get()?, clock::now()).await?)))
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}/promo-codes", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<promotions::PromoCode>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn list_promo_codes(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<promotions::PromoCode>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(promotions::list(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/admin/promo-codes/{id}/disable", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = promotions::PromoCode), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn disable_promo_code(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<promotions::PromoCode>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(promotions::disable(&s.db, &caller, path(id)?).await?))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

@@ -2,7 +2,7 @@
 //! Ed25519-signed barcode, and feeds venue hubs their signed ticket manifests.
 //!
 //! Layers: [`http`] (routes, extractors, problem documents) over business
-//! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`payments`],
+//! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`promotions`], [`payments`],
 //! [`tickets`], [`venue_feed`], [`wallet`]) over [`db`], one interface to SQLite and
 //! PostgreSQL. [`server::run`] wires them; `main.rs` only parses arguments.
 //! The issuer's ops tools (keys, minting, QR rendering) are in [`cli`].
@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod keystore;
 pub mod orders;
 pub mod payments;
+pub mod promotions;
 pub mod qr_render;
 pub mod read_model;
 pub mod server;

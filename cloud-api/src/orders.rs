@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::idempotency::{self, Idempotency};
 use crate::inventory;
 use crate::params;
-use crate::payments::{GatewayKind, Gateways, TestOutcome};
+use crate::payments::{GatewayKind, Gateways, Intent, Refund, TestOutcome};
+use crate::promotions;
 use crate::tickets;
 
 /// `POST /orders` body.
@@ -28,6 +29,9 @@ pub struct OrderRequest {
     /// What the test gateway should answer.
     #[serde(default)]
     pub test_outcome: TestOutcome,
+    /// A discount code of the event, as the customer typed it.
+    #[serde(default)]
+    pub promo_code: Option<String>,
 }
 
 /// An order as its buyer sees it.
@@ -43,8 +47,12 @@ pub struct Order {
     pub ticket_type_id: i64,
     /// How many tickets.
     pub quantity: i64,
-    /// Amount, minor units.
+    /// Amount charged, minor units (after any discount).
     pub amount_minor: i64,
+    /// Taken off by the discount code, minor units.
+    pub discount_minor: i64,
+    /// The discount code used, upper case.
+    pub promo_code: Option<String>,
     /// Currency.
     pub currency: String,
     /// Gateway.
@@ -100,8 +108,12 @@ pub async fn create(
     if status == "pending" && !has_payment {
         let amount =
             ctx.db.query_one("SELECT amount_minor, currency FROM orders WHERE id = ?1", params![order_id]).await?;
-        let intent =
-            ctx.gateways.create_intent(req.gateway, order_id, amount.int(0)?, &amount.text(1)?, req.test_outcome).await;
+        let intent = if amount.int(0)? == 0 {
+            // Fully discounted: nothing to take, so no gateway is asked.
+            Ok(Intent::free(order_id))
+        } else {
+            ctx.gateways.create_intent(req.gateway, order_id, amount.int(0)?, &amount.text(1)?, req.test_outcome).await
+        };
         let intent = match intent {
             Ok(intent) => intent,
             Err(ApiError::PaymentDeclined(why)) => {
@@ -138,7 +150,8 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     let mut tx = ctx.db.begin().await?;
     let hold = tx
         .query_opt(
-            "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency, e.status
+            "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency, e.status,
+                    h.ticket_type_id, t.event_id
              FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id
              WHERE h.id = ?1",
             params![req.hold_id.clone()],
@@ -164,18 +177,37 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
         return Err(ApiError::Gone("the hold expired or was released; reserve again"));
     }
     let amount = hold.int(4)?.saturating_mul(hold.int(3)?);
+    let currency = hold.text(5)?;
+    let promo = match &req.promo_code {
+        Some(code) => {
+            let line = promotions::OrderLine {
+                event_id: hold.int(8)?,
+                ticket_type_id: hold.int(7)?,
+                user_id: caller.id,
+                amount_minor: amount,
+                currency: &currency,
+                now: ctx.now,
+            };
+            Some(promotions::apply(&mut tx, code, line).await?)
+        }
+        None => None,
+    };
+    let discount = promo.map_or(0, |p| p.discount_minor);
     let id = tx
         .query_one(
-            "INSERT INTO orders (user_id, hold_id, status, amount_minor, currency, gateway, expires_at, created_at)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            "INSERT INTO orders (user_id, hold_id, status, amount_minor, currency, gateway, expires_at, created_at,
+                 promo_code_id, discount_minor)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
             params![
                 caller.id,
                 req.hold_id.clone(),
-                amount,
-                hold.text(5)?,
+                amount - discount,
+                currency,
                 req.gateway.as_str(),
                 ctx.now + pay_seconds,
-                ctx.now
+                ctx.now,
+                promo.map(|p| p.code_id),
+                discount
             ],
         )
         .await?
@@ -332,7 +364,12 @@ pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), 
     if claimed == 0 {
         return Err(ApiError::Conflict("the order is already being refunded".into()));
     }
-    let refund = match ctx.gateways.refund(gateway, &payment, order_id).await {
+    let refund = if row.int(2)? == 0 {
+        Ok(Refund::free(order_id))
+    } else {
+        ctx.gateways.refund(gateway, &payment, order_id).await
+    };
+    let refund = match refund {
         Ok(refund) => refund,
         Err(e) => {
             ctx.db
@@ -356,8 +393,10 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
             "SELECT o.id, o.status, t.event_id, h.ticket_type_id, h.quantity, o.amount_minor, o.currency, o.gateway,
                     o.expires_at, o.paid_at, o.user_id,
                     (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1),
-                    (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1)
+                    (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1),
+                    o.discount_minor, c.code
              FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             LEFT JOIN promo_codes c ON c.id = o.promo_code_id
              WHERE o.id = ?1",
             params![order_id],
         )
@@ -389,6 +428,8 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
         ticket_type_id: row.int(3)?,
         quantity: row.int(4)?,
         amount_minor: row.int(5)?,
+        discount_minor: row.int(13)?,
+        promo_code: row.opt_text(14)?,
         currency: row.text(6)?,
         gateway: if row.text(7)? == "stripe" { GatewayKind::Stripe } else { GatewayKind::Test },
         expires_at: row.int(8)?,

@@ -90,6 +90,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tickets ADD COLUMN rotating BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE tickets ADD COLUMN holder_key TEXT;
     ALTER TABLE tickets ADD COLUMN static_part TEXT",
+    // 4: discount codes. An order names the code it used and what it took
+    // off; a code's uses are counted from its orders.
+    "CREATE TABLE promo_codes (
+        id {id}, event_id BIGINT NOT NULL REFERENCES events(id), code TEXT NOT NULL,
+        kind TEXT NOT NULL, value BIGINT NOT NULL, currency TEXT, starts_at BIGINT, ends_at BIGINT,
+        max_uses BIGINT, max_uses_per_customer BIGINT, active BIGINT NOT NULL, created_at BIGINT NOT NULL,
+        UNIQUE (event_id, code));
+    CREATE TABLE promo_code_types (
+        promo_code_id BIGINT NOT NULL REFERENCES promo_codes(id),
+        ticket_type_id BIGINT NOT NULL REFERENCES ticket_types(id),
+        PRIMARY KEY (promo_code_id, ticket_type_id));
+    ALTER TABLE orders ADD COLUMN promo_code_id BIGINT REFERENCES promo_codes(id);
+    ALTER TABLE orders ADD COLUMN discount_minor BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX orders_by_promo_code ON orders(promo_code_id, status)",
 ];
 
 /// Applies every migration the store has not seen yet.

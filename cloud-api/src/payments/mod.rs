@@ -56,6 +56,15 @@ pub struct Intent {
     pub raw: String,
 }
 
+impl Intent {
+    /// An order with nothing to pay (fully discounted): paid without a gateway.
+    pub fn free(order_id: i64) -> Self {
+        let gateway_id = format!("free_{order_id}");
+        let raw = serde_json::json!({"id": gateway_id, "amount": 0, "status": "succeeded"}).to_string();
+        Self { gateway_id, succeeded: true, client_secret: None, raw }
+    }
+}
+
 /// The gateway's answer to a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
@@ -63,6 +72,15 @@ pub struct Refund {
     pub gateway_id: String,
     /// The gateway's response.
     pub raw: String,
+}
+
+impl Refund {
+    /// Refunding a free order: nothing moves.
+    pub fn free(order_id: i64) -> Self {
+        let gateway_id = format!("free_re_{order_id}");
+        let raw = serde_json::json!({"id": gateway_id, "amount": 0, "status": "succeeded"}).to_string();
+        Self { gateway_id, raw }
+    }
 }
 
 /// The gateways this service is set up with.

@@ -284,6 +284,19 @@ impl Api {
         (organizer, venue_id, event_id, type_id)
     }
 
+    /// A customer's hold of `quantity` tickets of a type; the hold as created.
+    pub async fn hold(&self, token: &str, event: i64, ticket_type: i64, quantity: i64) -> Value {
+        let (status, hold) = self
+            .post(
+                &format!("/events/{event}/reserve-tickets"),
+                Some(token),
+                json!({"ticket_type_id": ticket_type, "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        hold
+    }
+
     /// Tickets of a type neither held nor sold, as the listing shows them now.
     pub async fn available(&self, event_id: i64, type_id: i64) -> Option<i64> {
         let (_, event) = self.get(&format!("/events/{event_id}"), None).await;

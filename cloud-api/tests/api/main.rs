@@ -11,5 +11,6 @@ mod input;
 mod inventory;
 mod listing;
 mod openapi;
+mod promotions;
 mod purchase;
 mod wallet;

@@ -19,18 +19,6 @@ on_both_stores!(
     a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded,
 );
 
-async fn hold(api: &Api, token: &str, event: i64, ticket_type: i64, quantity: i64) -> Value {
-    let (status, hold) = api
-        .post(
-            &format!("/events/{event}/reserve-tickets"),
-            Some(token),
-            json!({"ticket_type_id": ticket_type, "quantity": quantity}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{hold}");
-    hold
-}
-
 async fn webhook(api: &Api, body: &Value, header: Option<String>) -> (StatusCode, Value) {
     let raw = body.to_string();
     let header = header.unwrap_or_else(|| signature::sign(raw.as_bytes(), WEBHOOK_SECRET, clock::now()));
@@ -64,7 +52,7 @@ async fn a_customer_buys_with_the_test_gateway_and_the_barcodes_verify(store: St
     assert_eq!(detail["venue"]["name"], "Hall");
     assert_eq!(detail["ticket_types"][0]["available"], 100);
 
-    let hold = hold(&api, &customer, event_id, type_id, 2).await;
+    let hold = api.hold(&customer, event_id, type_id, 2).await;
     assert_eq!(hold["amount_minor"], 5000);
     api.expect_available(event_id, type_id, 98).await;
     let (status, order) = api.post("/orders", Some(&customer), json!({"hold_id": hold["id"], "gateway": "test"})).await;
@@ -108,7 +96,7 @@ async fn a_declined_payment_returns_the_stock(store: Store) {
     let api = Api::start(store).await;
     let (_, _, event_id, type_id) = api.on_sale(10, 1, None).await;
     let (_, customer) = api.user("dee@example.com", Role::Customer).await;
-    let hold = hold(&api, &customer, event_id, type_id, 3).await;
+    let hold = api.hold(&customer, event_id, type_id, 3).await;
     api.expect_available(event_id, type_id, 7).await;
     let (status, problem) = api
         .post("/orders", Some(&customer), json!({"hold_id": hold["id"], "gateway": "test", "test_outcome": "decline"}))
@@ -120,7 +108,7 @@ async fn a_declined_payment_returns_the_stock(store: Store) {
 }
 
 async fn stripe_order(api: &Api, customer: &str, event_id: i64, type_id: i64, quantity: i64) -> Value {
-    let hold = hold(api, customer, event_id, type_id, quantity).await;
+    let hold = api.hold(customer, event_id, type_id, quantity).await;
     let (status, order) =
         api.post("/orders", Some(customer), json!({"hold_id": hold["id"], "gateway": "stripe"})).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -222,10 +210,10 @@ async fn cancelling_an_event_refunds_every_order(store: Store) {
     let api = Api::start(store).await;
     let (organizer, _, event_id, type_id) = api.on_sale(10, 1, None).await;
     let (_, customer) = api.user("cat@example.com", Role::Customer).await;
-    let paid = hold(&api, &customer, event_id, type_id, 1).await;
+    let paid = api.hold(&customer, event_id, type_id, 1).await;
     api.post("/orders", Some(&customer), json!({"hold_id": paid["id"], "gateway": "test"})).await;
     let pending = stripe_order(&api, &customer, event_id, type_id, 1).await;
-    let _held = hold(&api, &customer, event_id, type_id, 1).await;
+    let _held = api.hold(&customer, event_id, type_id, 1).await;
     let (status, result) = api.post(&format!("/admin/events/{event_id}/cancel"), Some(&organizer), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{result}");
     assert_eq!(result, json!({"refunded": 1, "cancelled": 1, "failed": 0}));
@@ -263,7 +251,7 @@ async fn a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded(st
     let (_, third) = api.user("third@example.com", Role::Customer).await;
     let order = stripe_order(&api, &second, event_id, type_id, 2).await;
     cloud_api::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap();
-    let taken = hold(&api, &third, event_id, type_id, 2).await;
+    let taken = api.hold(&third, event_id, type_id, 2).await;
     let (_, bought) = api.post("/orders", Some(&third), json!({"hold_id": taken["id"], "gateway": "test"})).await;
     assert_eq!(bought["status"], "paid");
     let refunds_before = api.stripe.calls().iter().filter(|c| c.path == "/v1/refunds").count();
