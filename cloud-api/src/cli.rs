@@ -246,7 +246,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
         },
         Command::AddUser { config, email, name, role, password } => {
-            add_user(&config, Credentials { email, password, name: Some(name) }, role)
+            add_user(&config, Credentials { email, password, name: Some(name), phone: None }, role)
         }
     };
     match result {

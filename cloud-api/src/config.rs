@@ -32,6 +32,20 @@ test_gateway = true
 # base_url = "https://api.stripe.com"
 # secret_key = "sk_live_..."
 # webhook_secret = "whsec_..."
+
+# Order confirmations with the tickets. Paid orders queue their messages
+# whether or not a channel is set up; they are sent once it is.
+# [notifications]
+# smtp_url = "smtp://127.0.0.1:25"      # or smtp://host:587?tls=required, smtps://user:pass@host
+# from = "Tickets <tickets@example.com>"
+# public_url = "https://tickets.example.com"   # where wallet links point
+# first_retry_seconds = 30              # doubled after each failure, up to an hour
+# max_attempts = 8
+# [notifications.sms]                   # a Twilio-compatible Messages API
+# base_url = "https://api.twilio.com"
+# account_sid = "AC..."
+# auth_token = "..."
+# from = "+15005550006"
 "#;
 
 /// What can be wrong with a config.
@@ -80,6 +94,78 @@ struct RawConfig {
     login_minutes: i64,
     #[serde(default)]
     payments: RawPayments,
+    notifications: Option<RawNotifications>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    smtp_url: Option<String>,
+    #[serde(default = "default_from")]
+    from: String,
+    #[serde(default = "default_public_url")]
+    public_url: String,
+    #[serde(default = "thirty")]
+    first_retry_seconds: i64,
+    #[serde(default = "eight")]
+    max_attempts: i64,
+    sms: Option<RawSms>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSms {
+    #[serde(default = "twilio_url")]
+    base_url: String,
+    account_sid: String,
+    auth_token: String,
+    from: String,
+}
+
+fn default_from() -> String {
+    "tixgate <tickets@localhost>".into()
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn thirty() -> i64 {
+    30
+}
+fn eight() -> i64 {
+    8
+}
+fn twilio_url() -> String {
+    "https://api.twilio.com".into()
+}
+
+/// How order confirmations go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationsConfig {
+    /// SMTP relay URL, if e-mail is sent.
+    pub smtp_url: Option<String>,
+    /// Sender mailbox.
+    pub from: String,
+    /// Base of links in messages, without a trailing slash.
+    pub public_url: String,
+    /// Seconds before the first retry.
+    pub first_retry_seconds: i64,
+    /// Attempts before giving up.
+    pub max_attempts: i64,
+    /// The SMS provider, if text messages are sent.
+    pub sms: Option<SmsConfig>,
+}
+
+/// A Twilio-compatible SMS provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsConfig {
+    /// API base URL.
+    pub base_url: String,
+    /// Account id.
+    pub account_sid: String,
+    /// Auth token.
+    pub auth_token: String,
+    /// Sender number or name.
+    pub from: String,
 }
 
 fn ten() -> i64 {
@@ -145,6 +231,8 @@ pub struct Config {
     pub test_gateway: bool,
     /// Stripe, if set up.
     pub stripe: Option<StripeConfig>,
+    /// Notifications, if set up.
+    pub notifications: Option<NotificationsConfig>,
 }
 
 impl Config {
@@ -177,7 +265,9 @@ impl Config {
             }
             Ok(StripeConfig { base_url: s.base_url, secret_key: s.secret_key, webhook_secret: s.webhook_secret })
         });
+        let notifications = raw.notifications.map(|n| check_notifications(n, &invalid)).transpose()?;
         Ok(Self {
+            notifications,
             listen,
             store,
             keys: base.join(raw.keys),
@@ -189,6 +279,46 @@ impl Config {
             stripe: stripe.transpose()?,
         })
     }
+}
+
+fn check_notifications(
+    n: RawNotifications,
+    invalid: &dyn Fn(&'static str, String) -> ConfigError,
+) -> Result<NotificationsConfig, ConfigError> {
+    if let Some(url) = &n.smtp_url {
+        crate::notifications::email::Mailer::check_url(url).map_err(|e| invalid("notifications.smtp_url", e))?;
+    }
+    if n.from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid("notifications.from", "a mailbox such as \"Tickets <tickets@example.com>\"".into()));
+    }
+    let http = |url: &str| url.starts_with("https://") || url.starts_with("http://");
+    if !http(&n.public_url) {
+        return Err(invalid("notifications.public_url", "an http(s) URL".into()));
+    }
+    if !(1..=3600).contains(&n.first_retry_seconds) {
+        return Err(invalid("notifications.first_retry_seconds", "1 to 3600".into()));
+    }
+    if !(1..=50).contains(&n.max_attempts) {
+        return Err(invalid("notifications.max_attempts", "1 to 50".into()));
+    }
+    let sms = match n.sms {
+        Some(s) if !http(&s.base_url) => return Err(invalid("notifications.sms.base_url", "an http(s) URL".into())),
+        Some(s) if s.account_sid.is_empty() || s.auth_token.is_empty() || s.from.is_empty() => {
+            return Err(invalid("notifications.sms", "account_sid, auth_token and from must not be empty".into()));
+        }
+        Some(s) => {
+            Some(SmsConfig { base_url: s.base_url, account_sid: s.account_sid, auth_token: s.auth_token, from: s.from })
+        }
+        None => None,
+    };
+    Ok(NotificationsConfig {
+        smtp_url: n.smtp_url,
+        from: n.from,
+        public_url: n.public_url.trim_end_matches('/').to_owned(),
+        first_retry_seconds: n.first_retry_seconds,
+        max_attempts: n.max_attempts,
+        sms,
+    })
 }
 
 #[cfg(test)]
@@ -208,6 +338,12 @@ mod tests {
         let bad = DEFAULT_CONFIG.replace("hold_minutes = 10", "hold_minutes = 0");
         let e = Config::parse(&bad, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("hold_minutes"), "{e}");
+        let smtp = format!("{DEFAULT_CONFIG}\n[notifications]\nsmtp_url = \"imap://x\"\n");
+        let e = Config::parse(&smtp, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("notifications.smtp_url"), "{e}");
+        let from = format!("{DEFAULT_CONFIG}\n[notifications]\nfrom = \"not an address\"\n");
+        let e = Config::parse(&from, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("notifications.from"), "{e}");
         let unknown = format!("{DEFAULT_CONFIG}\nholdminutes = 3\n");
         let e = Config::parse(&unknown, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("holdminutes"), "{e}");

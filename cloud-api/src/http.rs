@@ -28,7 +28,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, qr_render, read_model, tickets, wallet};
+use crate::{clock, notifications, qr_render, read_model, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -131,7 +131,8 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
-        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
+        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications,
+        create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
         wallet_bind
     ),
     components(schemas(crate::error::Problem)),
@@ -176,6 +177,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events/{id}/ticket-types", post(add_ticket_type))
         .route("/admin/events/{id}/promo-codes", post(create_promo_code).get(list_promo_codes))
         .route("/admin/promo-codes/{id}/disable", post(disable_promo_code))
+        .route("/admin/events/{id}/templates/{channel}", get(get_template).put(put_template))
+        .route("/admin/events/{id}/notifications", get(list_notifications))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/refund", post(refund_order))
@@ -484,6 +487,39 @@ async fn disable_promo_code(
 ) -> ApiResult<Json<promotions::PromoCode>> {
     caller.require(RUNNERS)?;
     Ok(Json(promotions::disable(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}/templates/{channel}", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path), ("channel" = String, Path, description = "email or sms")), responses((status = 200, body = notifications::TemplateBody), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn get_template(
+    State(s): State<AppState>,
+    caller: Caller,
+    p: Result<Path<(i64, String)>, PathRejection>,
+) -> ApiResult<Json<notifications::TemplateBody>> {
+    caller.require(RUNNERS)?;
+    let (event, channel) = path(p)?;
+    Ok(Json(notifications::get_template(&s.db, &caller, event, &channel).await?))
+}
+
+#[utoipa::path(put, path = "/admin/events/{id}/templates/{channel}", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path), ("channel" = String, Path, description = "email or sms")), request_body = notifications::TemplateBody, responses((status = 200, body = notifications::TemplateBody), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn put_template(
+    State(s): State<AppState>,
+    caller: Caller,
+    p: Result<Path<(i64, String)>, PathRejection>,
+    t: Body<notifications::TemplateBody>,
+) -> ApiResult<Json<notifications::TemplateBody>> {
+    caller.require(RUNNERS)?;
+    let (event, channel) = path(p)?;
+    Ok(Json(notifications::put_template(&s.db, &caller, event, &channel, &t.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}/notifications", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<notifications::Notification>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn list_notifications(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<notifications::Notification>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(notifications::list(&s.db, &caller, path(id)?).await?))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

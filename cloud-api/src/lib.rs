@@ -3,7 +3,7 @@
 //!
 //! Layers: [`http`] (routes, extractors, problem documents) over business
 //! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`promotions`], [`payments`],
-//! [`tickets`], [`venue_feed`], [`wallet`]) over [`db`], one interface to SQLite and
+//! [`tickets`], [`notifications`], [`venue_feed`], [`wallet`]) over [`db`], one interface to SQLite and
 //! PostgreSQL. [`server::run`] wires them; `main.rs` only parses arguments.
 //! The issuer's ops tools (keys, minting, QR rendering) are in [`cli`].
 
@@ -19,6 +19,7 @@ pub mod http;
 pub mod idempotency;
 pub mod inventory;
 pub mod keystore;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod promotions;

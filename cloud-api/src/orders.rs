@@ -15,8 +15,8 @@ use crate::idempotency::{self, Idempotency};
 use crate::inventory;
 use crate::params;
 use crate::payments::{GatewayKind, Gateways, Intent, Refund, TestOutcome};
-use crate::promotions;
 use crate::tickets;
+use crate::{notifications, promotions};
 
 /// `POST /orders` body.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -278,6 +278,7 @@ pub(crate) async fn mark_paid(
         return Err(ApiError::Internal(format!("order {order_id} is pending but its hold is not ordered")));
     }
     tickets::issue(tx, signer, order_id, now).await?;
+    notifications::order_paid(tx, order_id, now).await?;
     Ok(true)
 }
 

@@ -12,6 +12,9 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::{AppState, router};
+use crate::notifications::email::Mailer;
+use crate::notifications::sms::{SmsSender, TwilioSms};
+use crate::notifications::{Deliverer, Retries};
 use crate::payments::{Gateways, StripeClient};
 use crate::{clock, inventory, keystore, orders, read_model};
 
@@ -110,6 +113,7 @@ pub async fn run(
         let _ = ready.send(addr);
     }
     let sweeper = tokio::spawn(sweep(state.clone(), shutdown.clone()));
+    let deliverer = deliverer(config, &state)?.map(|d| tokio::spawn(deliver(d, shutdown.clone())));
     let projector = tokio::spawn(project(state.db.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let served =
@@ -117,7 +121,54 @@ pub async fn run(
     shutdown.cancel();
     let _ = sweeper.await;
     let _ = projector.await;
+    if let Some(deliverer) = deliverer {
+        let _ = deliverer.await;
+    }
     served.map_err(|e| StartError::Other(format!("serve: {e}")))
+}
+
+/// The notification deliverer of a config with `[notifications]`.
+fn deliverer(config: &Config, state: &AppState) -> Result<Option<Deliverer>, StartError> {
+    let Some(n) = &config.notifications else { return Ok(None) };
+    let mailer = match &n.smtp_url {
+        Some(url) => Some(Mailer::new(url, &n.from).map_err(|e| StartError::Other(format!("notifications: {e}")))?),
+        None => None,
+    };
+    let sms: Option<Arc<dyn SmsSender>> = match &n.sms {
+        Some(s) => Some(Arc::new(
+            TwilioSms::new(&s.base_url, &s.account_sid, &s.auth_token, &s.from)
+                .map_err(|e| StartError::Other(format!("notifications.sms: {e}")))?,
+        )),
+        None => None,
+    };
+    Ok(Some(Deliverer {
+        db: state.db.clone(),
+        mailer,
+        sms,
+        tokens: Arc::clone(&state.tokens),
+        public_url: n.public_url.clone(),
+        retries: Retries { first_delay: n.first_retry_seconds, max_delay: 3600, max_attempts: n.max_attempts },
+    }))
+}
+
+/// How often the outbox of notifications is read.
+const DELIVER_EVERY: Duration = Duration::from_millis(500);
+
+/// Sends queued notifications until shutdown; a message being sent is finished first.
+async fn deliver(deliverer: Deliverer, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(DELIVER_EVERY) => {}
+        }
+        match deliverer.deliver_due(clock::now()).await {
+            Ok(pass) if pass.sent + pass.retrying + pass.failed > 0 => {
+                tracing::info!(sent = pass.sent, retrying = pass.retrying, failed = pass.failed, "notifications");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "delivering notifications failed; will retry"),
+        }
+    }
 }
 
 /// How often the read model catches up with the outbox.

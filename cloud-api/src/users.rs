@@ -31,6 +31,9 @@ pub struct Credentials {
     /// Display name (registration only).
     #[serde(default)]
     pub name: Option<String>,
+    /// Mobile number in E.164 form, e.g. `+4915112345678`, for text messages (registration only).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// A user as the API shows it.
@@ -44,6 +47,8 @@ pub struct User {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// Mobile number for text messages.
+    pub phone: Option<String>,
 }
 
 /// A login's answer.
@@ -65,6 +70,17 @@ fn normalise_email(email: &str) -> Result<String, ApiError> {
     if valid { Ok(email) } else { Err(ApiError::BadRequest("email: not an e-mail address".into())) }
 }
 
+/// E.164: `+`, then 8 to 15 digits (spaces and dashes as typed are dropped).
+fn normalise_phone(phone: &str) -> Result<String, ApiError> {
+    let compact: String = phone.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = compact.strip_prefix('+').unwrap_or_default();
+    if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') {
+        Ok(compact)
+    } else {
+        Err(ApiError::BadRequest("phone: an E.164 number such as +4915112345678".into()))
+    }
+}
+
 /// Creates an account with `role`.
 pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) -> Result<User, ApiError> {
     let email = normalise_email(&credentials.email)?;
@@ -77,13 +93,15 @@ pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) ->
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::BadRequest("name: 1 to 200 characters".into()));
     }
+    let phone = credentials.phone.as_deref().map(normalise_phone).transpose()?;
     let password = credentials.password.clone();
     let hash = hashing(move || auth::hash_password(&password)).await??;
     let mut tx = db.begin().await?;
     let row = tx
         .query_one(
-            "INSERT INTO users (email, password_hash, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-            params![email.clone(), hash, name.clone(), role.as_str(), now],
+            "INSERT INTO users (email, password_hash, name, role, created_at, phone) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             RETURNING id",
+            params![email.clone(), hash, name.clone(), role.as_str(), now, phone.clone()],
         )
         .await;
     let id = match row {
@@ -92,7 +110,7 @@ pub async fn create(db: &Db, credentials: &Credentials, role: Role, now: i64) ->
         Err(e) => return Err(e.into()),
     };
     tx.commit().await?;
-    Ok(User { id, email, name, role })
+    Ok(User { id, email, name, role, phone })
 }
 
 /// Checks a password and issues an access token.
@@ -127,7 +145,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 /// Reads one user.
 pub async fn get(db: &Db, id: i64) -> Result<User, ApiError> {
     let row = db
-        .query_opt("SELECT id, email, name, role FROM users WHERE id = ?1", params![id])
+        .query_opt("SELECT id, email, name, role, phone FROM users WHERE id = ?1", params![id])
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(User {
@@ -135,6 +153,7 @@ pub async fn get(db: &Db, id: i64) -> Result<User, ApiError> {
         email: row.text(1)?,
         name: row.text(2)?,
         role: Role::parse(&row.text(3)?).ok_or(ApiError::Internal("stored role unknown".into()))?,
+        phone: row.opt_text(4)?,
     })
 }
 

@@ -104,6 +104,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE orders ADD COLUMN promo_code_id BIGINT REFERENCES promo_codes(id);
     ALTER TABLE orders ADD COLUMN discount_minor BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX orders_by_promo_code ON orders(promo_code_id, status)",
+    // 5: notifications. Paying an order queues its messages in the same
+    // transaction (the outbox); templates are per event and channel.
+    "ALTER TABLE users ADD COLUMN phone TEXT;
+    CREATE TABLE notifications (
+        id {id}, dedupe_key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, channel TEXT NOT NULL,
+        recipient TEXT NOT NULL, order_id BIGINT NOT NULL REFERENCES orders(id), status TEXT NOT NULL,
+        attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, last_error TEXT,
+        created_at BIGINT NOT NULL, sent_at BIGINT);
+    CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
+    CREATE INDEX notifications_by_order ON notifications(order_id);
+    CREATE TABLE message_templates (
+        event_id BIGINT NOT NULL REFERENCES events(id), channel TEXT NOT NULL,
+        subject TEXT NOT NULL, body TEXT NOT NULL, updated_at BIGINT NOT NULL,
+        PRIMARY KEY (event_id, channel))",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -125,18 +125,31 @@ pub struct Api {
     _dir: tempfile::TempDir,
 }
 
+/// A second instance of the service, stopped when dropped.
+pub struct Twin {
+    pub base: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for Api {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
 }
 
-fn write_config(dir: &Path, store: &str, stripe: SocketAddr) -> Config {
-    let text = format!(
+fn write_config(dir: &Path, store: &str, stripe: SocketAddr, extra: &str) -> Config {
+    let mut text = format!(
         "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
          hold_minutes = 10\npay_minutes = 15\nlogin_minutes = 60\n[payments]\ntest_gateway = true\n\
          [payments.stripe]\nbase_url = \"http://{stripe}\"\nsecret_key = \"sk_test_123\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n"
     );
+    text.push_str(extra);
     let path = dir.join("cloud.toml");
     std::fs::write(&path, text).expect("write config");
     Config::load(&path).expect("config")
@@ -144,6 +157,11 @@ fn write_config(dir: &Path, store: &str, stripe: SocketAddr) -> Config {
 
 impl Api {
     pub async fn start(store: Store) -> Self {
+        Self::start_with(store, "").await
+    }
+
+    /// Starts with `extra` appended to the config (more sections).
+    pub async fn start_with(store: Store, extra: &str) -> Self {
         let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,cloud_api=warn").try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         keystore::generate(&dir.path().join("keys"), 0).expect("keys");
@@ -154,7 +172,7 @@ impl Api {
             Store::Sqlite => "cloud.db".to_owned(),
             Store::Postgres => fresh_postgres_schema().await,
         };
-        let config = write_config(dir.path(), &location, stripe_addr);
+        let config = write_config(dir.path(), &location, stripe_addr, extra);
         let state = cloud_api::server::state(&config).await.expect("state");
         let shutdown = CancellationToken::new();
         let (ready, addr) = tokio::sync::oneshot::channel();
@@ -171,6 +189,18 @@ impl Api {
             shutdown,
             _dir: dir,
         }
+    }
+
+    /// A second server with the same config, keys and store: on PostgreSQL,
+    /// two instances of the service behind one load balancer.
+    pub async fn twin(&self) -> Twin {
+        let config = Config::load(&self.state_dir().join("cloud.toml")).expect("config");
+        let shutdown = CancellationToken::new();
+        let (ready, addr) = tokio::sync::oneshot::channel();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { cloud_api::server::run(&config, stop, Some(ready)).await });
+        let addr = addr.await.expect("twin started");
+        Twin { base: format!("http://{addr}"), shutdown }
     }
 
     /// The folder holding the config, keys and token secret.

@@ -10,6 +10,7 @@ mod feed;
 mod input;
 mod inventory;
 mod listing;
+mod notifications;
 mod openapi;
 mod promotions;
 mod purchase;
