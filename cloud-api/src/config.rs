@@ -46,6 +46,13 @@ test_gateway = true
 # account_sid = "AC..."
 # auth_token = "..."
 # from = "+15005550006"
+
+# Domain events (TicketReserved, OrderPaid, TicketRevoked, ScanIngested) to NATS
+# JetStream, for other services and for the analytics consumer.
+# [events]
+# nats_url = "nats://127.0.0.1:4222"
+# stream = "TIXGATE"
+# subject_prefix = "tixgate"
 "#;
 
 /// What can be wrong with a config.
@@ -95,6 +102,24 @@ struct RawConfig {
     #[serde(default)]
     payments: RawPayments,
     notifications: Option<RawNotifications>,
+    events: Option<RawEvents>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    nats_url: String,
+    #[serde(default = "default_stream")]
+    stream: String,
+    #[serde(default = "default_prefix")]
+    subject_prefix: String,
+}
+
+fn default_stream() -> String {
+    "TIXGATE".into()
+}
+fn default_prefix() -> String {
+    "tixgate".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +258,8 @@ pub struct Config {
     pub stripe: Option<StripeConfig>,
     /// Notifications, if set up.
     pub notifications: Option<NotificationsConfig>,
+    /// The event stream, if set up.
+    pub events: Option<crate::domain_events::publisher::Target>,
 }
 
 impl Config {
@@ -266,7 +293,9 @@ impl Config {
             Ok(StripeConfig { base_url: s.base_url, secret_key: s.secret_key, webhook_secret: s.webhook_secret })
         });
         let notifications = raw.notifications.map(|n| check_notifications(n, &invalid)).transpose()?;
+        let events = raw.events.map(|e| check_events(e, &invalid)).transpose()?;
         Ok(Self {
+            events,
             notifications,
             listen,
             store,
@@ -279,6 +308,23 @@ impl Config {
             stripe: stripe.transpose()?,
         })
     }
+}
+
+fn check_events(
+    e: RawEvents,
+    invalid: &dyn Fn(&'static str, String) -> ConfigError,
+) -> Result<crate::domain_events::publisher::Target, ConfigError> {
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if e.stream.is_empty() || e.stream.len() > 64 || !e.stream.chars().all(name_char) {
+        return Err(invalid("events.stream", "1 to 64 letters, digits, '_' or '-'".into()));
+    }
+    if e.subject_prefix.split('.').any(|token| token.is_empty() || !token.chars().all(name_char)) {
+        return Err(invalid("events.subject_prefix", "dot-separated tokens of letters, digits, '_' or '-'".into()));
+    }
+    if e.nats_url.trim().is_empty() {
+        return Err(invalid("events.nats_url", "e.g. nats://127.0.0.1:4222".into()));
+    }
+    Ok(crate::domain_events::publisher::Target { url: e.nats_url, stream: e.stream, subject_prefix: e.subject_prefix })
 }
 
 fn check_notifications(

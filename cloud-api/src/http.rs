@@ -28,7 +28,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, notifications, qr_render, read_model, tickets, wallet};
+use crate::{clock, domain_events, notifications, qr_render, read_model, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -131,7 +131,7 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
-        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications,
+        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics,
         create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
         wallet_bind
     ),
@@ -179,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/promo-codes/{id}/disable", post(disable_promo_code))
         .route("/admin/events/{id}/templates/{channel}", get(get_template).put(put_template))
         .route("/admin/events/{id}/notifications", get(list_notifications))
+        .route("/admin/events/{id}/analytics", get(analytics))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/refund", post(refund_order))
@@ -520,6 +521,17 @@ async fn list_notifications(
 ) -> ApiResult<Json<Vec<notifications::Notification>>> {
     caller.require(RUNNERS)?;
     Ok(Json(notifications::list(&s.db, &caller, path(id)?).await?))
+}
+
+/// Built by the event stream's consumer, so it trails sales by a moment.
+#[utoipa::path(get, path = "/admin/events/{id}/analytics", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = domain_events::sales::Analytics), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn analytics(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<domain_events::sales::Analytics>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(domain_events::sales::analytics(&s.db, &caller, path(id)?).await?))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

@@ -170,7 +170,14 @@ pub async fn reserve(
             now
         ]
         .to_vec();
-        let mut writes = vec![(INSERT_HOLD, record)];
+        let reserved = crate::domain_events::DomainEvent::TicketReserved {
+            hold_id: hold.id.clone(),
+            event_id,
+            ticket_type_id: hold.ticket_type_id,
+            quantity,
+            user_id: caller.id,
+        };
+        let mut writes = vec![(INSERT_HOLD, record), crate::domain_events::write(&reserved, now)?];
         writes.extend(take_writes(hold.ticket_type_id, &hold.id, &taken, &hold.seats, now));
         let mut tx = db.begin().await?;
         let outcome = if hold.seats.is_empty() {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::db::{Db, Tx};
+use crate::domain_events::{self, DomainEvent};
 use crate::error::ApiError;
 use crate::idempotency::{self, Idempotency};
 use crate::inventory;
@@ -32,6 +33,33 @@ pub struct OrderRequest {
     /// A discount code of the event, as the customer typed it.
     #[serde(default)]
     pub promo_code: Option<String>,
+    /// Where the sale was made; default `web`.
+    #[serde(default)]
+    pub channel: SalesChannel,
+}
+
+/// Where a sale was made, for the organizer's analytics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesChannel {
+    /// The public web shop or app.
+    #[default]
+    Web,
+    /// Sold at the venue's box office.
+    BoxOffice,
+    /// Sold through a partner's integration.
+    Partner,
+}
+
+impl SalesChannel {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::BoxOffice => "box_office",
+            Self::Partner => "partner",
+        }
+    }
 }
 
 /// An order as its buyer sees it.
@@ -196,8 +224,8 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     let id = tx
         .query_one(
             "INSERT INTO orders (user_id, hold_id, status, amount_minor, currency, gateway, expires_at, created_at,
-                 promo_code_id, discount_minor)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                 promo_code_id, discount_minor, channel)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
             params![
                 caller.id,
                 req.hold_id.clone(),
@@ -207,7 +235,8 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
                 ctx.now + pay_seconds,
                 ctx.now,
                 promo.map(|p| p.code_id),
-                discount
+                discount,
+                req.channel.as_str()
             ],
         )
         .await?
@@ -279,6 +308,26 @@ pub(crate) async fn mark_paid(
     }
     tickets::issue(tx, signer, order_id, now).await?;
     notifications::order_paid(tx, order_id, now).await?;
+    let o = tx
+        .query_one(
+            "SELECT o.amount_minor, o.currency, o.gateway, o.channel, h.ticket_type_id, h.quantity, t.event_id
+             FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?;
+    let paid = DomainEvent::OrderPaid {
+        order_id,
+        event_id: o.int(6)?,
+        ticket_type_id: o.int(4)?,
+        quantity: o.int(5)?,
+        amount_minor: o.int(0)?,
+        currency: o.text(1)?,
+        gateway: o.text(2)?,
+        channel: o.text(3)?,
+        paid_at: now,
+    };
+    domain_events::record(tx, &paid, now).await?;
     Ok(true)
 }
 

@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain_events::publisher::Publisher;
 use crate::http::{AppState, router};
 use crate::notifications::email::Mailer;
 use crate::notifications::sms::{SmsSender, TwilioSms};
 use crate::notifications::{Deliverer, Retries};
 use crate::payments::{Gateways, StripeClient};
-use crate::{clock, inventory, keystore, orders, read_model};
+use crate::{clock, domain_events, inventory, keystore, orders, read_model};
 
 /// How often expired holds and unpaid orders are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -112,8 +113,16 @@ pub async fn run(
     if let Some(ready) = ready {
         let _ = ready.send(addr);
     }
-    let sweeper = tokio::spawn(sweep(state.clone(), shutdown.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone(), shutdown.clone(), config.events.is_some()));
     let deliverer = deliverer(config, &state)?.map(|d| tokio::spawn(deliver(d, shutdown.clone())));
+    let mut streams = Vec::new();
+    if let Some(target) = &config.events {
+        let publisher = Publisher::connect(state.db.clone(), target.clone())
+            .await
+            .map_err(|e| StartError::Other(format!("events: {e}")))?;
+        streams.push(tokio::spawn(publish(publisher, shutdown.clone())));
+        streams.push(tokio::spawn(domain_events::sales::run(state.db.clone(), target.clone(), shutdown.clone())));
+    }
     let projector = tokio::spawn(project(state.db.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let served =
@@ -123,6 +132,9 @@ pub async fn run(
     let _ = projector.await;
     if let Some(deliverer) = deliverer {
         let _ = deliverer.await;
+    }
+    for task in streams {
+        let _ = task.await;
     }
     served.map_err(|e| StartError::Other(format!("serve: {e}")))
 }
@@ -171,6 +183,22 @@ async fn deliver(deliverer: Deliverer, shutdown: CancellationToken) {
     }
 }
 
+/// How often the domain events outbox is published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// Publishes domain events until shutdown.
+async fn publish(mut publisher: Publisher, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PUBLISH_EVERY) => {}
+        }
+        if let Err(e) = publisher.publish_due(clock::now()).await {
+            tracing::warn!(error = %e, "publishing domain events failed; will retry");
+        }
+    }
+}
+
 /// How often the read model catches up with the outbox.
 const PROJECT_EVERY: Duration = Duration::from_millis(100);
 
@@ -189,7 +217,7 @@ async fn project(db: Db, shutdown: CancellationToken) {
 
 /// Returns expired holds and unpaid orders to sale, and retries refunds of
 /// payments that could not be honoured.
-async fn sweep(state: AppState, shutdown: CancellationToken) {
+async fn sweep(state: AppState, shutdown: CancellationToken, publishing: bool) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -203,6 +231,9 @@ async fn sweep(state: AppState, shutdown: CancellationToken) {
         let ctx = orders::Ctx { db: &state.db, gateways: &state.gateways, signer: &state.signer, now: clock::now() };
         if let Err(e) = orders::retry_due_refunds(ctx).await {
             tracing::warn!(error = %e, "retrying refunds failed");
+        }
+        if let Err(e) = domain_events::publisher::prune(&state.db, clock::now(), publishing).await {
+            tracing::warn!(error = %e, "pruning domain events failed");
         }
     }
 }

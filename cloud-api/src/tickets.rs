@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::db::{Db, Row, Tx};
+use crate::domain_events::{self, DomainEvent};
 use crate::error::ApiError;
 use crate::params;
 
@@ -107,10 +108,27 @@ fn claims(id: i64, event_id: i64, type_id: i64, seat: Option<&str>) -> Result<Ti
 }
 
 /// Revokes every ticket of an order.
-pub(crate) async fn revoke_order(tx: &mut Tx, order_id: i64, _now: i64) -> Result<(), ApiError> {
+pub(crate) async fn revoke_order(tx: &mut Tx, order_id: i64, now: i64) -> Result<(), ApiError> {
     let venue = tx.query_opt("SELECT venue_id FROM tickets WHERE order_id = ?1 LIMIT 1", params![order_id]).await?;
     let Some(venue) = venue else { return Ok(()) };
     let version = bump_version(tx, venue.int(0)?).await?;
+    let revoked = tx
+        .query(
+            "SELECT k.id, k.event_id, k.ticket_type_id, o.channel FROM tickets k JOIN orders o ON o.id = k.order_id
+             WHERE k.order_id = ?1 AND k.status = 'valid' ORDER BY k.id",
+            params![order_id],
+        )
+        .await?;
+    for t in revoked {
+        let event = DomainEvent::TicketRevoked {
+            ticket_id: t.int(0)?,
+            order_id,
+            event_id: t.int(1)?,
+            ticket_type_id: t.int(2)?,
+            channel: t.text(3)?,
+        };
+        domain_events::record(tx, &event, now).await?;
+    }
     tx.execute(
         "UPDATE tickets SET status = 'revoked', changed_version = ?1 WHERE order_id = ?2 AND status = 'valid'",
         params![version, order_id],

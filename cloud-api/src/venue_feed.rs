@@ -247,6 +247,17 @@ pub async fn ingest(
             continue;
         }
         receipt.stored += 1;
+        let ingested = crate::domain_events::DomainEvent::ScanIngested {
+            venue_id,
+            scan_id: s.scan_id.clone(),
+            gate_id: s.gate_id.clone(),
+            ticket_id: s.ticket_id.and_then(|t| i64::try_from(t).ok()),
+            event_id: s.event_id.and_then(|e| i64::try_from(e).ok()),
+            decision: s.decision.clone(),
+            direction: s.direction.clone(),
+            wall_ms: s.wall_ms,
+        };
+        crate::domain_events::record(&mut tx, &ingested, now).await?;
         if let (Some(ticket), "accept", "entry", false) =
             (s.ticket_id, s.decision.as_str(), s.direction.as_str(), s.annulled)
         {

@@ -111,6 +111,7 @@ pub(crate) async fn sell(state: &AppState, venue_id: i64, ticket_type: serde_jso
             gateway: payments::GatewayKind::Test,
             test_outcome: payments::TestOutcome::Succeed,
             promo_code: None,
+            channel: orders::SalesChannel::Web,
         };
         ticket_ids.extend(orders::create(ctx, &fan, &order, None, 900).await.expect("paid").ticket_ids);
     }

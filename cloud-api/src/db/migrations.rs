@@ -118,6 +118,25 @@ const MIGRATIONS: &[&str] = &[
         event_id BIGINT NOT NULL REFERENCES events(id), channel TEXT NOT NULL,
         subject TEXT NOT NULL, body TEXT NOT NULL, updated_at BIGINT NOT NULL,
         PRIMARY KEY (event_id, channel))",
+    // 6: domain events for the stream (a transactional outbox), the consumer's
+    // record of what it applied, and the analytics it builds; orders name
+    // their sales channel.
+    "ALTER TABLE orders ADD COLUMN channel TEXT NOT NULL DEFAULT 'web';
+    CREATE TABLE domain_events (
+        id {id}, kind TEXT NOT NULL, payload TEXT NOT NULL, created_at BIGINT NOT NULL,
+        published_at BIGINT, claim_until BIGINT NOT NULL DEFAULT 0);
+    CREATE INDEX domain_events_unpublished ON domain_events(id) WHERE published_at IS NULL;
+    CREATE TABLE consumed_events (
+        consumer TEXT NOT NULL, event_id BIGINT NOT NULL, consumed_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer, event_id));
+    CREATE TABLE sales_by_hour (
+        hour BIGINT NOT NULL, event_id BIGINT NOT NULL, ticket_type_id BIGINT NOT NULL, channel TEXT NOT NULL,
+        orders BIGINT NOT NULL, tickets BIGINT NOT NULL, amount_minor BIGINT NOT NULL, revoked BIGINT NOT NULL,
+        PRIMARY KEY (hour, ticket_type_id, channel));
+    CREATE INDEX sales_by_event ON sales_by_hour(event_id, hour);
+    CREATE TABLE entries_by_hour (
+        hour BIGINT NOT NULL, event_id BIGINT NOT NULL, gate_id TEXT NOT NULL,
+        accepted BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (hour, event_id, gate_id))",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -6,6 +6,7 @@
 mod harness;
 
 mod auth;
+mod event_stream;
 mod feed;
 mod input;
 mod inventory;

@@ -32,6 +32,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/events/{id}/templates/{channel}"),
     ("put", "/admin/events/{id}/templates/{channel}"),
     ("get", "/admin/events/{id}/notifications"),
+    ("get", "/admin/events/{id}/analytics"),
     ("post", "/orders"),
     ("get", "/orders/{id}"),
     ("post", "/orders/{id}/refund"),
