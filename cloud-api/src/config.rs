@@ -23,6 +23,8 @@ hold_minutes = 10
 pay_minutes = 15
 # Minutes a login token lasts.
 login_minutes = 60
+# Highest resale price, percent of face value; 0 switches resale off.
+resale_max_percent = 100
 
 [payments]
 # The built-in test gateway: pays at once, moves no money. Switch off in production.
@@ -99,6 +101,8 @@ struct RawConfig {
     pay_minutes: i64,
     #[serde(default = "sixty")]
     login_minutes: i64,
+    #[serde(default = "hundred")]
+    resale_max_percent: i64,
     #[serde(default)]
     payments: RawPayments,
     notifications: Option<RawNotifications>,
@@ -202,6 +206,9 @@ fn fifteen() -> i64 {
 fn sixty() -> i64 {
     60
 }
+fn hundred() -> i64 {
+    100
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +259,8 @@ pub struct Config {
     pub pay_seconds: i64,
     /// Seconds a login token lasts.
     pub login_seconds: i64,
+    /// Highest resale price, percent of face value (0: no resale).
+    pub resale_max_percent: i64,
     /// Whether the test gateway is offered.
     pub test_gateway: bool,
     /// Stripe, if set up.
@@ -304,6 +313,11 @@ impl Config {
             hold_seconds: minutes("hold_minutes", raw.hold_minutes)?,
             pay_seconds: minutes("pay_minutes", raw.pay_minutes)?,
             login_seconds: minutes("login_minutes", raw.login_minutes)?,
+            resale_max_percent: if (0..=1000).contains(&raw.resale_max_percent) {
+                raw.resale_max_percent
+            } else {
+                return Err(invalid("resale_max_percent", "0 to 1000".into()));
+            },
             test_gateway: raw.payments.test_gateway,
             stripe: stripe.transpose()?,
         })

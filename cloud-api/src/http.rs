@@ -28,7 +28,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, domain_events, notifications, qr_render, read_model, tickets, wallet};
+use crate::{clock, domain_events, notifications, qr_render, read_model, resale, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -47,6 +47,8 @@ pub struct AppState {
     pub hold_seconds: i64,
     /// Seconds an order may stay unpaid.
     pub pay_seconds: i64,
+    /// Highest resale price, percent of face value.
+    pub resale_max_percent: i64,
 }
 
 impl AppState {
@@ -132,6 +134,7 @@ type ApiResult<T> = Result<T, ApiError>;
         register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
         add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics,
+        list_for_resale, resale_offers, withdraw_listing, reserve_listing,
         create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
         wallet_bind
     ),
@@ -180,6 +183,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events/{id}/templates/{channel}", get(get_template).put(put_template))
         .route("/admin/events/{id}/notifications", get(list_notifications))
         .route("/admin/events/{id}/analytics", get(analytics))
+        .route("/tickets/{id}/resale", post(list_for_resale))
+        .route("/events/{id}/resale", get(resale_offers))
+        .route("/resale/{id}", delete(withdraw_listing))
+        .route("/resale/{id}/reserve", post(reserve_listing))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/refund", post(refund_order))
@@ -532,6 +539,45 @@ async fn analytics(
 ) -> ApiResult<Json<domain_events::sales::Analytics>> {
     caller.require(RUNNERS)?;
     Ok(Json(domain_events::sales::analytics(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/tickets/{id}/resale", tag = "resale", security(("bearer" = [])), params(("id" = i64, Path)), request_body = resale::NewListing, responses((status = 201, body = resale::Listing), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn list_for_resale(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    l: Body<resale::NewListing>,
+) -> ApiResult<(StatusCode, Json<resale::Listing>)> {
+    caller.require_person()?;
+    let listing = resale::list(&s.db, &caller, path(id)?, &l.get()?, s.resale_max_percent, clock::now()).await?;
+    Ok((StatusCode::CREATED, Json(listing)))
+}
+
+#[utoipa::path(get, path = "/events/{id}/resale", tag = "resale", params(("id" = i64, Path)), responses((status = 200, body = Vec<resale::Listing>), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json")))]
+async fn resale_offers(
+    State(s): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<resale::Listing>>> {
+    Ok(Json(resale::open_for_event(&s.db, path(id)?).await?))
+}
+
+#[utoipa::path(delete, path = "/resale/{id}", tag = "resale", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = resale::Listing), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn withdraw_listing(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<resale::Listing>> {
+    Ok(Json(resale::withdraw(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/resale/{id}/reserve", tag = "resale", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 201, body = resale::ResaleHold), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn reserve_listing(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<(StatusCode, Json<resale::ResaleHold>)> {
+    let hold = resale::reserve(&s.db, &caller, path(id)?, s.hold_seconds, clock::now()).await?;
+    Ok((StatusCode::CREATED, Json(hold)))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

@@ -221,7 +221,7 @@ fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-fn new_hold_id() -> Result<String, ApiError> {
+pub(crate) fn new_hold_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(format!("h_{}", data_encoding::HEXLOWER.encode(&bytes)))

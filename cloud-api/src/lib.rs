@@ -26,6 +26,7 @@ pub mod payments;
 pub mod promotions;
 pub mod qr_render;
 pub mod read_model;
+pub mod resale;
 pub mod server;
 pub mod tickets;
 pub mod users;

@@ -179,8 +179,9 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     let hold = tx
         .query_opt(
             "SELECT h.user_id, h.status, h.expires_at, h.quantity, t.price_minor, t.currency, e.status,
-                    h.ticket_type_id, t.event_id
+                    h.ticket_type_id, t.event_id, h.resale_listing_id, r.price_minor, r.status
              FROM holds h JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id
+             LEFT JOIN resale_listings r ON r.id = h.resale_listing_id
              WHERE h.id = ?1",
             params![req.hold_id.clone()],
         )
@@ -204,7 +205,16 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
     if ordered == 0 {
         return Err(ApiError::Gone("the hold expired or was released; reserve again"));
     }
-    let amount = hold.int(4)?.saturating_mul(hold.int(3)?);
+    let resale = hold.opt_int(9)?;
+    if resale.is_some() && (req.promo_code.is_some() || hold.opt_text(11)?.as_deref() != Some("listed")) {
+        return Err(ApiError::Conflict("a resale ticket takes no discount code and must still be listed".into()));
+    }
+    // A resale hold is one ticket at the listing's price.
+    let amount = match resale {
+        Some(_) => hold.int(10)?,
+        None => hold.int(4)?.saturating_mul(hold.int(3)?),
+    };
+    let channel = if resale.is_some() { "resale" } else { req.channel.as_str() };
     let currency = hold.text(5)?;
     let promo = match &req.promo_code {
         Some(code) => {
@@ -236,7 +246,7 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
                 ctx.now,
                 promo.map(|p| p.code_id),
                 discount,
-                req.channel.as_str()
+                channel
             ],
         )
         .await?
@@ -307,6 +317,16 @@ pub(crate) async fn mark_paid(
         return Err(ApiError::Internal(format!("order {order_id} is pending but its hold is not ordered")));
     }
     tickets::issue(tx, signer, order_id, now).await?;
+    let listing = tx
+        .query_one(
+            "SELECT resale_listing_id FROM holds WHERE id = (SELECT hold_id FROM orders WHERE id = ?1)",
+            params![order_id],
+        )
+        .await?
+        .opt_int(0)?;
+    if let Some(listing) = listing {
+        crate::resale::complete(tx, listing, order_id, now).await?;
+    }
     notifications::order_paid(tx, order_id, now).await?;
     let o = tx
         .query_one(
@@ -377,6 +397,13 @@ pub async fn refund(ctx: Ctx<'_>, caller: &Caller, order_id: i64) -> Result<Orde
         .ok_or(ApiError::NotFound("order"))?
         .int(0)?;
     crate::catalog::require_event_organizer(ctx.db, caller, event).await?;
+    let resold = ctx
+        .db
+        .query_opt("SELECT 1 FROM tickets WHERE order_id = ?1 AND resold_to IS NOT NULL LIMIT 1", params![order_id])
+        .await?;
+    if resold.is_some() {
+        return Err(ApiError::Conflict("a ticket of this order was resold; refund the resale order instead".into()));
+    }
     refund_unchecked(ctx, order_id).await?;
     get(ctx.db, &Caller { id: 0, role: crate::auth::Role::Admin, venue: None }, order_id).await
 }

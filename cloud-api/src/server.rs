@@ -71,6 +71,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         webhook_secret: config.stripe.as_ref().map(|s| Arc::from(s.webhook_secret.as_str())),
         hold_seconds: config.hold_seconds,
         pay_seconds: config.pay_seconds,
+        resale_max_percent: config.resale_max_percent,
     })
 }
 

@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE entries_by_hour (
         hour BIGINT NOT NULL, event_id BIGINT NOT NULL, gate_id TEXT NOT NULL,
         accepted BIGINT NOT NULL, rejected BIGINT NOT NULL, PRIMARY KEY (hour, event_id, gate_id))",
+    // 7: resale. A listing is reserved by an ordinary hold that names it; the
+    // seller's ticket points at the buyer's new one once paid.
+    "CREATE TABLE resale_listings (
+        id {id}, ticket_id BIGINT NOT NULL REFERENCES tickets(id), seller_id BIGINT NOT NULL REFERENCES users(id),
+        event_id BIGINT NOT NULL, ticket_type_id BIGINT NOT NULL, price_minor BIGINT NOT NULL, currency TEXT NOT NULL,
+        status TEXT NOT NULL, new_ticket_id BIGINT, created_at BIGINT NOT NULL, sold_at BIGINT);
+    CREATE UNIQUE INDEX resale_one_open_listing ON resale_listings(ticket_id) WHERE status = 'listed';
+    CREATE INDEX resale_by_event ON resale_listings(event_id, status, price_minor);
+    ALTER TABLE holds ADD COLUMN resale_listing_id BIGINT REFERENCES resale_listings(id);
+    CREATE INDEX holds_by_listing ON holds(resale_listing_id);
+    ALTER TABLE tickets ADD COLUMN resold_to BIGINT",
 ];
 
 /// Applies every migration the store has not seen yet.

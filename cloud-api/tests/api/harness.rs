@@ -327,6 +327,35 @@ impl Api {
         hold
     }
 
+    /// A venue hub's device token, made by the venue's organizer.
+    pub async fn hub_token(&self, organizer: &str, venue: i64) -> String {
+        let (status, device) =
+            self.post(&format!("/admin/venues/{venue}/devices"), Some(organizer), json!({"name": "hub"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{device}");
+        device["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The venue's manifest as its hub reads it (`since` for a delta), checked
+    /// against the issuer's keyring as gates check it.
+    pub async fn manifest(
+        &self,
+        hub: &str,
+        venue: i64,
+        since: Option<u64>,
+    ) -> (StatusCode, schema::manifest::Manifest) {
+        let query = since.map(|v| format!("?since={v}")).unwrap_or_default();
+        let resp = self
+            .http
+            .get(format!("{}/venues/{venue}/manifest{query}", self.base))
+            .bearer_auth(hub)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (status, schema::manifest::Manifest::open(&bytes, &self.keyring, clock::now() as u64).expect("signed manifest"))
+    }
+
     /// Tickets of a type neither held nor sold, as the listing shows them now.
     pub async fn available(&self, event_id: i64, type_id: i64) -> Option<i64> {
         let (_, event) = self.get(&format!("/events/{event_id}"), None).await;

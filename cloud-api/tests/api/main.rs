@@ -15,4 +15,5 @@ mod notifications;
 mod openapi;
 mod promotions;
 mod purchase;
+mod resale;
 mod wallet;

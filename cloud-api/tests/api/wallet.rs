@@ -7,7 +7,6 @@ use cloud_api::auth::Role;
 use cloud_api::clock;
 use reqwest::{Method, StatusCode};
 use schema::HolderSigner;
-use schema::manifest::Manifest;
 use serde_json::{Value, json};
 
 use crate::harness::{Api, Store};
@@ -81,7 +80,7 @@ async fn a_wallet_binds_its_key_once_and_shows_codes_gates_accept(store: Store) 
         api.post(&format!("/admin/venues/{venue}/devices"), Some(&organizer), json!({"name": "hub"})).await;
     assert_eq!(status, StatusCode::CREATED, "{device}");
     let hub = device["token"].as_str().unwrap().to_owned();
-    let (_, before) = manifest(&api, &hub, venue, None).await;
+    let (_, before) = api.manifest(&hub, venue, None).await;
 
     let phone = HolderSigner::from_secret_bytes(&[21; 32]);
     let (status, shown) = bind(&api, &wallet, &hex_key(&phone)).await;
@@ -108,23 +107,13 @@ async fn a_wallet_binds_its_key_once_and_shows_codes_gates_accept(store: Store) 
     // the holder's name sealed for the bound code (before, there was nothing to seal it with).
     let unsealed = before.tickets.iter().find(|t| t.ticket_id == verified.claims.ticket_id).expect("listed");
     assert!(unsealed.sealed_holder.is_none(), "no static part yet, so no name");
-    let (status, delta) = manifest(&api, &hub, venue, Some(before.version)).await;
+    let (status, delta) = api.manifest(&hub, venue, Some(before.version)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!delta.is_snapshot());
     let record = delta.tickets.iter().find(|t| t.ticket_id == verified.claims.ticket_id).expect("in the delta");
     let sealed = record.sealed_holder.as_deref().expect("a sealed name once bound");
     let name = schema::holder::open(&verified.signature, record.ticket_id, sealed);
     assert_eq!(name.as_deref(), Some("Name of rosa@example.com"));
-}
-
-/// The venue's manifest as its hub reads it (`since` for a delta).
-async fn manifest(api: &Api, hub: &str, venue: i64, since: Option<u64>) -> (StatusCode, Manifest) {
-    let query = since.map(|v| format!("?since={v}")).unwrap_or_default();
-    let resp =
-        api.http.get(format!("{}/venues/{venue}/manifest{query}", api.base)).bearer_auth(hub).send().await.unwrap();
-    let status = resp.status();
-    let bytes = resp.bytes().await.unwrap();
-    (status, Manifest::open(&bytes, &api.keyring, clock::now() as u64).expect("signed manifest"))
 }
 
 async fn of_two_phones_binding_at_once_exactly_one_wins(store: Store) {
