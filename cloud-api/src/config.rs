@@ -49,6 +49,12 @@ test_gateway = true
 # auth_token = "..."
 # from = "+15005550006"
 
+# Sign-in through OpenID Connect providers; repeat the table for each.
+# [[oidc]]
+# name = "keycloak"                                   # POST /auth/oidc/keycloak
+# issuer = "https://id.example.com/realms/tixgate"    # as in its tokens' iss
+# client_id = "tixgate-web"
+
 # Domain events (TicketReserved, OrderPaid, TicketRevoked, ScanIngested) to NATS
 # JetStream, for other services and for the analytics consumer.
 # [events]
@@ -107,6 +113,16 @@ struct RawConfig {
     payments: RawPayments,
     notifications: Option<RawNotifications>,
     events: Option<RawEvents>,
+    #[serde(default)]
+    oidc: Vec<RawOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    name: String,
+    issuer: String,
+    client_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +285,8 @@ pub struct Config {
     pub notifications: Option<NotificationsConfig>,
     /// The event stream, if set up.
     pub events: Option<crate::domain_events::publisher::Target>,
+    /// OpenID Connect providers.
+    pub oidc: Vec<crate::oidc::ProviderConfig>,
 }
 
 impl Config {
@@ -303,7 +321,24 @@ impl Config {
         });
         let notifications = raw.notifications.map(|n| check_notifications(n, &invalid)).transpose()?;
         let events = raw.events.map(|e| check_events(e, &invalid)).transpose()?;
+        let mut oidc: Vec<crate::oidc::ProviderConfig> = Vec::new();
+        for p in raw.oidc {
+            let name_ok = !p.name.is_empty()
+                && p.name.len() <= 40
+                && p.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok || oidc.iter().any(|o| o.name == p.name) {
+                return Err(invalid("oidc.name", format!("{:?}: unique, lower-case letters, digits, '-'", p.name)));
+            }
+            if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://")) {
+                return Err(invalid("oidc.issuer", "an http(s) URL".into()));
+            }
+            if p.client_id.is_empty() {
+                return Err(invalid("oidc.client_id", "must not be empty".into()));
+            }
+            oidc.push(crate::oidc::ProviderConfig { name: p.name, issuer: p.issuer, client_id: p.client_id });
+        }
         Ok(Self {
+            oidc,
             events,
             notifications,
             listen,

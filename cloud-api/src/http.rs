@@ -28,7 +28,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, domain_events, notifications, qr_render, read_model, resale, tickets, wallet};
+use crate::{clock, domain_events, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -49,6 +49,8 @@ pub struct AppState {
     pub pay_seconds: i64,
     /// Highest resale price, percent of face value.
     pub resale_max_percent: i64,
+    /// OpenID Connect providers.
+    pub oidc: crate::oidc::Providers,
 }
 
 impl AppState {
@@ -131,7 +133,7 @@ type ApiResult<T> = Result<T, ApiError>;
 #[openapi(
     info(title = "tixgate cloud API", description = "Sells tickets, issues signed barcodes, feeds venue hubs."),
     paths(
-        register, login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
+        register, login, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
         add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics,
         list_for_resale, resale_offers, withdraw_listing, reserve_listing,
@@ -161,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
+        .route("/auth/oidc/{provider}", post(oidc_login))
         .route("/users/me", get(me))
         .route("/users/me/tickets", get(my_tickets))
         .route("/admin/users/{id}/role", put(set_role))
@@ -578,6 +581,16 @@ async fn reserve_listing(
 ) -> ApiResult<(StatusCode, Json<resale::ResaleHold>)> {
     let hold = resale::reserve(&s.db, &caller, path(id)?, s.hold_seconds, clock::now()).await?;
     Ok((StatusCode::CREATED, Json(hold)))
+}
+
+#[utoipa::path(post, path = "/auth/oidc/{provider}", tag = "accounts", params(("provider" = String, Path)), request_body = oidc::OidcLogin, responses((status = 200, body = users::AccessToken), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 502, description = "the identity provider could not be reached", body = Problem, content_type = "application/problem+json")))]
+async fn oidc_login(
+    State(s): State<AppState>,
+    provider: Result<Path<String>, PathRejection>,
+    login: Body<oidc::OidcLogin>,
+) -> ApiResult<Json<users::AccessToken>> {
+    let provider = path(provider)?;
+    Ok(Json(oidc::sign_in(&s.db, &s.oidc, &s.tokens, &provider, &login.get()?, clock::now()).await?))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod keystore;
 pub mod notifications;
+pub mod oidc;
 pub mod orders;
 pub mod payments;
 pub mod promotions;

@@ -72,6 +72,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         hold_seconds: config.hold_seconds,
         pay_seconds: config.pay_seconds,
         resale_max_percent: config.resale_max_percent,
+        oidc: crate::oidc::Providers::new(&config.oidc).map_err(|e| StartError::Other(e.to_string()))?,
     })
 }
 

@@ -148,6 +148,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE holds ADD COLUMN resale_listing_id BIGINT REFERENCES resale_listings(id);
     CREATE INDEX holds_by_listing ON holds(resale_listing_id);
     ALTER TABLE tickets ADD COLUMN resold_to BIGINT",
+    // 8: accounts signed in through OpenID Connect providers, by subject.
+    "CREATE TABLE user_identities (
+        provider TEXT NOT NULL, subject TEXT NOT NULL, user_id BIGINT NOT NULL REFERENCES users(id),
+        created_at BIGINT NOT NULL, PRIMARY KEY (provider, subject));
+    CREATE INDEX user_identities_by_user ON user_identities(user_id)",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -12,6 +12,7 @@ mod input;
 mod inventory;
 mod listing;
 mod notifications;
+mod oidc;
 mod openapi;
 mod promotions;
 mod purchase;
