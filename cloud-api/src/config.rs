@@ -26,6 +26,14 @@ login_minutes = 60
 # Highest resale price, percent of face value; 0 switches resale off.
 resale_max_percent = 100
 
+# Requests per minute (sustained) and at once, per client IP address, on the
+# endpoints that create accounts, sessions, holds and orders; 0 switches it off.
+# Behind one reverse proxy that appends X-Forwarded-For, trust it.
+[rate_limit]
+per_minute = 120
+burst = 30
+trust_forwarded_for = false
+
 [payments]
 # The built-in test gateway: pays at once, moves no money. Switch off in production.
 test_gateway = true
@@ -115,6 +123,32 @@ struct RawConfig {
     events: Option<RawEvents>,
     #[serde(default)]
     oidc: Vec<RawOidc>,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    #[serde(default = "per_minute")]
+    per_minute: u32,
+    #[serde(default = "burst")]
+    burst: u32,
+    #[serde(default)]
+    trust_forwarded_for: bool,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self { per_minute: per_minute(), burst: burst(), trust_forwarded_for: false }
+    }
+}
+
+fn per_minute() -> u32 {
+    120
+}
+fn burst() -> u32 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +321,8 @@ pub struct Config {
     pub events: Option<crate::domain_events::publisher::Target>,
     /// OpenID Connect providers.
     pub oidc: Vec<crate::oidc::ProviderConfig>,
+    /// Per-client rate limits.
+    pub rate_limit: crate::rate_limit::Limits,
 }
 
 impl Config {
@@ -337,7 +373,17 @@ impl Config {
             }
             oidc.push(crate::oidc::ProviderConfig { name: p.name, issuer: p.issuer, client_id: p.client_id });
         }
+        let r = raw.rate_limit;
+        if r.per_minute > 600_000 || r.burst > 100_000 || (r.per_minute > 0 && r.burst == 0) {
+            return Err(invalid("rate_limit", "per_minute 0 (off) to 600000, burst 1 to 100000".into()));
+        }
+        let rate_limit = crate::rate_limit::Limits {
+            per_minute: r.per_minute,
+            burst: r.burst,
+            trust_forwarded_for: r.trust_forwarded_for,
+        };
         Ok(Self {
+            rate_limit,
             oidc,
             events,
             notifications,

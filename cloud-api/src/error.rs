@@ -40,6 +40,9 @@ pub enum ApiError {
     /// The body is larger than the API accepts.
     #[error("the body is too large")]
     TooLarge,
+    /// The client sent too many requests; try again after this many seconds.
+    #[error("too many requests; try again in {0} s")]
+    TooManyRequests(u64),
     /// The route exists, but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
@@ -64,6 +67,7 @@ impl ApiError {
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(_) => StatusCode::BAD_GATEWAY,
             Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -83,6 +87,7 @@ impl ApiError {
             Self::BadSignature(_) => "bad-signature",
             Self::TooLarge => "too-large",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::TooManyRequests(_) => "too-many-requests",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }

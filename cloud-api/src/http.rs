@@ -51,6 +51,8 @@ pub struct AppState {
     pub resale_max_percent: i64,
     /// OpenID Connect providers.
     pub oidc: crate::oidc::Providers,
+    /// The per-client limiter of the public write endpoints; `None` when off.
+    pub rate_limit: Option<crate::rate_limit::Limiter>,
 }
 
 impl AppState {
@@ -158,12 +160,25 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    // What a client can flood to guess passwords, make accounts or take stock.
+    let limited = Router::new()
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/oidc/{provider}", post(oidc_login))
+        .route("/events/{id}/reserve-tickets", post(reserve))
+        .route("/resale/{id}/reserve", post(reserve_listing))
+        .route("/orders", post(create_order))
+        .route("/wallet/{token}/bind", post(wallet_bind));
+    let limited = match &state.rate_limit {
+        Some(limiter) => limited.route_layer(
+            tower_governor::GovernorLayer::new(Arc::clone(limiter)).error_handler(crate::rate_limit::refusal),
+        ),
+        None => limited,
+    };
+    Router::new()
+        .merge(limited)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/users/me", get(me))
         .route("/users/me/tickets", get(my_tickets))
         .route("/admin/users/{id}/role", put(set_role))
@@ -175,7 +190,6 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/venues/{id}/devices/{device}", delete(revoke_device))
         .route("/events", get(list_events))
         .route("/events/{id}", get(get_event))
-        .route("/events/{id}/reserve-tickets", post(reserve))
         .route("/holds/{id}", delete(release_hold))
         .route("/admin/events", post(create_event))
         .route("/admin/events/{id}/publish", post(publish_event))
@@ -189,8 +203,6 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/resale", post(list_for_resale))
         .route("/events/{id}/resale", get(resale_offers))
         .route("/resale/{id}", delete(withdraw_listing))
-        .route("/resale/{id}/reserve", post(reserve_listing))
-        .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/refund", post(refund_order))
         .route("/payments/webhook", post(stripe_webhook))
@@ -198,7 +210,6 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/qr.svg", get(ticket_svg))
         .route("/tickets/{id}/qr.png", get(ticket_png))
         .route("/wallet/{token}", get(wallet::page))
-        .route("/wallet/{token}/bind", post(wallet_bind))
         .route("/wallet-assets/wallet.js", get(wallet::wallet_js))
         .route("/wallet-assets/qrcode.js", get(wallet::qrcode_js))
         .fallback(|| async { ApiError::NotFound("route") })

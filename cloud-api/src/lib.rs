@@ -26,6 +26,7 @@ pub mod orders;
 pub mod payments;
 pub mod promotions;
 pub mod qr_render;
+pub mod rate_limit;
 pub mod read_model;
 pub mod resale;
 pub mod server;

@@ -73,6 +73,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         pay_seconds: config.pay_seconds,
         resale_max_percent: config.resale_max_percent,
         oidc: crate::oidc::Providers::new(&config.oidc).map_err(|e| StartError::Other(e.to_string()))?,
+        rate_limit: crate::rate_limit::limiter(config.rate_limit),
     })
 }
 
@@ -127,8 +128,9 @@ pub async fn run(
     }
     let projector = tokio::spawn(project(state.db.clone(), shutdown.clone()));
     let stop = shutdown.clone();
-    let served =
-        axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
     shutdown.cancel();
     let _ = sweeper.await;
     let _ = projector.await;
@@ -233,6 +235,10 @@ async fn sweep(state: AppState, shutdown: CancellationToken, publishing: bool) {
         let ctx = orders::Ctx { db: &state.db, gateways: &state.gateways, signer: &state.signer, now: clock::now() };
         if let Err(e) = orders::retry_due_refunds(ctx).await {
             tracing::warn!(error = %e, "retrying refunds failed");
+        }
+        if let Some(limiter) = &state.rate_limit {
+            // Forget clients whose quota is whole again, so the table does not grow forever.
+            limiter.limiter().retain_recent();
         }
         if let Err(e) = domain_events::publisher::prune(&state.db, clock::now(), publishing).await {
             tracing::warn!(error = %e, "pruning domain events failed");

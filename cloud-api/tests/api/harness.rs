@@ -150,6 +150,10 @@ fn write_config(dir: &Path, store: &str, stripe: SocketAddr, extra: &str) -> Con
          [payments.stripe]\nbase_url = \"http://{stripe}\"\nsecret_key = \"sk_test_123\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n"
     );
     text.push_str(extra);
+    if !extra.contains("[rate_limit]") {
+        // Every simulated customer comes from 127.0.0.1; the limiter has its own test.
+        text.push_str("[rate_limit]\nper_minute = 0\n");
+    }
     let path = dir.join("cloud.toml");
     std::fs::write(&path, text).expect("write config");
     Config::load(&path).expect("config")

@@ -16,5 +16,6 @@ mod oidc;
 mod openapi;
 mod promotions;
 mod purchase;
+mod rate_limit;
 mod resale;
 mod wallet;
