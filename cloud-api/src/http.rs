@@ -28,7 +28,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{clock, domain_events, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
+use crate::{cases, clock, domain_events, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -137,7 +137,7 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         register, login, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
-        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics,
+        add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics, list_cases, resolve_case,
         list_for_resale, resale_offers, withdraw_listing, reserve_listing,
         create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
         wallet_bind
@@ -200,6 +200,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events/{id}/templates/{channel}", get(get_template).put(put_template))
         .route("/admin/events/{id}/notifications", get(list_notifications))
         .route("/admin/events/{id}/analytics", get(analytics))
+        .route("/admin/events/{id}/cases", get(list_cases))
+        .route("/admin/cases/{id}/resolve", post(resolve_case))
         .route("/tickets/{id}/resale", post(list_for_resale))
         .route("/events/{id}/resale", get(resale_offers))
         .route("/resale/{id}", delete(withdraw_listing))
@@ -602,6 +604,27 @@ async fn oidc_login(
 ) -> ApiResult<Json<users::AccessToken>> {
     let provider = path(provider)?;
     Ok(Json(oidc::sign_in(&s.db, &s.oidc, &s.tokens, &provider, &login.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}/cases", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<cases::Case>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn list_cases(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<cases::Case>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(cases::list(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/admin/cases/{id}/resolve", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), request_body = cases::Resolution, responses((status = 200, body = cases::Case), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn resolve_case(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    r: Body<cases::Resolution>,
+) -> ApiResult<Json<cases::Case>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(cases::resolve(&s.db, &caller, path(id)?, &r.get()?, clock::now()).await?))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]

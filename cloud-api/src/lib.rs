@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

@@ -193,6 +193,10 @@ fn to_u64(v: i64) -> Result<u64, ApiError> {
     u64::try_from(v).map_err(|_| ApiError::Internal(format!("negative id {v}")))
 }
 
+fn ingested_ticket(s: &schema::uplink::UploadedScan) -> Option<i64> {
+    s.ticket_id.and_then(|t| i64::try_from(t).ok())
+}
+
 fn to_u32(v: i64) -> Result<u32, ApiError> {
     u32::try_from(v).map_err(|_| ApiError::Internal(format!("id {v} does not fit a barcode's 32 bits")))
 }
@@ -258,6 +262,9 @@ pub async fn ingest(
             wall_ms: s.wall_ms,
         };
         crate::domain_events::record(&mut tx, &ingested, now).await?;
+        if let (Some(ticket), Some("revoked")) = (ingested_ticket(s), s.reason.as_deref()) {
+            crate::cases::revoked_scan(&mut tx, venue_id, ticket, now).await?;
+        }
         if let (Some(ticket), "accept", "entry", false) =
             (s.ticket_id, s.decision.as_str(), s.direction.as_str(), s.annulled)
         {
@@ -294,6 +301,9 @@ pub async fn ingest(
             receipt.duplicates += 1;
         } else {
             receipt.stored += 1;
+            if let Ok(ticket) = i64::try_from(c.ticket_id) {
+                crate::cases::gate_conflict(&mut tx, venue_id, ticket, (&c.first_gate, &c.second_gate), now).await?;
+            }
         }
     }
     tx.commit().await?;

@@ -153,6 +153,13 @@ const MIGRATIONS: &[&str] = &[
         provider TEXT NOT NULL, subject TEXT NOT NULL, user_id BIGINT NOT NULL REFERENCES users(id),
         created_at BIGINT NOT NULL, PRIMARY KEY (provider, subject));
     CREATE INDEX user_identities_by_user ON user_identities(user_id)",
+    // 9: the organizer's case list, fed by the venues' uploads.
+    "CREATE TABLE fraud_cases (
+        id {id}, dedupe_key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, event_id BIGINT, venue_id BIGINT,
+        ticket_id BIGINT, detail TEXT NOT NULL, occurrences BIGINT NOT NULL, status TEXT NOT NULL,
+        created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, resolved_at BIGINT, resolved_by BIGINT,
+        resolution_note TEXT);
+    CREATE INDEX fraud_cases_by_event ON fraud_cases(event_id, status, updated_at)",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -6,6 +6,7 @@
 mod harness;
 
 mod auth;
+mod cases;
 mod event_stream;
 mod feed;
 mod input;

@@ -34,6 +34,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/admin/events/{id}/templates/{channel}"),
     ("get", "/admin/events/{id}/notifications"),
     ("get", "/admin/events/{id}/analytics"),
+    ("get", "/admin/events/{id}/cases"),
+    ("post", "/admin/cases/{id}/resolve"),
     ("post", "/tickets/{id}/resale"),
     ("get", "/events/{id}/resale"),
     ("delete", "/resale/{id}"),
