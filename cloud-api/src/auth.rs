@@ -188,6 +188,11 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// Whether the caller runs events (an organizer or an admin).
+    pub fn is_runner(&self) -> bool {
+        matches!(self.role, Role::Organizer | Role::Admin)
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -76,8 +76,11 @@ async fn add_evidence(
     detail: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    let event = tx.query_opt("SELECT event_id FROM tickets WHERE id = ?1", params![ticket_id]).await?;
-    let event_id = event.map(|r| r.int(0)).transpose()?;
+    // Only tickets of the reporting venue: a venue's uploads say nothing of others' tickets.
+    let event = tx
+        .query_opt("SELECT event_id FROM tickets WHERE id = ?1 AND venue_id = ?2", params![ticket_id, venue_id])
+        .await?;
+    let Some(event_id) = event.map(|r| r.int(0)).transpose()? else { return Ok(()) };
     tx.execute(
         "INSERT INTO fraud_cases (dedupe_key, kind, event_id, venue_id, ticket_id, detail, occurrences, status,
              created_at, updated_at)
@@ -198,6 +201,11 @@ async fn revoke_ticket(tx: &mut Tx, ticket_id: i64, now: i64) -> Result<(), ApiE
     tx.execute(
         "UPDATE tickets SET status = 'revoked', changed_version = ?2 WHERE id = ?1",
         params![ticket_id, version],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE resale_listings SET status = 'withdrawn' WHERE ticket_id = ?1 AND status = 'listed'",
+        params![ticket_id],
     )
     .await?;
     let event = DomainEvent::TicketRevoked {

@@ -5,8 +5,9 @@
 //! signature against them (RS256, ES256 or EdDSA; never a shared secret or
 //! `none`), its issuer, audience (our client id) and expiry, then sign the
 //! caller in: the account already linked to `(provider, subject)`, else the
-//! local account with the same e-mail if the provider vouches that the address
-//! is verified (linked from then on), else a new account without a password.
+//! local account with the same e-mail (linked from then on), else a new account
+//! without a password; the last two only if the provider vouches that the
+//! address is verified.
 //!
 //! Keys are cached; a token signed with a key id we do not know makes one
 //! refetch (at most one every 2 s), so a provider's key rotation needs nothing
@@ -215,15 +216,16 @@ async fn account_for(db: &Db, provider: &str, claims: &IdClaims, now: i64) -> Re
         .map(str::to_lowercase)
         .filter(|e| e.contains('@') && e.len() <= 254)
         .ok_or(ApiError::Conflict("the provider gave no e-mail address; allow the email scope".into()))?;
+    // An address the provider has not verified is never claimed: not to link to
+    // an account, and not for a new one that its owner would later land in.
+    if claims.email_verified != Some(true) {
+        return Err(ApiError::Conflict(
+            "the provider has not verified this e-mail address; verify it there first".into(),
+        ));
+    }
     let existing = tx.query_opt("SELECT id FROM users WHERE email = ?1", params![email.clone()]).await?;
     let user = match existing {
-        Some(row) if claims.email_verified == Some(true) => row.int(0)?,
-        Some(_) => {
-            return Err(ApiError::Conflict(
-                "an account with this e-mail exists and the provider has not verified the address; sign in with the password"
-                    .into(),
-            ));
-        }
+        Some(row) => row.int(0)?,
         None => {
             let name = claims.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone());
             // "!" is no PHC string, so no password ever matches it.

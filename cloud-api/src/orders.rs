@@ -125,6 +125,9 @@ pub async fn create(
     pay_seconds: i64,
 ) -> Result<Order, ApiError> {
     caller.require_person()?;
+    if req.channel != SalesChannel::Web && !caller.is_runner() {
+        return Err(ApiError::Forbidden("channel: only organizers sell through the box office or partners"));
+    }
     if let Some(idem) = idempotency
         && let Some(earlier) = idem.replay::<OrderRef>(ctx.db).await?
     {
@@ -378,6 +381,7 @@ pub(crate) async fn revoke(tx: &mut Tx, order_id: i64, now: i64) -> Result<bool,
         return Ok(false);
     }
     tickets::revoke_order(tx, order_id, now).await?;
+    crate::resale::undo(tx, order_id, now).await?;
     let hold = tx.query_one("SELECT hold_id FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?;
     tx.execute("UPDATE holds SET status = 'refunded' WHERE id = ?1", params![hold.clone()]).await?;
     inventory::put_back(tx, &hold).await?;
@@ -397,13 +401,6 @@ pub async fn refund(ctx: Ctx<'_>, caller: &Caller, order_id: i64) -> Result<Orde
         .ok_or(ApiError::NotFound("order"))?
         .int(0)?;
     crate::catalog::require_event_organizer(ctx.db, caller, event).await?;
-    let resold = ctx
-        .db
-        .query_opt("SELECT 1 FROM tickets WHERE order_id = ?1 AND resold_to IS NOT NULL LIMIT 1", params![order_id])
-        .await?;
-    if resold.is_some() {
-        return Err(ApiError::Conflict("a ticket of this order was resold; refund the resale order instead".into()));
-    }
     refund_unchecked(ctx, order_id).await?;
     get(ctx.db, &Caller { id: 0, role: crate::auth::Role::Admin, venue: None }, order_id).await
 }
@@ -434,12 +431,24 @@ pub(crate) async fn refund_unchecked(ctx: Ctx<'_>, order_id: i64) -> Result<(), 
     let gateway = if row.text(1)? == "stripe" { GatewayKind::Stripe } else { GatewayKind::Test };
     let payment = row.opt_text(3)?.unwrap_or_default();
     // Claimed first, so two refunds of one order never both reach the gateway.
+    // Claimed first, in one statement with the resale checks, so two refunds of
+    // one order never both reach the gateway and a resale paid meanwhile cannot
+    // leave its seat on sale again.
     let claimed = ctx
         .db
-        .execute("UPDATE orders SET status = 'refunding' WHERE id = ?1 AND status = 'paid'", params![order_id])
+        .execute(
+            "UPDATE orders SET status = 'refunding' WHERE id = ?1 AND status = 'paid'
+             AND NOT EXISTS (SELECT 1 FROM tickets k WHERE k.order_id = ?1 AND k.resold_to IS NOT NULL)
+             AND NOT EXISTS (SELECT 1 FROM resale_listings r JOIN tickets k ON k.id = r.ticket_id
+                             JOIN holds h ON h.resale_listing_id = r.id
+                             WHERE k.order_id = ?1 AND r.status = 'listed' AND h.status IN ('active', 'ordered'))",
+            params![order_id],
+        )
         .await?;
     if claimed == 0 {
-        return Err(ApiError::Conflict("the order is already being refunded".into()));
+        return Err(ApiError::Conflict(
+            "the order is being refunded already, or a ticket of it is resold or reserved by a resale buyer".into(),
+        ));
     }
     let refund = if row.int(2)? == 0 {
         Ok(Refund::free(order_id))
@@ -607,9 +616,24 @@ async fn succeed(tx: &mut Tx, ctx: Ctx<'_>, order_id: i64) -> Result<bool, ApiEr
         )
         .await?;
     let (status, hold, event_on) = (row.text(0)?, row.text(1)?, row.text(2)? == "published");
+    let special = tx
+        .query_one(
+            "SELECT h.resale_listing_id, o.promo_code_id FROM orders o JOIN holds h ON h.id = o.hold_id WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?;
+    let resale = special.opt_int(0)?;
+    if let Some(listing) = resale
+        && (status == "expired" || (status == "pending" && !crate::resale::still_for_sale(tx, listing).await?))
+    {
+        // The listing or its ticket changed while the buyer paid: no ticket, the money back.
+        return mark_refund_due(tx, order_id, &status).await;
+    }
+    // A revived discounted order could pass its code's limit: the money goes back instead.
+    let discounted = special.opt_int(1)?.is_some();
     match status.as_str() {
         "pending" if event_on => mark_paid(tx, ctx.signer, order_id, ctx.now).await,
-        "expired" if event_on => {
+        "expired" if event_on && !discounted => {
             for _ in 0..MAX_RETAKES {
                 tx.execute("SAVEPOINT retake", &[]).await?;
                 match inventory::retake(tx, &hold).await? {

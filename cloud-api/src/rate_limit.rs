@@ -45,14 +45,13 @@ impl KeyExtractor for ClientIp {
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
         if self.trust_forwarded_for {
-            let forwarded = req
-                .headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|ip| ip.trim().parse().ok())
-                .next_back();
+            // Strictly the last entry: skipping one that does not parse would
+            // let an address the client wrote earlier in the list count instead.
+            let last = req.headers().get_all("x-forwarded-for").iter().next_back();
+            let forwarded = last.and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()).and_then(|entry| {
+                let entry = entry.trim();
+                entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+            });
             if let Some(ip) = forwarded {
                 return Ok(ip);
             }

@@ -179,12 +179,13 @@ pub async fn reserve(
     let sql = format!(
         "SELECT r.status, r.seller_id, r.ticket_type_id, r.price_minor, r.currency, k.seat, k.status, e.starts_at,
                 EXISTS (SELECT 1 FROM holds h WHERE h.resale_listing_id = r.id AND h.status IN {RESERVING}
-                        AND (h.status = 'ordered' OR h.expires_at > ?2))
+                        AND (h.status = 'ordered' OR h.expires_at > ?2)),
+                k.scanned_at
          FROM resale_listings r JOIN tickets k ON k.id = r.ticket_id JOIN events e ON e.id = r.event_id
          WHERE r.id = ?1"
     );
     let row = tx.query_opt(&sql, params![listing_id, now]).await?.ok_or(ApiError::NotFound("listing"))?;
-    if row.text(0)? != "listed" || row.text(6)? != "valid" || row.int(7)? <= now {
+    if row.text(0)? != "listed" || row.text(6)? != "valid" || row.opt_int(9)?.is_some() || row.int(7)? <= now {
         return Err(ApiError::Conflict("the listing is no longer available".into()));
     }
     if caller.is_user(row.int(1)?) {
@@ -208,6 +209,44 @@ pub async fn reserve(
     Ok(ResaleHold { id, listing_id, amount_minor: row.int(3)?, currency: row.text(4)?, expires_at })
 }
 
+/// Whether a listing can still be sold: listed, its ticket valid and unused.
+pub(crate) async fn still_for_sale(tx: &mut Tx, listing_id: i64) -> Result<bool, ApiError> {
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM resale_listings r JOIN tickets k ON k.id = r.ticket_id
+             WHERE r.id = ?1 AND r.status = 'listed' AND k.status = 'valid' AND k.scanned_at IS NULL",
+            params![listing_id],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Undoes a refunded resale order's sale: the seller's ticket is valid again
+/// (the buyer's was revoked with the order) and the listing is closed.
+pub(crate) async fn undo(tx: &mut Tx, order_id: i64, now: i64) -> Result<(), ApiError> {
+    let sold = tx
+        .query_opt(
+            "SELECT r.id, r.ticket_id, k.venue_id FROM holds h JOIN orders o ON o.hold_id = h.id
+             JOIN resale_listings r ON r.id = h.resale_listing_id JOIN tickets k ON k.id = r.ticket_id
+             WHERE o.id = ?1 AND r.status = 'sold'",
+            params![order_id],
+        )
+        .await?;
+    let Some(sold) = sold else { return Ok(()) };
+    let version = crate::tickets::bump_version(tx, sold.int(2)?).await?;
+    tx.execute(
+        "UPDATE tickets SET status = 'valid', resold_to = NULL, changed_version = ?2 WHERE id = ?1 AND status = 'revoked'",
+        params![sold.int(1)?, version],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE resale_listings SET status = 'refunded', sold_at = ?2 WHERE id = ?1",
+        params![sold.int(0)?, now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Completes a paid resale in the payment's transaction: the listing is sold,
 /// the seller's ticket revoked and pointed at the buyer's new one (already
 /// issued by the order).
@@ -226,7 +265,8 @@ pub(crate) async fn complete(tx: &mut Tx, listing_id: i64, order_id: i64, now: i
     let version = crate::tickets::bump_version(tx, venue).await?;
     let revoked = tx
         .query_opt(
-            "UPDATE tickets SET status = 'revoked', resold_to = ?2, changed_version = ?3 WHERE id = ?1 AND status = 'valid'
+            "UPDATE tickets SET status = 'revoked', resold_to = ?2, changed_version = ?3
+             WHERE id = ?1 AND status = 'valid' AND scanned_at IS NULL
              RETURNING order_id, event_id, ticket_type_id",
             params![old, new_id, version],
         )

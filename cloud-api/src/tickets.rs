@@ -130,6 +130,12 @@ pub(crate) async fn revoke_order(tx: &mut Tx, order_id: i64, now: i64) -> Result
         domain_events::record(tx, &event, now).await?;
     }
     tx.execute(
+        "UPDATE resale_listings SET status = 'withdrawn'
+         WHERE status = 'listed' AND ticket_id IN (SELECT id FROM tickets WHERE order_id = ?1)",
+        params![order_id],
+    )
+    .await?;
+    tx.execute(
         "UPDATE tickets SET status = 'revoked', changed_version = ?1 WHERE order_id = ?2 AND status = 'valid'",
         params![version, order_id],
     )

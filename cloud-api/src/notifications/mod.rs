@@ -189,9 +189,11 @@ impl Deliverer {
             let Some(claimed) = claimed else { continue };
             let channel = Channel::parse(&claimed.text(0)?).unwrap_or(Channel::Email);
             let (recipient, order_id, attempts) = (claimed.text(1)?, claimed.int(2)?, claimed.int(3)?);
-            let outcome = match self.compose(id, channel, &recipient, order_id).await? {
-                Some(message) => self.send(message).await,
-                None => Err(SendError::Permanent("the order is no longer paid".into())),
+            let outcome = match self.compose(id, channel, &recipient, order_id).await {
+                Ok(Some(message)) => self.send(message).await,
+                Ok(None) => Err(SendError::Permanent("the order is no longer paid".into())),
+                // Counted as an attempt, so a message that cannot be built ends failed, not retried forever.
+                Err(e) => Err(SendError::Transient(format!("composing: {e}"))),
             };
             let (status, next, error) = match &outcome {
                 Ok(()) => ("sent", now, None),

@@ -110,6 +110,9 @@ async fn id_tokens_sign_in_link_by_subject_and_follow_key_rotation(store: Store)
     let (_, again) = sign_in(&api, &sign(&key, "k1", &renamed)).await;
     assert_eq!(me(&api, &again).await["id"], alice["id"]);
 
+    // An address the provider has not verified is never claimed, for a new account either.
+    let (status, problem) = sign_in(&api, &sign(&key, "k1", &claims(&issuer, "eve-1", "eve@example.com", false))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     // A password account is linked only when the provider has verified the address.
     let (bob, _) = api.user("bob@example.com", Role::Customer).await;
     let (status, problem) = sign_in(&api, &sign(&key, "k1", &claims(&issuer, "bob-9", "bob@example.com", false))).await;

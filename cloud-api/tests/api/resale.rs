@@ -90,11 +90,16 @@ async fn a_resold_ticket_is_revoked_and_the_buyer_gets_a_new_code_in_the_next_ma
     assert_eq!((status, refunded["status"].as_str()), (StatusCode::OK, Some("refunded")));
     let (_, new_ticket) = api.get(&format!("/tickets/{new}"), Some(&buyer)).await;
     assert_eq!(new_ticket["status"], "revoked");
+    let (_, old_again) = api.get(&format!("/tickets/{old}"), Some(&seller)).await;
+    assert_eq!(old_again["status"], "valid", "refunding the resale gives the seller's ticket back");
+    let (_, delta) = api.manifest(&hub, venue, Some(before.version)).await;
+    let status_of = |id: i64| delta.tickets.iter().find(|t| t.ticket_id == id as u64).map(|t| t.status);
+    assert_eq!((status_of(old), status_of(new)), (Some(TicketStatus::Valid), Some(TicketStatus::Revoked)));
 }
 
 async fn a_listing_goes_to_one_buyer_and_comes_back_when_the_reservation_ends(store: Store) {
     let api = Api::start(store).await;
-    let (_, _, event, standing) = api.on_sale(10, 1, None).await;
+    let (organizer, venue, event, standing) = api.on_sale(10, 1, None).await;
     let (seller, _, ticket) = ticket_holder(&api, "sal@example.com", event, standing).await;
     let (_, listing) =
         api.post(&format!("/tickets/{ticket}/resale"), Some(&seller), json!({"price_minor": 2500})).await;
@@ -132,4 +137,17 @@ async fn a_listing_goes_to_one_buyer_and_comes_back_when_the_reservation_ends(st
     assert_eq!(status, StatusCode::CONFLICT);
     let (_, kept) = api.get(&format!("/tickets/{ticket}"), Some(&seller)).await;
     assert_eq!(kept["status"], "valid", "a withdrawn listing leaves the ticket as it was");
+
+    // Listed again, then used at the door: nobody can reserve a ticket already inside.
+    let (status, relisted) =
+        api.post(&format!("/tickets/{ticket}/resale"), Some(&seller), json!({"price_minor": 2500})).await;
+    assert_eq!(status, StatusCode::CREATED, "{relisted}");
+    let hub = api.hub_token(&organizer, venue).await;
+    let entry = json!({"scans": [{"scan_id": "n:1", "gate_id": "north-1", "ticket_id": ticket, "event_id": event,
+        "list_id": 1, "direction": "entry", "decision": "accept", "reason": null, "offline": false, "annulled": false,
+        "hlc": 1, "wall_ms": cloud_api::clock::now() * 1000}]});
+    let (status, _) = api.post(&format!("/venues/{venue}/scans"), Some(&hub), entry).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = api.post(&format!("/resale/{}/reserve", relisted["id"]), Some(&buyers[1]), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
 }
