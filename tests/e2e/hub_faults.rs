@@ -16,6 +16,18 @@ fn wait_link(gate: &mut Daemon, online: bool) {
     gate.wait_for(WAIT, |l| l.contains("\"event\":\"hub_link\"") && l.contains(&wanted));
 }
 
+/// Admissions at other gates that `gate` has stored from the hub: (ticket, gate).
+fn heard_of(venue: &VenueFixture, gate: &str) -> Vec<(i64, String)> {
+    let path = venue.gate_dir(gate).join("state").join(gate_agent::gate::LEDGER_FILE);
+    let Ok(db) = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = db.prepare("SELECT ticket_id, gate FROM venue WHERE annulled = 0") else { return Vec::new() };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
 #[test]
 fn hub_sigkilled_mid_burst_over_mqtt_loses_nothing_and_double_entries_become_conflicts() {
     hub_sigkilled_mid_burst("mqtt");
@@ -132,9 +144,15 @@ fn a_gate_that_was_away_learns_who_came_in_and_refuses_them_when_the_hub_is_gone
     north.send_line(&venue.codes[0]);
     assert_eq!(north.next_decision(WAIT)["decision"], "accept");
 
-    // South comes up, is told what it missed, then loses the hub for good.
+    // South comes up, is told what it missed, then loses the hub for good. The
+    // catch-up follows the link coming up, so wait until south has stored it.
     let mut south = venue.start_gate("south-2");
     wait_link(&mut south, true);
+    let end = Instant::now() + WAIT;
+    while !heard_of(&venue, "south-2").contains(&(1, "north-1".to_owned())) {
+        assert!(Instant::now() < end, "south never heard that north let ticket 1 in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     hub.kill();
     wait_link(&mut south, false);
     south.send_line(&venue.codes[0]);
