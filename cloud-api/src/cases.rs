@@ -4,6 +4,10 @@
 //! each open one case per ticket; more evidence adds to it, and reopens it if
 //! it was dismissed. The organizer resolves a case as confirmed or dismissed,
 //! with a note, and may revoke the ticket, which the next manifest carries.
+//!
+//! Orders that fraud scoring held (`order_review`) land here too: dismissing
+//! the case approves the order and issues its tickets; confirming it refunds
+//! the order.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +15,7 @@ use crate::auth::Caller;
 use crate::db::{Db, Row, Tx};
 use crate::domain_events::{self, DomainEvent};
 use crate::error::ApiError;
-use crate::params;
+use crate::{orders, params};
 
 /// Scans of one revoked code before it becomes a case.
 pub const REVOKED_SCANS_FOR_A_CASE: i64 = 2;
@@ -21,7 +25,7 @@ pub const REVOKED_SCANS_FOR_A_CASE: i64 = 2;
 pub struct Case {
     /// Id.
     pub id: i64,
-    /// `gate_conflict` or `revoked_code_scans`.
+    /// `gate_conflict`, `revoked_code_scans` or `order_review`.
     pub kind: String,
     /// Event.
     pub event_id: Option<i64>,
@@ -29,6 +33,8 @@ pub struct Case {
     pub venue_id: Option<i64>,
     /// Ticket.
     pub ticket_id: Option<i64>,
+    /// Order, for `order_review`.
+    pub order_id: Option<i64>,
     /// What was seen, for people.
     pub detail: String,
     /// How often it was seen.
@@ -47,7 +53,8 @@ pub struct Case {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resolution {
-    /// `confirmed` (it was fraud) or `dismissed` (it was not).
+    /// `confirmed` (it was fraud; a held order is refunded) or `dismissed`
+    /// (it was not; a held order's tickets are issued).
     pub outcome: Outcome,
     /// Why, for whoever reads the case later.
     #[serde(default)]
@@ -106,6 +113,26 @@ pub(crate) async fn gate_conflict(
     add_evidence(tx, "gate_conflict", venue_id, ticket_id, &detail, now).await
 }
 
+/// A paid order that fraud scoring held: one case per order.
+pub(crate) async fn order_held(tx: &mut Tx, order_id: i64, reasons: &str, now: i64) -> Result<(), ApiError> {
+    let order = tx
+        .query_one(
+            "SELECT t.event_id, e.venue_id, h.quantity FROM orders o JOIN holds h ON h.id = o.hold_id
+             JOIN ticket_types t ON t.id = h.ticket_type_id JOIN events e ON e.id = t.event_id WHERE o.id = ?1",
+            params![order_id],
+        )
+        .await?;
+    let detail = format!("order of {} tickets held for review: {reasons}", order.int(2)?);
+    tx.execute(
+        "INSERT INTO fraud_cases (dedupe_key, kind, event_id, venue_id, order_id, detail, occurrences, status,
+             created_at, updated_at)
+         VALUES (?1, 'order_review', ?2, ?3, ?4, ?5, 1, 'open', ?6, ?6) ON CONFLICT (dedupe_key) DO NOTHING",
+        params![format!("order_review:{order_id}"), order.int(0)?, order.opt_int(1)?, order_id, detail, now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A scan refused as revoked: a case once the code has been shown often enough.
 pub(crate) async fn revoked_scan(tx: &mut Tx, venue_id: i64, ticket_id: i64, now: i64) -> Result<(), ApiError> {
     let shown = tx
@@ -123,7 +150,7 @@ pub(crate) async fn revoked_scan(tx: &mut Tx, venue_id: i64, ticket_id: i64, now
 }
 
 const COLUMNS: &str = "id, kind, event_id, venue_id, ticket_id, detail, occurrences, status, created_at, updated_at,
-    resolution_note";
+    resolution_note, order_id";
 
 fn from_row(r: &Row) -> Result<Case, ApiError> {
     Ok(Case {
@@ -138,6 +165,7 @@ fn from_row(r: &Row) -> Result<Case, ApiError> {
         created_at: r.int(8)?,
         updated_at: r.int(9)?,
         resolution_note: r.opt_text(10)?,
+        order_id: r.opt_int(11)?,
     })
 }
 
@@ -152,7 +180,8 @@ pub async fn list(db: &Db, caller: &Caller, event_id: i64) -> Result<Vec<Case>, 
 }
 
 /// Resolves a case of an event the caller organises.
-pub async fn resolve(db: &Db, caller: &Caller, case_id: i64, r: &Resolution, now: i64) -> Result<Case, ApiError> {
+pub async fn resolve(ctx: orders::Ctx<'_>, caller: &Caller, case_id: i64, r: &Resolution) -> Result<Case, ApiError> {
+    let (db, now) = (ctx.db, ctx.now);
     if r.note.len() > 2000 {
         return Err(ApiError::BadRequest("note: at most 2000 bytes".into()));
     }
@@ -183,9 +212,47 @@ pub async fn resolve(db: &Db, caller: &Caller, case_id: i64, r: &Resolution, now
     {
         revoke_ticket(&mut tx, ticket, now).await?;
     }
+    let held_order = case.order_id.filter(|_| case.kind == "order_review");
+    if let Some(order) = held_order {
+        review_order(&mut tx, ctx.signer, order, r.outcome, now).await?;
+    }
     tx.commit().await?;
+    if let Some(order) = held_order
+        && r.outcome == Outcome::Confirmed
+        && let Err(e) = orders::refund_unchecked(ctx, order).await
+    {
+        // The case stays confirmed and the order rejected; the organizer can refund it again.
+        tracing::warn!(order, error = %e, "refund of a rejected order failed");
+        return Err(e);
+    }
     let sql = format!("SELECT {COLUMNS} FROM fraud_cases WHERE id = ?1");
     from_row(&db.query_one(&sql, params![case_id]).await?)
+}
+
+/// Approves (issues the tickets of) or rejects a held order. An order
+/// refunded or cancelled meanwhile keeps its state.
+async fn review_order(
+    tx: &mut Tx,
+    signer: &schema::TicketSigner,
+    order_id: i64,
+    outcome: Outcome,
+    now: i64,
+) -> Result<(), ApiError> {
+    let verdict = match outcome {
+        Outcome::Dismissed => "approved",
+        Outcome::Confirmed => "rejected",
+    };
+    let changed = tx
+        .execute(
+            "UPDATE orders SET review_status = ?2 WHERE id = ?1 AND review_status = 'held'",
+            params![order_id, verdict],
+        )
+        .await?;
+    let paid = tx.query_one("SELECT status FROM orders WHERE id = ?1", params![order_id]).await?.text(0)? == "paid";
+    if changed == 1 && paid && outcome == Outcome::Dismissed {
+        orders::deliver(tx, signer, order_id, now).await?;
+    }
+    Ok(())
 }
 
 async fn revoke_ticket(tx: &mut Tx, ticket_id: i64, now: i64) -> Result<(), ApiError> {

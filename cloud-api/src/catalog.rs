@@ -30,10 +30,10 @@ pub struct NewVenue {
     /// Longitude, degrees.
     #[serde(default)]
     pub longitude: Option<f64>,
-    /// Seating map, any JSON the front end draws from.
+    /// Seating map: sections, rows and seats with coordinates, best first.
+    /// Seated ticket types of the venue's events sell seats of this map.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub seating_map: Option<serde_json::Value>,
+    pub seating_map: Option<crate::seatmap::SeatMap>,
 }
 
 /// A venue.
@@ -52,8 +52,7 @@ pub struct Venue {
     /// Longitude, degrees.
     pub longitude: Option<f64>,
     /// Seating map.
-    #[schema(value_type = Option<Object>)]
-    pub seating_map: Option<serde_json::Value>,
+    pub seating_map: Option<crate::seatmap::SeatMap>,
 }
 
 /// `POST /admin/events` body.
@@ -232,7 +231,15 @@ pub async fn create_venue(db: &Db, caller: &Caller, venue: &NewVenue, now: i64) 
     }
     let lat = degrees_e6("latitude", venue.latitude, 90.0)?;
     let lon = degrees_e6("longitude", venue.longitude, 180.0)?;
-    let map = venue.seating_map.as_ref().map(serde_json::Value::to_string);
+    if let Some(map) = &venue.seating_map {
+        map.validate().map_err(|e| ApiError::BadRequest(format!("seating_map: {e}")))?;
+    }
+    let map = venue
+        .seating_map
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     if map.as_ref().is_some_and(|m| m.len() > MAX_SEATING_MAP) {
         return Err(ApiError::BadRequest(format!("seating_map: at most {MAX_SEATING_MAP} bytes")));
     }
@@ -261,6 +268,23 @@ fn venue_from(row: &Row) -> Result<Venue, ApiError> {
         longitude: row.opt_int(5)?.map(|v| v as f64 / 1e6),
         seating_map: row.opt_text(6)?.and_then(|m| serde_json::from_str(&m).ok()),
     })
+}
+
+const EVENT_VENUE_MAP: &str = "SELECT v.seating_map FROM events e JOIN venues v ON v.id = e.venue_id WHERE e.id = ?1";
+
+fn parse_map(row: Option<Row>) -> Result<Option<crate::seatmap::SeatMap>, ApiError> {
+    // A map stored before maps were structured reads as none.
+    Ok(row.map(|r| r.opt_text(0)).transpose()?.flatten().and_then(|m| serde_json::from_str(&m).ok()))
+}
+
+/// The seating map of an event's venue, if it has one.
+pub(crate) async fn venue_map(tx: &mut Tx, event_id: i64) -> Result<Option<crate::seatmap::SeatMap>, ApiError> {
+    parse_map(tx.query_opt(EVENT_VENUE_MAP, params![event_id]).await?)
+}
+
+/// [`venue_map`] outside a transaction.
+pub(crate) async fn event_venue_map(db: &Db, event_id: i64) -> Result<Option<crate::seatmap::SeatMap>, ApiError> {
+    parse_map(db.query_opt(EVENT_VENUE_MAP, params![event_id]).await?)
 }
 
 /// Reads a venue.
@@ -395,6 +419,16 @@ async fn insert_ticket_type(tx: &mut Tx, event_id: i64, t: &NewTicketType, event
         )
         .await?;
     }
+    if let Some(seats) = &t.seats
+        && let Some(map) = venue_map(tx, event_id).await?
+    {
+        let places = map.places();
+        if let Some(missing) = seats.iter().find(|s| !places.contains_key(s.as_str())) {
+            return Err(ApiError::BadRequest(format!(
+                "ticket_types.seats: {missing:?} is not on the venue's seating map"
+            )));
+        }
+    }
     for seat in t.seats.iter().flatten() {
         tx.execute("INSERT INTO seats (ticket_type_id, label) VALUES (?1, ?2)", params![id, seat.clone()]).await?;
     }
@@ -495,6 +529,12 @@ pub struct EventFilter {
     pub to: Option<i64>,
     /// Title contains (case-insensitive).
     pub q: Option<String>,
+    /// Near this latitude (degrees; with `lon` and `within_km`).
+    pub lat: Option<f64>,
+    /// Near this longitude (degrees).
+    pub lon: Option<f64>,
+    /// At venues at most this far from (`lat`, `lon`), km; the nearest first.
+    pub within_km: Option<f64>,
     /// Page, from 1.
     pub page: Option<i64>,
     /// Events per page, 1 to 100 (default 20).

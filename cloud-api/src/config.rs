@@ -34,6 +34,26 @@ per_minute = 120
 burst = 30
 trust_forwarded_for = false
 
+# Fraud scoring of reservations and orders. Attempts are counted per client
+# IP, account, device (X-Device-Id) and payment fingerprint within the window.
+# Rules: each velocity limit reached scores 50; more tickets of one event to
+# one buyer (account, or anyone sharing its device or card) than allowed, 50;
+# a device or card used by more accounts than allowed, 100. A reservation at
+# the block score is refused; an order at the review score is paid but its
+# tickets wait for the organizer (case list).
+[fraud]
+enabled = true
+window_minutes = 60
+attempts_per_ip = 60
+attempts_per_account = 20
+attempts_per_device = 20
+attempts_per_payment = 10
+tickets_per_buyer = 12
+accounts_per_device = 3
+accounts_per_payment = 3
+review_score = 50
+block_score = 100
+
 [payments]
 # The built-in test gateway: pays at once, moves no money. Switch off in production.
 test_gateway = true
@@ -125,6 +145,82 @@ struct RawConfig {
     oidc: Vec<RawOidc>,
     #[serde(default)]
     rate_limit: RawRateLimit,
+    #[serde(default)]
+    fraud: RawFraud,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFraud {
+    enabled: bool,
+    window_minutes: i64,
+    attempts_per_ip: i64,
+    attempts_per_account: i64,
+    attempts_per_device: i64,
+    attempts_per_payment: i64,
+    tickets_per_buyer: i64,
+    accounts_per_device: i64,
+    accounts_per_payment: i64,
+    review_score: u32,
+    block_score: u32,
+}
+
+impl Default for RawFraud {
+    fn default() -> Self {
+        let r = crate::fraud::Rules::default();
+        Self {
+            enabled: r.enabled,
+            window_minutes: r.window_seconds / 60,
+            attempts_per_ip: r.attempts_per_ip,
+            attempts_per_account: r.attempts_per_account,
+            attempts_per_device: r.attempts_per_device,
+            attempts_per_payment: r.attempts_per_payment,
+            tickets_per_buyer: r.tickets_per_buyer,
+            accounts_per_device: r.accounts_per_device,
+            accounts_per_payment: r.accounts_per_payment,
+            review_score: r.review_score,
+            block_score: r.block_score,
+        }
+    }
+}
+
+fn check_fraud(
+    f: RawFraud,
+    invalid: &dyn Fn(&'static str, String) -> ConfigError,
+) -> Result<crate::fraud::Rules, ConfigError> {
+    if !(1..=7 * 24 * 60).contains(&f.window_minutes) {
+        return Err(invalid("fraud.window_minutes", "1 to 10080".into()));
+    }
+    let limits = [
+        ("fraud.attempts_per_ip", f.attempts_per_ip),
+        ("fraud.attempts_per_account", f.attempts_per_account),
+        ("fraud.attempts_per_device", f.attempts_per_device),
+        ("fraud.attempts_per_payment", f.attempts_per_payment),
+        ("fraud.tickets_per_buyer", f.tickets_per_buyer),
+        ("fraud.accounts_per_device", f.accounts_per_device),
+        ("fraud.accounts_per_payment", f.accounts_per_payment),
+    ];
+    for (key, value) in limits {
+        if !(1..=1_000_000).contains(&value) {
+            return Err(invalid(key, "1 to 1000000".into()));
+        }
+    }
+    if f.review_score == 0 || f.block_score < f.review_score {
+        return Err(invalid("fraud.block_score", "review_score at least 1, block_score at least review_score".into()));
+    }
+    Ok(crate::fraud::Rules {
+        enabled: f.enabled,
+        window_seconds: f.window_minutes * 60,
+        attempts_per_ip: f.attempts_per_ip,
+        attempts_per_account: f.attempts_per_account,
+        attempts_per_device: f.attempts_per_device,
+        attempts_per_payment: f.attempts_per_payment,
+        tickets_per_buyer: f.tickets_per_buyer,
+        accounts_per_device: f.accounts_per_device,
+        accounts_per_payment: f.accounts_per_payment,
+        review_score: f.review_score,
+        block_score: f.block_score,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +419,8 @@ pub struct Config {
     pub oidc: Vec<crate::oidc::ProviderConfig>,
     /// Per-client rate limits.
     pub rate_limit: crate::rate_limit::Limits,
+    /// Fraud scoring thresholds.
+    pub fraud: crate::fraud::Rules,
 }
 
 impl Config {
@@ -382,7 +480,9 @@ impl Config {
             burst: r.burst,
             trust_forwarded_for: r.trust_forwarded_for,
         };
+        let fraud = check_fraud(raw.fraud, &invalid)?;
         Ok(Self {
+            fraud,
             rate_limit,
             oidc,
             events,
@@ -471,6 +571,7 @@ mod tests {
         let config = Config::parse(DEFAULT_CONFIG, Path::new("/etc/tixgate/cloud.toml"));
         let config = config.ok();
         assert_eq!(config.as_ref().map(|c| c.hold_seconds), Some(600));
+        assert_eq!(config.as_ref().map(|c| c.fraud), Some(crate::fraud::Rules::default()));
         assert_eq!(config.map(|c| c.store), Some(StoreLocation::Sqlite("/etc/tixgate/cloud.db".into())));
     }
 
@@ -488,5 +589,11 @@ mod tests {
         let unknown = format!("{DEFAULT_CONFIG}\nholdminutes = 3\n");
         let e = Config::parse(&unknown, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("holdminutes"), "{e}");
+        let fraud = DEFAULT_CONFIG.replace("block_score = 100", "block_score = 10");
+        let e = Config::parse(&fraud, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("fraud.block_score"), "{e}");
+        let fraud = DEFAULT_CONFIG.replace("attempts_per_ip = 60", "attempts_per_ip = 0");
+        let e = Config::parse(&fraud, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("fraud.attempts_per_ip"), "{e}");
     }
 }

@@ -1,11 +1,12 @@
 //! The HTTP surface: routes, extractors that turn malformed input into
 //! problem documents, and a request id on every response and log line.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, OptionalFromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, OptionalFromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +29,7 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{cases, clock, domain_events, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
+use crate::{cases, clock, domain_events, fraud, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -53,11 +54,35 @@ pub struct AppState {
     pub oidc: crate::oidc::Providers,
     /// The per-client limiter of the public write endpoints; `None` when off.
     pub rate_limit: Option<crate::rate_limit::Limiter>,
+    /// Whether the client's address is the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+    /// Fraud scoring thresholds.
+    pub fraud: crate::fraud::Rules,
 }
 
 impl AppState {
     fn orders(&self) -> orders::Ctx<'_> {
         orders::Ctx { db: &self.db, gateways: &self.gateways, signer: &self.signer, now: clock::now() }
+    }
+
+    /// What a purchase request shows of its sender, for fraud scoring.
+    fn signals(
+        &self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        payment: Option<&str>,
+    ) -> Result<fraud::Signals, ApiError> {
+        let device = headers
+            .get("x-device-id")
+            .map(|v| v.to_str().map_err(|_| ApiError::BadRequest("X-Device-Id: visible ASCII only".into())))
+            .transpose()?;
+        Ok(fraud::Signals {
+            user_id: caller.id,
+            ip: crate::rate_limit::client_ip(headers, Some(peer), self.trust_forwarded_for).map(|ip| ip.to_string()),
+            device: fraud::check_signal("X-Device-Id", device)?,
+            payment: fraud::check_signal("payment_fingerprint", payment)?,
+        })
     }
 }
 
@@ -136,7 +161,7 @@ type ApiResult<T> = Result<T, ApiError>;
     info(title = "tixgate cloud API", description = "Sells tickets, issues signed barcodes, feeds venue hubs."),
     paths(
         register, login, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
-        revoke_device, list_events, get_event, reserve, release_hold, create_event, publish_event, cancel_event,
+        revoke_device, list_events, get_event, event_seats, reserve, release_hold, create_event, publish_event, cancel_event,
         add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics, list_cases, resolve_case,
         list_for_resale, resale_offers, withdraw_listing, reserve_listing,
         create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
@@ -190,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/venues/{id}/devices/{device}", delete(revoke_device))
         .route("/events", get(list_events))
         .route("/events/{id}", get(get_event))
+        .route("/events/{id}/seats", get(event_seats))
         .route("/holds/{id}", delete(release_hold))
         .route("/admin/events", post(create_event))
         .route("/admin/events/{id}/publish", post(publish_event))
@@ -405,6 +431,14 @@ async fn list_events(
     Ok(with_etag(&headers, etag, page))
 }
 
+#[utoipa::path(get, path = "/events/{id}/seats", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = Vec<inventory::TypeSeats>, description = "each seated ticket type's seats, free, held or sold, with their place on the venue's map"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not published)", body = Problem, content_type = "application/problem+json")))]
+async fn event_seats(
+    State(s): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<inventory::TypeSeats>>> {
+    Ok(Json(inventory::seat_availability(&s.db, path(id)?).await?))
+}
+
 #[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = catalog::Event, description = "with ticket types, availability and venue; with an ETag"), (status = 304, description = "If-None-Match matched"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn get_event(
     State(s): State<AppState>,
@@ -418,19 +452,29 @@ async fn get_event(
     Ok(with_etag(&headers, etag, event))
 }
 
-#[utoipa::path(post, path = "/events/{id}/reserve-tickets", tag = "buying", security(("bearer" = [])), params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = ReserveRequest, responses((status = 201, body = inventory::Hold), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/events/{id}/reserve-tickets", tag = "buying", security(("bearer" = [])), params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header), ("X-Device-Id" = Option<String>, Header, description = "the app's device id, for fraud checks")), request_body = ReserveRequest, responses((status = 201, body = inventory::Hold), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
 async fn reserve(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     id: Result<Path<i64>, PathRejection>,
     req: Body<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<inventory::Hold>)> {
     caller.require_person()?;
     let (event, req) = (path(id)?, req.get()?);
     let idem = idempotency(&headers, &caller, "reserve", &(event, &req))?;
-    let hold = inventory::reserve(&s.db, &caller, event, &req, idem.as_ref(), s.hold_seconds, clock::now()).await?;
-    Ok((StatusCode::CREATED, Json(hold)))
+    let signals = s.signals(&caller, &headers, peer, None)?;
+    let now = clock::now();
+    let quantity = req.quantity.unwrap_or(req.seats.as_ref().map_or(1, |seats| seats.len() as i64));
+    let score = fraud::screen_reservation(&s.db, &s.fraud, &signals, event, quantity, now).await?;
+    let hold = inventory::reserve(&s.db, &caller, event, &req, idem.as_ref(), s.hold_seconds, now).await;
+    if s.fraud.enabled {
+        // Failed attempts count towards velocity too.
+        let hold_id = hold.as_ref().ok().map(|h| h.id.as_str());
+        fraud::record_attempt(&s.db, fraud::Stage::Reserve, &signals, event, hold_id, score, now).await?;
+    }
+    Ok((StatusCode::CREATED, Json(hold?)))
 }
 
 #[utoipa::path(delete, path = "/holds/{id}", tag = "buying", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "released"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
@@ -624,20 +668,23 @@ async fn resolve_case(
     r: Body<cases::Resolution>,
 ) -> ApiResult<Json<cases::Case>> {
     caller.require(RUNNERS)?;
-    Ok(Json(cases::resolve(&s.db, &caller, path(id)?, &r.get()?, clock::now()).await?))
+    Ok(Json(cases::resolve(s.orders(), &caller, path(id)?, &r.get()?).await?))
 }
 
-#[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/orders", tag = "buying", security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header), ("X-Device-Id" = Option<String>, Header, description = "the app's device id, for fraud checks")), request_body = OrderRequest, responses((status = 201, body = orders::Order), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 402, description = "payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 410, description = "the hold expired", body = Problem, content_type = "application/problem+json"), (status = 502, description = "payment gateway failed", body = Problem, content_type = "application/problem+json")))]
 async fn create_order(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Body<OrderRequest>,
 ) -> ApiResult<(StatusCode, Json<orders::Order>)> {
     caller.require_person()?;
     let req = req.get()?;
     let idem = idempotency(&headers, &caller, "orders", &req)?;
-    let order = orders::create(s.orders(), &caller, &req, idem.as_ref(), s.pay_seconds).await?;
+    let signals = s.signals(&caller, &headers, peer, req.payment_fingerprint.as_deref())?;
+    let screening = s.fraud.enabled.then_some(orders::Screening { rules: &s.fraud, signals: &signals });
+    let order = orders::create(s.orders(), &caller, &req, screening, idem.as_ref(), s.pay_seconds).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 

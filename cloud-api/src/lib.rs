@@ -2,7 +2,7 @@
 //! Ed25519-signed barcode, and feeds venue hubs their signed ticket manifests.
 //!
 //! Layers: [`http`] (routes, extractors, problem documents) over business
-//! modules ([`users`], [`catalog`], [`inventory`], [`orders`], [`promotions`], [`payments`],
+//! modules ([`users`], [`catalog`], [`inventory`], [`fraud`], [`orders`], [`promotions`], [`payments`],
 //! [`tickets`], [`notifications`], [`venue_feed`], [`wallet`]) over [`db`], one interface to SQLite and
 //! PostgreSQL. [`server::run`] wires them; `main.rs` only parses arguments.
 //! The issuer's ops tools (keys, minting, QR rendering) are in [`cli`].
@@ -17,6 +17,8 @@ pub mod config;
 pub mod db;
 pub mod domain_events;
 pub mod error;
+pub mod fraud;
+pub mod geo;
 pub mod http;
 pub mod idempotency;
 pub mod inventory;
@@ -30,6 +32,7 @@ pub mod qr_render;
 pub mod rate_limit;
 pub mod read_model;
 pub mod resale;
+pub mod seatmap;
 pub mod server;
 pub mod tickets;
 pub mod users;

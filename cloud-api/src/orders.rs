@@ -36,6 +36,10 @@ pub struct OrderRequest {
     /// Where the sale was made; default `web`.
     #[serde(default)]
     pub channel: SalesChannel,
+    /// The payment method's fingerprint as the payment form reports it
+    /// (e.g. a hash of the card), for fraud checks.
+    #[serde(default)]
+    pub payment_fingerprint: Option<String>,
 }
 
 /// Where a sale was made, for the organizer's analytics.
@@ -93,8 +97,11 @@ pub struct Order {
     pub payment_id: Option<String>,
     /// For a pending Stripe payment: what the browser confirms it with.
     pub client_secret: Option<String>,
-    /// Ticket ids, once paid.
+    /// Ticket ids, once paid (and, if held for review, approved).
     pub ticket_ids: Vec<i64>,
+    /// `held` while fraud review withholds the tickets of a paid order,
+    /// then `approved` or `rejected` (refunded); absent when never held.
+    pub review: Option<String>,
 }
 
 /// What an idempotent `POST /orders` records: the order it made.
@@ -116,11 +123,23 @@ pub struct Ctx<'a> {
     pub now: i64,
 }
 
+/// Fraud scoring of an order: the rules and what the request showed.
+#[derive(Debug, Clone, Copy)]
+pub struct Screening<'a> {
+    /// Thresholds.
+    pub rules: &'a crate::fraud::Rules,
+    /// The sender.
+    pub signals: &'a crate::fraud::Signals,
+}
+
 /// Turns the caller's hold into an order and asks the gateway for payment.
+/// With `screening`, an order that scores at the review threshold is paid
+/// as usual but its tickets wait for the organizer's review.
 pub async fn create(
     ctx: Ctx<'_>,
     caller: &Caller,
     req: &OrderRequest,
+    screening: Option<Screening<'_>>,
     idempotency: Option<&Idempotency>,
     pay_seconds: i64,
 ) -> Result<Order, ApiError> {
@@ -133,7 +152,7 @@ pub async fn create(
     {
         return get(ctx.db, caller, earlier.order_id).await;
     }
-    let order_id = order_for_hold(ctx, caller, req, pay_seconds).await?;
+    let order_id = order_for_hold(ctx, caller, req, screening, pay_seconds).await?;
     let (status, has_payment) = payment_state(ctx.db, order_id).await?;
     let mut client_secret = None;
     if status == "pending" && !has_payment {
@@ -177,7 +196,13 @@ pub async fn create(
 }
 
 /// The order of the caller's hold: created now, or the one an earlier attempt made.
-async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_seconds: i64) -> Result<i64, ApiError> {
+async fn order_for_hold(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    req: &OrderRequest,
+    screening: Option<Screening<'_>>,
+    pay_seconds: i64,
+) -> Result<i64, ApiError> {
     let mut tx = ctx.db.begin().await?;
     let hold = tx
         .query_opt(
@@ -234,11 +259,20 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
         None => None,
     };
     let discount = promo.map_or(0, |p| p.discount_minor);
+    let review = match screening {
+        // A resale is one ticket at a capped price whose transfer must happen
+        // with the payment; it is scored and recorded, never held.
+        Some(screening) => {
+            let attempt = Attempt { event_id: hold.int(8)?, hold_id: &req.hold_id, quantity: hold.int(3)? };
+            screen(&mut tx, screening, attempt, resale.is_none(), ctx.now).await?
+        }
+        None => None,
+    };
     let id = tx
         .query_one(
             "INSERT INTO orders (user_id, hold_id, status, amount_minor, currency, gateway, expires_at, created_at,
-                 promo_code_id, discount_minor, channel)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                 promo_code_id, discount_minor, channel, review_status, review_reasons)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
             params![
                 caller.id,
                 req.hold_id.clone(),
@@ -249,13 +283,44 @@ async fn order_for_hold(ctx: Ctx<'_>, caller: &Caller, req: &OrderRequest, pay_s
                 ctx.now,
                 promo.map(|p| p.code_id),
                 discount,
-                channel
+                channel,
+                review.as_ref().map(|_| "held"),
+                review
             ],
         )
         .await?
         .int(0)?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// What an order attempt is for.
+#[derive(Debug, Clone, Copy)]
+struct Attempt<'a> {
+    event_id: i64,
+    hold_id: &'a str,
+    quantity: i64,
+}
+
+/// Scores the order and records the attempt; the reasons when it is to be held.
+async fn screen(
+    tx: &mut Tx,
+    screening: Screening<'_>,
+    Attempt { event_id, hold_id, quantity }: Attempt<'_>,
+    may_hold: bool,
+    now: i64,
+) -> Result<Option<String>, ApiError> {
+    use crate::fraud;
+    let (rules, signals) = (screening.rules, screening.signals);
+    let history = fraud::history(fraud::Reader::Tx(tx), rules, signals, event_id, Some(hold_id), now).await?;
+    let assessment = fraud::assess(rules, &history, quantity);
+    fraud::record(tx, fraud::Stage::Order, signals, event_id, Some(hold_id), assessment.score, now).await?;
+    if !may_hold || assessment.score < rules.review_score {
+        return Ok(None);
+    }
+    tracing::info!(user = signals.user_id, hold = hold_id, score = assessment.score,
+        reasons = ?assessment.reasons, "order held for fraud review");
+    Ok(Some(format!("score {}: {}", assessment.score, assessment.reasons.join("; "))))
 }
 
 async fn payment_state(db: &Db, order_id: i64) -> Result<(String, bool), ApiError> {
@@ -319,18 +384,14 @@ pub(crate) async fn mark_paid(
         // A pending order always has an ordered hold; anything else is a bug, and no ticket is issued.
         return Err(ApiError::Internal(format!("order {order_id} is pending but its hold is not ordered")));
     }
-    tickets::issue(tx, signer, order_id, now).await?;
-    let listing = tx
-        .query_one(
-            "SELECT resale_listing_id FROM holds WHERE id = (SELECT hold_id FROM orders WHERE id = ?1)",
-            params![order_id],
-        )
-        .await?
-        .opt_int(0)?;
-    if let Some(listing) = listing {
-        crate::resale::complete(tx, listing, order_id, now).await?;
+    let review =
+        tx.query_one("SELECT review_status, review_reasons FROM orders WHERE id = ?1", params![order_id]).await?;
+    if review.opt_text(0)?.as_deref() == Some("held") {
+        // Paid, stock sold, tickets withheld: the organizer decides from the case list.
+        crate::cases::order_held(tx, order_id, &review.opt_text(1)?.unwrap_or_default(), now).await?;
+    } else {
+        deliver(tx, signer, order_id, now).await?;
     }
-    notifications::order_paid(tx, order_id, now).await?;
     let o = tx
         .query_one(
             "SELECT o.amount_minor, o.currency, o.gateway, o.channel, h.ticket_type_id, h.quantity, t.event_id
@@ -352,6 +413,28 @@ pub(crate) async fn mark_paid(
     };
     domain_events::record(tx, &paid, now).await?;
     Ok(true)
+}
+
+/// Issues a paid order's tickets, completes its resale and queues the
+/// customer's confirmation: at payment, or when review approves the order.
+pub(crate) async fn deliver(
+    tx: &mut Tx,
+    signer: &schema::TicketSigner,
+    order_id: i64,
+    now: i64,
+) -> Result<(), ApiError> {
+    tickets::issue(tx, signer, order_id, now).await?;
+    let listing = tx
+        .query_one(
+            "SELECT resale_listing_id FROM holds WHERE id = (SELECT hold_id FROM orders WHERE id = ?1)",
+            params![order_id],
+        )
+        .await?
+        .opt_int(0)?;
+    if let Some(listing) = listing {
+        crate::resale::complete(tx, listing, order_id, now).await?;
+    }
+    notifications::order_paid(tx, order_id, now).await
 }
 
 /// Ends an unpaid order in `status` and puts its stock back.
@@ -480,7 +563,7 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
                     o.expires_at, o.paid_at, o.user_id,
                     (SELECT p.gateway_id FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1),
                     (SELECT p.raw_response FROM payment_transactions p WHERE p.order_id = o.id AND p.kind = 'payment' LIMIT 1),
-                    o.discount_minor, c.code
+                    o.discount_minor, c.code, o.review_status
              FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
              LEFT JOIN promo_codes c ON c.id = o.promo_code_id
              WHERE o.id = ?1",
@@ -523,6 +606,7 @@ pub async fn get(db: &Db, caller: &Caller, order_id: i64) -> Result<Order, ApiEr
         payment_id: row.opt_text(11)?,
         client_secret,
         ticket_ids,
+        review: row.opt_text(15)?,
     })
 }
 

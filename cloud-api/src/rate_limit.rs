@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderMap, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use governor::clock::QuantaInstant;
 use governor::middleware::NoOpMiddleware;
@@ -44,23 +44,27 @@ impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        if self.trust_forwarded_for {
-            // Strictly the last entry: skipping one that does not parse would
-            // let an address the client wrote earlier in the list count instead.
-            let last = req.headers().get_all("x-forwarded-for").iter().next_back();
-            let forwarded = last.and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()).and_then(|entry| {
-                let entry = entry.trim();
-                entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
-            });
-            if let Some(ip) = forwarded {
-                return Ok(ip);
-            }
-        }
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip())
-            .ok_or(GovernorError::UnableToExtractKey)
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
+        client_ip(req.headers(), peer, self.trust_forwarded_for).ok_or(GovernorError::UnableToExtractKey)
     }
+}
+
+/// The client's address: the peer, or with `trust_forwarded_for` the last
+/// `X-Forwarded-For` entry when it parses. Fraud scoring keys on the same.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        // Strictly the last entry: skipping one that does not parse would
+        // let an address the client wrote earlier in the list count instead.
+        let last = headers.get_all("x-forwarded-for").iter().next_back();
+        let forwarded = last.and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()).and_then(|entry| {
+            let entry = entry.trim();
+            entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        });
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
 }
 
 /// A shared limiter configuration.

@@ -56,15 +56,23 @@ pub async fn project(db: &Db, now: i64) -> Result<usize, ApiError> {
             Err(ApiError::NotFound(_)) => continue,
             Err(e) => return Err(e),
         };
-        let organizer =
-            db.query_one("SELECT organizer_id FROM events WHERE id = ?1", params![event_id]).await?.int(0)?;
+        let owner = db
+            .query_one(
+                "SELECT e.organizer_id, v.latitude_e6, v.longitude_e6 FROM events e JOIN venues v ON v.id = e.venue_id
+                 WHERE e.id = ?1",
+                params![event_id],
+            )
+            .await?;
+        let (organizer, latitude, longitude) = (owner.int(0)?, owner.opt_int(1)?, owner.opt_int(2)?);
         let body = serde_json::to_string(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
         db.execute(
-            "INSERT INTO event_listings (event_id, venue_id, organizer_id, title_lower, starts_at, status, body, version, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)
+            "INSERT INTO event_listings (event_id, venue_id, organizer_id, title_lower, starts_at, status, body, version,
+                 updated_at, latitude_e6, longitude_e6)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)
              ON CONFLICT (event_id) DO UPDATE SET venue_id = excluded.venue_id, title_lower = excluded.title_lower,
                  starts_at = excluded.starts_at, status = excluded.status, body = excluded.body,
-                 version = event_listings.version + 1, updated_at = excluded.updated_at",
+                 version = event_listings.version + 1, updated_at = excluded.updated_at,
+                 latitude_e6 = excluded.latitude_e6, longitude_e6 = excluded.longitude_e6",
             params![
                 event_id,
                 event.venue_id,
@@ -73,7 +81,9 @@ pub async fn project(db: &Db, now: i64) -> Result<usize, ApiError> {
                 event.starts_at,
                 event.status.as_str(),
                 body,
-                now
+                now,
+                latitude,
+                longitude
             ],
         )
         .await?;
@@ -104,14 +114,48 @@ pub async fn list(db: &Db, filter: &EventFilter) -> Result<(EventPage, String), 
         return Err(ApiError::BadRequest("page: from 1; per_page: 1 to 100".into()));
     }
     let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_', '\\'], "")));
+    let near = match (filter.lat, filter.lon, filter.within_km) {
+        (None, None, None) => None,
+        (Some(lat), Some(lon), Some(km)) => Some(
+            crate::geo::Circle::new(lat, lon, km)
+                .map_err(|e| ApiError::BadRequest(format!("lat, lon, within_km: {e}")))?,
+        ),
+        _ => return Err(ApiError::BadRequest("lat, lon, within_km: all three or none".into())),
+    };
     // The casts tell PostgreSQL the parameters' types where `IS NULL` alone cannot.
-    let filters = "status = 'published'
-                   AND (CAST(?1 AS BIGINT) IS NULL OR venue_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR starts_at >= ?2)
-                   AND (CAST(?3 AS BIGINT) IS NULL OR starts_at < ?3) AND (CAST(?4 AS TEXT) IS NULL OR title_lower LIKE ?4)";
-    let p = params![filter.venue_id, filter.from, filter.to, q, per_page, (page - 1).saturating_mul(per_page)];
-    let total = db.query_one(&format!("SELECT COUNT(*) FROM event_listings WHERE {filters}"), &p[..4]).await?.int(0)?;
+    // Near a point: the coordinate index narrows to the bounding box, then the
+    // distance (in millionths of a degree, squared) decides.
+    let distance2 = "((longitude_e6 - ?9) * ?12 / 1000000) * ((longitude_e6 - ?9) * ?12 / 1000000)
+                     + (latitude_e6 - ?10) * (latitude_e6 - ?10)";
+    let filters = format!(
+        "status = 'published'
+         AND (CAST(?1 AS BIGINT) IS NULL OR venue_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR starts_at >= ?2)
+         AND (CAST(?3 AS BIGINT) IS NULL OR starts_at < ?3) AND (CAST(?4 AS TEXT) IS NULL OR title_lower LIKE ?4)
+         AND (CAST(?5 AS BIGINT) IS NULL OR (latitude_e6 BETWEEN ?5 AND ?6 AND longitude_e6 BETWEEN ?7 AND ?8
+              AND {distance2} <= ?11))"
+    );
+    let b = near.map(|c| c.bounds());
+    let p = params![
+        filter.venue_id,
+        filter.from,
+        filter.to,
+        q,
+        b.map(|b| b.min_lat_e6),
+        b.map(|b| b.max_lat_e6),
+        b.map(|b| b.min_lon_e6),
+        b.map(|b| b.max_lon_e6),
+        b.map_or(0, |b| b.lon_e6),
+        b.map_or(0, |b| b.lat_e6),
+        b.map_or(0, |b| b.radius2_e12),
+        b.map_or(0, |b| b.lon_scale_e6),
+        per_page,
+        (page - 1).saturating_mul(per_page)
+    ];
+    let total =
+        db.query_one(&format!("SELECT COUNT(*) FROM event_listings WHERE {filters}"), &p[..12]).await?.int(0)?;
+    let order = if near.is_some() { format!("{distance2}, starts_at, event_id") } else { "starts_at, event_id".into() };
     let sql = format!(
-        "SELECT event_id, version, body FROM event_listings WHERE {filters} ORDER BY starts_at, event_id LIMIT ?5 OFFSET ?6"
+        "SELECT event_id, version, body FROM event_listings WHERE {filters} ORDER BY {order} LIMIT ?13 OFFSET ?14"
     );
     let rows = db.query(&sql, p).await?;
     let mut items = Vec::with_capacity(rows.len());

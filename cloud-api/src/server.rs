@@ -74,6 +74,8 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         resale_max_percent: config.resale_max_percent,
         oidc: crate::oidc::Providers::new(&config.oidc).map_err(|e| StartError::Other(e.to_string()))?,
         rate_limit: crate::rate_limit::limiter(config.rate_limit),
+        trust_forwarded_for: config.rate_limit.trust_forwarded_for,
+        fraud: config.fraud,
     })
 }
 

@@ -160,6 +160,25 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, resolved_at BIGINT, resolved_by BIGINT,
         resolution_note TEXT);
     CREATE INDEX fraud_cases_by_event ON fraud_cases(event_id, status, updated_at)",
+    // 10: fraud scoring: every reservation and order attempt with its signals;
+    // orders held for review; cases about an order.
+    "CREATE TABLE fraud_signals (
+        id {id}, at BIGINT NOT NULL, stage TEXT NOT NULL, event_id BIGINT NOT NULL, user_id BIGINT NOT NULL,
+        ip TEXT, device TEXT, payment TEXT, hold_id TEXT, score BIGINT NOT NULL);
+    CREATE INDEX fraud_signals_by_ip ON fraud_signals(ip, at);
+    CREATE INDEX fraud_signals_by_user ON fraud_signals(user_id, at);
+    CREATE INDEX fraud_signals_by_device ON fraud_signals(device, at);
+    CREATE INDEX fraud_signals_by_payment ON fraud_signals(payment, at);
+    CREATE INDEX fraud_signals_by_event ON fraud_signals(event_id);
+    ALTER TABLE orders ADD COLUMN review_status TEXT;
+    ALTER TABLE orders ADD COLUMN review_reasons TEXT;
+    ALTER TABLE fraud_cases ADD COLUMN order_id BIGINT",
+    // 11: listings carry their venue's coordinates, indexed, for `GET /events`
+    // near a point; every listing is rebuilt once to fill them.
+    "ALTER TABLE event_listings ADD COLUMN latitude_e6 BIGINT;
+    ALTER TABLE event_listings ADD COLUMN longitude_e6 BIGINT;
+    CREATE INDEX event_listings_by_place ON event_listings(latitude_e6, longitude_e6);
+    INSERT INTO outbox (topic, event_id, created_at) SELECT 'event_changed', event_id, 0 FROM event_listings",
 ];
 
 /// Applies every migration the store has not seen yet.

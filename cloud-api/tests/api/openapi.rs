@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/admin/venues/{id}/devices/{device}"),
     ("get", "/events"),
     ("get", "/events/{id}"),
+    ("get", "/events/{id}/seats"),
     ("post", "/events/{id}/reserve-tickets"),
     ("delete", "/holds/{id}"),
     ("post", "/admin/events"),

@@ -197,7 +197,7 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
         &config_path,
         format!(
             "listen = \"127.0.0.1:0\"\nstore = \"{location}\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every buyer is 127.0.0.1\n"
+             [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every buyer is 127.0.0.1\n[fraud]\nenabled = false  # 200 buyers try 250 times each\n"
         ),
     )?;
     let config = cloud_api::config::Config::load(&config_path)?;

@@ -80,7 +80,7 @@ pub fn start(dir: &Path) -> anyhow::Result<Cloud> {
         dir.join("cloud.toml"),
         format!(
             "listen = \"127.0.0.1:{port}\"\nstore = \"cloud.db\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every customer is 127.0.0.1\n"
+             [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every customer is 127.0.0.1\n[fraud]\nenabled = false  # a few customers buy thousands of tickets in a minute\n"
         ),
     )?;
     let added = Command::new(binary("cloud-api"))
