@@ -77,6 +77,15 @@ test_gateway = true
 # auth_token = "..."
 # from = "+15005550006"
 
+# Event pictures and videos: a folder (relative to this file), or an
+# S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY in the environment).
+[media]
+folder = "media"
+# s3_bucket = "tixgate-media"
+# s3_endpoint = "https://s3.eu-central-1.amazonaws.com"
+# s3_region = "eu-central-1"
+
 # Sign-in through OpenID Connect providers; repeat the table for each.
 # [[oidc]]
 # name = "keycloak"                                   # POST /auth/oidc/keycloak
@@ -147,6 +156,44 @@ struct RawConfig {
     rate_limit: RawRateLimit,
     #[serde(default)]
     fraud: RawFraud,
+    #[serde(default)]
+    media: RawMedia,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    #[serde(default = "default_media_folder")]
+    folder: PathBuf,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+}
+
+impl Default for RawMedia {
+    fn default() -> Self {
+        Self { folder: default_media_folder(), s3_bucket: None, s3_endpoint: None, s3_region: None }
+    }
+}
+
+fn default_media_folder() -> PathBuf {
+    "media".into()
+}
+
+/// Where event media are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaConfig {
+    /// A folder on local disk.
+    Folder(PathBuf),
+    /// An S3-compatible bucket.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Endpoint URL (another provider than AWS, or a local one).
+        endpoint: Option<String>,
+        /// Region.
+        region: Option<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,6 +468,8 @@ pub struct Config {
     pub rate_limit: crate::rate_limit::Limits,
     /// Fraud scoring thresholds.
     pub fraud: crate::fraud::Rules,
+    /// Where event media are kept.
+    pub media: MediaConfig,
 }
 
 impl Config {
@@ -481,7 +530,19 @@ impl Config {
             trust_forwarded_for: r.trust_forwarded_for,
         };
         let fraud = check_fraud(raw.fraud, &invalid)?;
+        let media = match raw.media.s3_bucket {
+            Some(bucket) if bucket.is_empty() => return Err(invalid("media.s3_bucket", "must not be empty".into())),
+            Some(bucket) => {
+                let endpoint = raw.media.s3_endpoint;
+                if endpoint.as_ref().is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://"))) {
+                    return Err(invalid("media.s3_endpoint", "an http(s) URL".into()));
+                }
+                MediaConfig::S3 { bucket, endpoint, region: raw.media.s3_region }
+            }
+            None => MediaConfig::Folder(base.join(raw.media.folder)),
+        };
         Ok(Self {
+            media,
             fraud,
             rate_limit,
             oidc,

@@ -29,7 +29,9 @@ use crate::payments::{Gateways, signature, webhook};
 use crate::promotions::{self, NewPromoCode};
 use crate::users::{self, Credentials};
 use crate::venue_feed::{self, NewDevice};
-use crate::{cases, clock, domain_events, fraud, notifications, oidc, qr_render, read_model, resale, tickets, wallet};
+use crate::{
+    cases, clock, domain_events, fraud, media, notifications, oidc, qr_render, read_model, resale, tickets, wallet,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -58,6 +60,8 @@ pub struct AppState {
     pub trust_forwarded_for: bool,
     /// Fraud scoring thresholds.
     pub fraud: crate::fraud::Rules,
+    /// Event pictures and videos.
+    pub media: crate::media::MediaStore,
 }
 
 impl AppState {
@@ -161,7 +165,8 @@ type ApiResult<T> = Result<T, ApiError>;
     info(title = "tixgate cloud API", description = "Sells tickets, issues signed barcodes, feeds venue hubs."),
     paths(
         register, login, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
-        revoke_device, list_events, get_event, event_seats, reserve, release_hold, create_event, publish_event, cancel_event,
+        revoke_device, list_events, get_event, event_seats, list_media, upload_media, media_original, media_thumbnail,
+        delete_media, reserve, release_hold, create_event, publish_event, cancel_event,
         add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics, list_cases, resolve_case,
         list_for_resale, resale_offers, withdraw_listing, reserve_listing,
         create_order, get_order, refund_order, stripe_webhook, get_ticket, ticket_svg, ticket_png,
@@ -216,6 +221,14 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(list_events))
         .route("/events/{id}", get(get_event))
         .route("/events/{id}/seats", get(event_seats))
+        .route("/events/{id}/media", get(list_media))
+        .route(
+            "/admin/events/{id}/media",
+            post(upload_media).layer(axum::extract::DefaultBodyLimit::max(crate::media::MAX_UPLOAD)),
+        )
+        .route("/media/{id}", get(media_original))
+        .route("/media/{id}/thumbnail.jpg", get(media_thumbnail))
+        .route("/admin/media/{id}", delete(delete_media))
         .route("/holds/{id}", delete(release_hold))
         .route("/admin/events", post(create_event))
         .route("/admin/events/{id}/publish", post(publish_event))
@@ -429,6 +442,64 @@ async fn list_events(
 ) -> ApiResult<Response> {
     let (page, etag) = read_model::list(&s.db, &query(filter)?).await?;
     Ok(with_etag(&headers, etag, page))
+}
+
+#[utoipa::path(get, path = "/events/{id}/media", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = Vec<media::Media>, description = "the event's pictures and videos"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json")))]
+async fn list_media(
+    State(s): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<media::Media>>> {
+    Ok(Json(media::list(&s.db, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/admin/events/{id}/media", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), request_body(content = Vec<u8>, description = "the file; Content-Type image/jpeg, image/png, video/mp4 or video/webm; at most 50 MiB", content_type = "application/octet-stream"), responses((status = 201, body = media::Media), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 413, description = "the body is too large", body = Problem, content_type = "application/problem+json")))]
+async fn upload_media(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<media::Media>)> {
+    caller.require(RUNNERS)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let item = media::upload(&s.db, &s.media, &caller, path(id)?, content_type, body, clock::now()).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+#[utoipa::path(get, path = "/media/{id}", tag = "events", params(("id" = String, Path)), responses((status = 200, description = "the file as uploaded", content_type = "application/octet-stream"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn media_original(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    media_response(&s, path(id)?, false).await
+}
+
+#[utoipa::path(get, path = "/media/{id}/thumbnail.jpg", tag = "events", params(("id" = String, Path)), responses((status = 200, description = "a JPEG at most 320 pixels on its longer side", content_type = "image/jpeg"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn media_thumbnail(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    media_response(&s, path(id)?, true).await
+}
+
+async fn media_response(s: &AppState, id: String, thumbnail: bool) -> ApiResult<Response> {
+    let (content_type, bytes) = media::content(&s.db, &s.media, &id, thumbnail).await?;
+    let content_type = HeaderValue::from_str(&content_type).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // An id names one upload forever: caches may keep it.
+    let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache)], bytes).into_response())
+}
+
+#[utoipa::path(delete, path = "/admin/media/{id}", tag = "organizers", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn delete_media(
+    State(s): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    caller.require(RUNNERS)?;
+    media::delete(&s.db, &s.media, &caller, &path(id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/events/{id}/seats", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = Vec<inventory::TypeSeats>, description = "each seated ticket type's seats, free, held or sold, with their place on the venue's map"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not published)", body = Problem, content_type = "application/problem+json")))]

@@ -23,6 +23,7 @@ pub mod http;
 pub mod idempotency;
 pub mod inventory;
 pub mod keystore;
+pub mod media;
 pub mod notifications;
 pub mod oidc;
 pub mod orders;

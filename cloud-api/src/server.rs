@@ -76,6 +76,29 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         rate_limit: crate::rate_limit::limiter(config.rate_limit),
         trust_forwarded_for: config.rate_limit.trust_forwarded_for,
         fraud: config.fraud,
+        media: media_store(&config.media)?,
+    })
+}
+
+/// Opens the media store: the folder (created if missing) or the bucket.
+fn media_store(config: &crate::config::MediaConfig) -> Result<crate::media::MediaStore, StartError> {
+    use crate::config::MediaConfig;
+    let other = |e: &dyn std::fmt::Display| StartError::Other(format!("media store: {e}"));
+    Ok(match config {
+        MediaConfig::Folder(folder) => {
+            std::fs::create_dir_all(folder).map_err(|e| other(&format!("{}: {e}", folder.display())))?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).map_err(|e| other(&e))?)
+        }
+        MediaConfig::S3 { bucket, endpoint, region } => {
+            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(endpoint) = endpoint {
+                builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+            }
+            if let Some(region) = region {
+                builder = builder.with_region(region);
+            }
+            Arc::new(builder.build().map_err(|e| other(&e))?)
+        }
     })
 }
 

@@ -179,6 +179,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE event_listings ADD COLUMN longitude_e6 BIGINT;
     CREATE INDEX event_listings_by_place ON event_listings(latitude_e6, longitude_e6);
     INSERT INTO outbox (topic, event_id, created_at) SELECT 'event_changed', event_id, 0 FROM event_listings",
+    // 12: event media; the bytes are in the object store.
+    "CREATE TABLE media (
+        id TEXT PRIMARY KEY, event_id BIGINT NOT NULL REFERENCES events(id), kind TEXT NOT NULL,
+        content_type TEXT NOT NULL, bytes BIGINT NOT NULL, width BIGINT, height BIGINT,
+        created_by BIGINT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE INDEX media_by_event ON media(event_id, created_at)",
 ];
 
 /// Applies every migration the store has not seen yet.

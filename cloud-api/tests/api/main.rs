@@ -13,6 +13,7 @@ mod fraud;
 mod input;
 mod inventory;
 mod listing;
+mod media;
 mod notifications;
 mod oidc;
 mod openapi;

@@ -1,0 +1,101 @@
+//! Event media: an organizer uploads a picture (stored in the object store
+//! with a thumbnail) and a video; anyone lists and fetches them; bad files
+//! are refused without leaving anything behind; the organizer deletes them.
+
+use std::io::Cursor;
+
+use cloud_api::auth::Role;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{Api, Store};
+use crate::on_both_stores;
+
+on_both_stores!(pictures_and_videos_are_stored_with_thumbnails);
+
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x / 5) as u8, (y / 4) as u8, 180]));
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+async fn upload(api: &Api, token: &str, event: i64, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let resp = api
+        .http
+        .post(format!("{}/admin/events/{event}/media", api.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn fetch(api: &Api, path: &str) -> (StatusCode, String, Vec<u8>) {
+    let resp = api.http.get(format!("{}{path}", api.base)).send().await.unwrap();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (resp.status(), content_type, resp.bytes().await.unwrap().to_vec())
+}
+
+/// Files in the media folder, however deep.
+fn stored_files(api: &Api) -> usize {
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map_or(0, |entries| entries.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum())
+    }
+    count(&api.state_dir().join("media"))
+}
+
+async fn pictures_and_videos_are_stored_with_thumbnails(store: Store) {
+    let api = Api::start(store).await;
+    let (organizer, _, event, _) = api.on_sale(5, 1, None).await;
+    let (_, customer) = api.user("fan@example.com", Role::Customer).await;
+    let photo = jpeg(1600, 900);
+
+    let (status, _) = upload(&api, &customer, event, "image/jpeg", photo.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "customers do not upload");
+    let (status, problem) = upload(&api, &organizer, event, "image/png", photo.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("not a image/png file"), "{problem}");
+    let (status, _) = upload(&api, &organizer, event, "image/jpeg", photo[..200].to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a cut-off picture");
+    let (status, _) = upload(&api, &organizer, event, "text/html", b"<script>".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = upload(&api, &organizer, event, "video/mp4", vec![0; cloud_api::media::MAX_UPLOAD + 1]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(stored_files(&api), 0, "refused uploads leave nothing in the store");
+
+    let (status, picture) = upload(&api, &organizer, event, "image/jpeg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{picture}");
+    assert_eq!((picture["width"].as_i64(), picture["height"].as_i64()), (Some(1600), Some(900)));
+    let video_bytes = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom-and-some-frames".to_vec();
+    let (status, video) = upload(&api, &organizer, event, "video/mp4", video_bytes.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{video}");
+    assert_eq!((video["kind"].as_str(), video["thumbnail_url"].clone()), (Some("video"), Value::Null));
+    assert_eq!(stored_files(&api), 3, "picture, its thumbnail, video");
+
+    let (status, list) = api.get(&format!("/events/{event}/media"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (status, content_type, original) = fetch(&api, picture["url"].as_str().unwrap()).await;
+    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "image/jpeg"));
+    assert_eq!(original, photo, "the original comes back byte for byte");
+    let (status, content_type, thumb) = fetch(&api, picture["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "image/jpeg"));
+    let thumb = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (320, 180));
+    let (_, content_type, clip) = fetch(&api, video["url"].as_str().unwrap()).await;
+    assert_eq!((content_type.as_str(), clip), ("video/mp4", video_bytes));
+
+    let path = |m: &Value| format!("/admin/media/{}", m["id"].as_str().unwrap());
+    let (status, _) = api.call(reqwest::Method::DELETE, &path(&picture), Some(&customer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.call(reqwest::Method::DELETE, &path(&picture), Some(&organizer), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = fetch(&api, picture["url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(stored_files(&api), 1, "the picture and its thumbnail are gone from the store");
+}
