@@ -281,10 +281,30 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// A reservation under fraud scoring: screened before stock is taken (refused
+/// at the block score), then `reserve` runs, and the attempt is recorded with
+/// its hold if it got one; failed attempts count towards velocity too.
+pub(crate) async fn screened_reservation(
+    db: &Db,
+    rules: &Rules,
+    signals: &Signals,
+    (event_id, quantity): (i64, i64),
+    now: i64,
+    reserve: impl std::future::Future<Output = Result<crate::inventory::Hold, ApiError>>,
+) -> Result<crate::inventory::Hold, ApiError> {
+    let score = screen_reservation(db, rules, signals, event_id, quantity, now).await?;
+    let hold = reserve.await;
+    if rules.enabled {
+        let hold_id = hold.as_ref().ok().map(|h| h.id.as_str());
+        record_attempt(db, Stage::Reserve, signals, event_id, hold_id, score, now).await?;
+    }
+    hold
+}
+
 /// Scores a reservation before stock is taken and returns the score; refused
-/// at the block score. A refused attempt is recorded here (it counts towards
-/// velocity); the caller records the others with their hold.
-pub(crate) async fn screen_reservation(
+/// at the block score. A refused attempt is recorded here; the others are
+/// recorded by [`screened_reservation`] with their hold.
+async fn screen_reservation(
     db: &Db,
     rules: &Rules,
     signals: &Signals,
@@ -306,8 +326,8 @@ pub(crate) async fn screen_reservation(
     Err(ApiError::Forbidden("this purchase was refused by our fraud checks; contact the organizer"))
 }
 
-/// Records an attempt that was let through, with its hold if it got one.
-pub(crate) async fn record_attempt(
+/// Records an attempt in its own transaction.
+async fn record_attempt(
     db: &Db,
     stage: Stage,
     signals: &Signals,

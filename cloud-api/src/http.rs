@@ -65,12 +65,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn orders(&self) -> orders::Ctx<'_> {
+    pub(crate) fn orders(&self) -> orders::Ctx<'_> {
         orders::Ctx { db: &self.db, gateways: &self.gateways, signer: &self.signer, now: clock::now() }
     }
 
     /// What a purchase request shows of its sender, for fraud scoring.
-    fn signals(
+    pub(crate) fn signals(
         &self,
         caller: &Caller,
         headers: &HeaderMap,
@@ -198,7 +198,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events/{id}/reserve-tickets", post(reserve))
         .route("/resale/{id}/reserve", post(reserve_listing))
         .route("/orders", post(create_order))
-        .route("/wallet/{token}/bind", post(wallet_bind));
+        .route("/wallet/{token}/bind", post(wallet_bind))
+        .merge(crate::pages::limited_forms());
     let limited = match &state.rate_limit {
         Some(limiter) => limited.route_layer(
             tower_governor::GovernorLayer::new(Arc::clone(limiter)).error_handler(crate::rate_limit::refusal),
@@ -253,6 +254,7 @@ pub fn router(state: AppState) -> Router {
         .route("/wallet/{token}", get(wallet::page))
         .route("/wallet-assets/wallet.js", get(wallet::wallet_js))
         .route("/wallet-assets/qrcode.js", get(wallet::qrcode_js))
+        .merge(crate::pages::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_id))
@@ -538,14 +540,9 @@ async fn reserve(
     let signals = s.signals(&caller, &headers, peer, None)?;
     let now = clock::now();
     let quantity = req.quantity.unwrap_or(req.seats.as_ref().map_or(1, |seats| seats.len() as i64));
-    let score = fraud::screen_reservation(&s.db, &s.fraud, &signals, event, quantity, now).await?;
-    let hold = inventory::reserve(&s.db, &caller, event, &req, idem.as_ref(), s.hold_seconds, now).await;
-    if s.fraud.enabled {
-        // Failed attempts count towards velocity too.
-        let hold_id = hold.as_ref().ok().map(|h| h.id.as_str());
-        fraud::record_attempt(&s.db, fraud::Stage::Reserve, &signals, event, hold_id, score, now).await?;
-    }
-    Ok((StatusCode::CREATED, Json(hold?)))
+    let reserve = inventory::reserve(&s.db, &caller, event, &req, idem.as_ref(), s.hold_seconds, now);
+    let hold = fraud::screened_reservation(&s.db, &s.fraud, &signals, (event, quantity), now, reserve).await?;
+    Ok((StatusCode::CREATED, Json(hold)))
 }
 
 #[utoipa::path(delete, path = "/holds/{id}", tag = "buying", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "released"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]

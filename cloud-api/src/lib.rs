@@ -27,6 +27,7 @@ pub mod media;
 pub mod notifications;
 pub mod oidc;
 pub mod orders;
+pub mod pages;
 pub mod payments;
 pub mod promotions;
 pub mod qr_render;

@@ -81,6 +81,7 @@ fn screenshot_shows_two_gates_online_and_one_offline(http: &str, dir: &std::path
         eprintln!("SKIPPED the dashboard screenshot: no Chromium on this machine");
         return;
     };
+    let _slot = tixgate_tests::browser::one_at_a_time();
     let shot = dir.join("dashboard.png");
     let profile = dir.join("chromium-profile");
     let out = std::process::Command::new(chromium)

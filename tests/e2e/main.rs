@@ -23,3 +23,4 @@ mod hub_quic;
 mod qr_decode_rate;
 mod systemd_notify;
 mod wallet_chromium;
+mod web_pages;

@@ -75,6 +75,7 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
         eprintln!("SKIPPED the wallet in a browser: no Chromium on this machine");
         return;
     };
+    let _slot = tixgate_tests::browser::one_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path();
     let venue_id = unique_venue() as i64;

@@ -30,6 +30,15 @@ pub fn chromium() -> Option<&'static str> {
     found
 }
 
+/// Holds the machine's one browser slot: Chromium tests run one at a time, since
+/// two at once on two cores slow each other's pages past what they wait for
+/// (seen in CI: the hub dashboard's screenshot taken before its badges drew).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SLOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked holding the slot poisons it; the slot itself is fine.
+    SLOT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Flags for Chromium on a machine with no display and no way out: without the
 /// background-networking ones it keeps trying to reach Google's hosts.
 pub const HEADLESS: &[&str] = &[
@@ -110,6 +119,11 @@ impl Browser {
             assert!(Instant::now() < end, "the page never satisfied {expression}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Opens `url` in the page.
+    pub async fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }), true).await;
     }
 
     /// Reloads the page.
