@@ -248,9 +248,11 @@ async fn review_order(
             params![order_id, verdict],
         )
         .await?;
-    let paid = tx.query_one("SELECT status FROM orders WHERE id = ?1", params![order_id]).await?.text(0)? == "paid";
-    if changed == 1 && paid && outcome == Outcome::Dismissed {
-        orders::deliver(tx, signer, order_id, now).await?;
+    if changed == 1 && outcome == Outcome::Dismissed {
+        let status = tx.query_one("SELECT status FROM orders WHERE id = ?1", params![order_id]).await?.text(0)?;
+        if status == "paid" {
+            orders::deliver(tx, signer, order_id, now).await?;
+        }
     }
     Ok(())
 }

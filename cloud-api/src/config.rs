@@ -78,13 +78,16 @@ test_gateway = true
 # from = "+15005550006"
 
 # Event pictures and videos: a folder (relative to this file), or an
-# S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY in the environment).
+# S3-compatible bucket. The bucket's credentials are the key id below with its
+# secret in a file, or else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the
+# environment.
 [media]
 folder = "media"
 # s3_bucket = "tixgate-media"
 # s3_endpoint = "https://s3.eu-central-1.amazonaws.com"
 # s3_region = "eu-central-1"
+# s3_access_key_id = "AKIA..."
+# s3_secret_access_key_file = "s3-secret"             # relative to this file
 
 # Sign-in through OpenID Connect providers; repeat the table for each.
 # [[oidc]]
@@ -168,11 +171,20 @@ struct RawMedia {
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key_file: Option<PathBuf>,
 }
 
 impl Default for RawMedia {
     fn default() -> Self {
-        Self { folder: default_media_folder(), s3_bucket: None, s3_endpoint: None, s3_region: None }
+        Self {
+            folder: default_media_folder(),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key_file: None,
+        }
     }
 }
 
@@ -193,6 +205,8 @@ pub enum MediaConfig {
         endpoint: Option<String>,
         /// Region.
         region: Option<String>,
+        /// Key id and the file holding its secret; none: from the environment.
+        credentials: Option<(String, PathBuf)>,
     },
 }
 
@@ -229,6 +243,35 @@ impl Default for RawFraud {
             block_score: r.block_score,
         }
     }
+}
+
+/// The media store: a folder, or a bucket with its optional credentials.
+fn check_media(
+    raw: RawMedia,
+    base: &Path,
+    invalid: &dyn Fn(&'static str, String) -> ConfigError,
+) -> Result<MediaConfig, ConfigError> {
+    let Some(bucket) = raw.s3_bucket else {
+        if raw.s3_access_key_id.is_some() || raw.s3_secret_access_key_file.is_some() {
+            return Err(invalid("media.s3_access_key_id", "only with s3_bucket".into()));
+        }
+        return Ok(MediaConfig::Folder(base.join(raw.folder)));
+    };
+    if bucket.is_empty() {
+        return Err(invalid("media.s3_bucket", "must not be empty".into()));
+    }
+    let endpoint = raw.s3_endpoint;
+    if endpoint.as_ref().is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://"))) {
+        return Err(invalid("media.s3_endpoint", "an http(s) URL".into()));
+    }
+    let credentials = match (raw.s3_access_key_id, raw.s3_secret_access_key_file) {
+        (Some(id), Some(file)) if !id.is_empty() => Some((id, base.join(file))),
+        (None, None) => None,
+        _ => {
+            return Err(invalid("media.s3_access_key_id", "give it with s3_secret_access_key_file, or neither".into()));
+        }
+    };
+    Ok(MediaConfig::S3 { bucket, endpoint, region: raw.s3_region, credentials })
 }
 
 fn check_fraud(
@@ -530,17 +573,7 @@ impl Config {
             trust_forwarded_for: r.trust_forwarded_for,
         };
         let fraud = check_fraud(raw.fraud, &invalid)?;
-        let media = match raw.media.s3_bucket {
-            Some(bucket) if bucket.is_empty() => return Err(invalid("media.s3_bucket", "must not be empty".into())),
-            Some(bucket) => {
-                let endpoint = raw.media.s3_endpoint;
-                if endpoint.as_ref().is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://"))) {
-                    return Err(invalid("media.s3_endpoint", "an http(s) URL".into()));
-                }
-                MediaConfig::S3 { bucket, endpoint, region: raw.media.s3_region }
-            }
-            None => MediaConfig::Folder(base.join(raw.media.folder)),
-        };
+        let media = check_media(raw.media, base, &invalid)?;
         Ok(Self {
             media,
             fraud,
@@ -656,5 +689,28 @@ mod tests {
         let fraud = DEFAULT_CONFIG.replace("attempts_per_ip = 60", "attempts_per_ip = 0");
         let e = Config::parse(&fraud, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("fraud.attempts_per_ip"), "{e}");
+    }
+
+    #[test]
+    fn a_bucket_takes_a_key_id_with_its_secret_file_or_neither() {
+        let bucket = |extra: &str| {
+            let text = DEFAULT_CONFIG.replace("folder = \"media\"", &format!("s3_bucket = \"m\"\n{extra}"));
+            Config::parse(&text, Path::new("/etc/tixgate/cloud.toml")).map(|c| c.media).map_err(|e| e.to_string())
+        };
+        let with_file = bucket("s3_access_key_id = \"AK\"\ns3_secret_access_key_file = \"s3-secret\"");
+        assert_eq!(
+            with_file,
+            Ok(MediaConfig::S3 {
+                bucket: "m".into(),
+                endpoint: None,
+                region: None,
+                credentials: Some(("AK".into(), "/etc/tixgate/s3-secret".into())),
+            })
+        );
+        assert!(bucket("s3_access_key_id = \"AK\"").is_err_and(|e| e.contains("media.s3_access_key_id")));
+        assert!(matches!(bucket(""), Ok(MediaConfig::S3 { credentials: None, .. })));
+        let no_bucket = DEFAULT_CONFIG.replace("folder = \"media\"", "s3_secret_access_key_file = \"s\"");
+        let e = Config::parse(&no_bucket, Path::new("c.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("only with s3_bucket"), "{e}");
     }
 }

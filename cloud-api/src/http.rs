@@ -539,9 +539,9 @@ async fn reserve(
     let idem = idempotency(&headers, &caller, "reserve", &(event, &req))?;
     let signals = s.signals(&caller, &headers, peer, None)?;
     let now = clock::now();
-    let quantity = req.quantity.unwrap_or(req.seats.as_ref().map_or(1, |seats| seats.len() as i64));
     let reserve = inventory::reserve(&s.db, &caller, event, &req, idem.as_ref(), s.hold_seconds, now);
-    let hold = fraud::screened_reservation(&s.db, &s.fraud, &signals, (event, quantity), now, reserve).await?;
+    let hold =
+        fraud::screened_reservation(&s.db, &s.fraud, &signals, (event, req.tickets_asked()), now, reserve).await?;
     Ok((StatusCode::CREATED, Json(hold)))
 }
 

@@ -33,6 +33,13 @@ pub struct ReserveRequest {
     pub seats: Option<Vec<String>>,
 }
 
+impl ReserveRequest {
+    /// The number of tickets asked for: `quantity`, or else one per seat named.
+    pub fn tickets_asked(&self) -> i64 {
+        self.quantity.unwrap_or(self.seats.as_ref().map_or(0, |seats| seats.len() as i64))
+    }
+}
+
 /// A hold.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Hold {
@@ -117,7 +124,7 @@ fn check_request(t: &TypeRow, event_id: i64, req: &ReserveRequest, now: i64) -> 
         (false, false) => return Err(ApiError::BadRequest("seats: this ticket type is not seated".into())),
         _ => {}
     }
-    let quantity = req.quantity.unwrap_or(seats.len() as i64);
+    let quantity = req.tickets_asked();
     if t.seated && !seats.is_empty() && quantity != seats.len() as i64 {
         return Err(ApiError::BadRequest("quantity: must equal the number of seats".into()));
     }
@@ -333,8 +340,10 @@ pub async fn seat_availability(db: &Db, event_id: i64) -> Result<Vec<TypeSeats>,
     }
     for t in &mut types {
         // Map order (best first); seats the map lacks after, by label.
-        t.seats.sort_by_key(|s| places.get(s.label.as_str()).map(|p| p.0));
-        t.seats.sort_by_key(|s| !places.contains_key(s.label.as_str()));
+        t.seats.sort_by_key(|s| {
+            let place = places.get(s.label.as_str()).map(|p| p.0);
+            (place.is_none(), place)
+        });
     }
     Ok(types)
 }

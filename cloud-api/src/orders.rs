@@ -365,15 +365,14 @@ pub(crate) async fn mark_paid(
     order_id: i64,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let changed = tx
-        .execute(
-            "UPDATE orders SET status = 'paid', paid_at = ?1 WHERE id = ?2 AND status = 'pending'",
+    let review = tx
+        .query_opt(
+            "UPDATE orders SET status = 'paid', paid_at = ?1 WHERE id = ?2 AND status = 'pending'
+             RETURNING review_status, review_reasons",
             params![now, order_id],
         )
         .await?;
-    if changed == 0 {
-        return Ok(false);
-    }
+    let Some(review) = review else { return Ok(false) };
     let sold = tx
         .execute(
             "UPDATE holds SET status = 'sold' WHERE id = (SELECT hold_id FROM orders WHERE id = ?1) AND status = 'ordered'",
@@ -384,8 +383,6 @@ pub(crate) async fn mark_paid(
         // A pending order always has an ordered hold; anything else is a bug, and no ticket is issued.
         return Err(ApiError::Internal(format!("order {order_id} is pending but its hold is not ordered")));
     }
-    let review =
-        tx.query_one("SELECT review_status, review_reasons FROM orders WHERE id = ?1", params![order_id]).await?;
     if review.opt_text(0)?.as_deref() == Some("held") {
         // Paid, stock sold, tickets withheld: the organizer decides from the case list.
         crate::cases::order_held(tx, order_id, &review.opt_text(1)?.unwrap_or_default(), now).await?;

@@ -54,7 +54,7 @@ pub enum StartError {
 
 /// Builds the shared state from a checked config.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
-    // reqwest (Stripe) uses rustls with whichever provider is installed; ring is the one built.
+    // reqwest (Stripe, OIDC, SMS, S3) uses rustls with whichever provider is installed; ring is the one built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = Db::open(&config.store).await?;
     let signer = keystore::read_signer(&config.keys.join(keystore::SIGNING_KEY_FILE))?;
@@ -89,8 +89,13 @@ fn media_store(config: &crate::config::MediaConfig) -> Result<crate::media::Medi
             std::fs::create_dir_all(folder).map_err(|e| other(&format!("{}: {e}", folder.display())))?;
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).map_err(|e| other(&e))?)
         }
-        MediaConfig::S3 { bucket, endpoint, region } => {
+        MediaConfig::S3 { bucket, endpoint, region, credentials } => {
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some((key_id, secret_file)) = credentials {
+                let secret = std::fs::read_to_string(secret_file)
+                    .map_err(|e| other(&format!("{}: {e}", secret_file.display())))?;
+                builder = builder.with_access_key_id(key_id).with_secret_access_key(secret.trim());
+            }
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
             }
