@@ -162,6 +162,10 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Someone without a token: sees what a customer sees of public things.
+    /// No user has id 0.
+    pub const ANONYMOUS: Self = Self { id: 0, role: Role::Customer, venue: None };
+
     /// Refuses unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.role) { Ok(()) } else { Err(ApiError::Forbidden("your role may not do this")) }

@@ -446,12 +446,14 @@ async fn list_events(
     Ok(with_etag(&headers, etag, page))
 }
 
-#[utoipa::path(get, path = "/events/{id}/media", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = Vec<media::Media>, description = "the event's pictures and videos"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/events/{id}/media", tag = "events", params(("id" = i64, Path)), responses((status = 200, body = Vec<media::Media>, description = "the event's pictures and videos"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
 async fn list_media(
     State(s): State<AppState>,
+    caller: Option<Caller>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Json<Vec<media::Media>>> {
-    Ok(Json(media::list(&s.db, path(id)?).await?))
+    let viewer = caller.unwrap_or(Caller::ANONYMOUS);
+    Ok(Json(media::list(&s.db, &viewer, path(id)?).await?))
 }
 
 #[utoipa::path(post, path = "/admin/events/{id}/media", tag = "organizers", security(("bearer" = [])), params(("id" = i64, Path)), request_body(content = Vec<u8>, description = "the file; Content-Type image/jpeg, image/png, video/mp4 or video/webm; at most 50 MiB", content_type = "application/octet-stream"), responses((status = 201, body = media::Media), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 413, description = "the body is too large", body = Problem, content_type = "application/problem+json")))]
@@ -520,7 +522,7 @@ async fn get_event(
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Response> {
     // Without a token only published events are visible.
-    let viewer = caller.unwrap_or(Caller { id: 0, role: Role::Customer, venue: None });
+    let viewer = caller.unwrap_or(Caller::ANONYMOUS);
     let (event, etag) = read_model::get(&s.db, path(id)?, &viewer).await?;
     Ok(with_etag(&headers, etag, event))
 }

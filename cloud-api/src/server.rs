@@ -90,12 +90,17 @@ fn media_store(config: &crate::config::MediaConfig) -> Result<crate::media::Medi
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).map_err(|e| other(&e))?)
         }
         MediaConfig::S3 { bucket, endpoint, region, credentials } => {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Some((key_id, secret_file)) = credentials {
-                let secret = std::fs::read_to_string(secret_file)
-                    .map_err(|e| other(&format!("{}: {e}", secret_file.display())))?;
-                builder = builder.with_access_key_id(key_id).with_secret_access_key(secret.trim());
+            use object_store::aws::AmazonS3Builder;
+            let mut builder = match credentials {
+                // Configured credentials stand alone: a session token in the environment would not match them.
+                Some((key_id, secret_file)) => {
+                    let secret = std::fs::read_to_string(secret_file)
+                        .map_err(|e| other(&format!("{}: {e}", secret_file.display())))?;
+                    AmazonS3Builder::new().with_access_key_id(key_id).with_secret_access_key(secret.trim())
+                }
+                None => AmazonS3Builder::from_env(),
             }
+            .with_bucket_name(bucket);
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
             }

@@ -139,8 +139,14 @@ pub async fn get(db: &Db, id: &str) -> Result<Media, ApiError> {
     from_row(&db.query_opt(&sql, params![id]).await?.ok_or(ApiError::NotFound("media"))?)
 }
 
-/// An event's media, oldest first.
-pub async fn list(db: &Db, event_id: i64) -> Result<Vec<Media>, ApiError> {
+/// An event's media, oldest first; a draft's only to its organizer.
+pub async fn list(db: &Db, viewer: &Caller, event_id: i64) -> Result<Vec<Media>, ApiError> {
+    // A draft's or a cancelled event's media are its organizer's until it is published.
+    let event = db.query_opt("SELECT status, organizer_id FROM events WHERE id = ?1", params![event_id]).await?;
+    let Some(event) = event else { return Err(ApiError::NotFound("event")) };
+    if event.text(0)? != "published" && !viewer.manages(event.int(1)?) {
+        return Err(ApiError::NotFound("event"));
+    }
     let sql = format!("SELECT {COLUMNS} FROM media WHERE event_id = ?1 ORDER BY created_at, id");
     db.query(&sql, params![event_id]).await?.iter().map(from_row).collect()
 }

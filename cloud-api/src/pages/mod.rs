@@ -3,18 +3,22 @@
 //! QR codes) in [`shop`], and the organizer's pages (events, ticket types,
 //! sales, cases, analytics plots) in [`manage`].
 //!
-//! A session is the API's access token in an `HttpOnly`, `SameSite=Strict`
-//! cookie: a form posted from another site arrives without it, which is what
-//! keeps other sites from buying or resolving cases in a user's name. Pages
-//! carry no script; a strict Content-Security-Policy says so.
+//! A session is the API's access token in a `Secure`, `HttpOnly`,
+//! `SameSite=Strict` cookie: a form posted from another site arrives without
+//! it. Every form post must also come from this origin (`Sec-Fetch-Site`, or
+//! `Origin` where a browser sends no fetch metadata), which stops what
+//! SameSite does not: signing a victim into an attacker's account, forced
+//! sign-outs, and posts from sibling subdomains. Pages carry no script; a
+//! strict Content-Security-Policy says so.
 
 pub mod manage;
 pub mod plot;
 pub mod shop;
 
 use axum::Router;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next as NextLayer};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -31,7 +35,11 @@ pub const SESSION_COOKIE: &str = "tixgate_session";
 /// The forms that create sessions, accounts and orders: rate-limited like
 /// their API counterparts.
 pub fn limited_forms() -> Router<AppState> {
-    Router::new().route("/shop/buy", post(shop::buy)).route("/login", post(login)).route("/register", post(register))
+    Router::new()
+        .route("/shop/buy", post(shop::buy))
+        .route("/login", post(login))
+        .route("/register", post(register))
+        .route_layer(middleware::from_fn(same_origin_forms))
 }
 
 /// The other pages' routes.
@@ -46,6 +54,33 @@ pub fn router() -> Router<AppState> {
         .route("/manage", get(manage::events))
         .route("/manage/events/{id}", get(manage::event))
         .route("/manage/cases/{id}/resolve", post(manage::resolve_case))
+        .route_layer(middleware::from_fn(same_origin_forms))
+}
+
+/// Refuses a form post that another site's page sent.
+async fn same_origin_forms(request: Request, next: NextLayer) -> Response {
+    if request.method() == Method::GET || request.method() == Method::HEAD || from_this_site(request.headers()) {
+        return next.run(request).await;
+    }
+    let problem = "<p class=\"error\">This form can only be sent from this site's own pages.</p>";
+    let mut response = page("Sorry", None, problem);
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+/// Whether a post comes from a page of this origin. Browsers send
+/// `Sec-Fetch-Site`; older ones send `Origin` on posts; a client that sends
+/// neither is not a browser, and carries no cookie it did not mean to.
+fn from_this_site(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return site == "same-origin";
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, authority)| authority == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 /// Escapes text for HTML text and attribute values.
@@ -159,7 +194,11 @@ fn urlencoding(text: &str) -> String {
 
 /// Only paths on this site: never an open redirect.
 fn safe_next(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/")
+    // Browsers drop tabs and line breaks from URLs, so `/\t/evil.example` would become `//evil.example`.
+    next.filter(|n| {
+        n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.bytes().all(|b| b.is_ascii_graphic())
+    })
+    .unwrap_or("/")
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,7 +275,8 @@ async fn register(State(s): State<AppState>, form: Form<SignInForm>) -> Response
 }
 
 fn signed_in(token: &str, ttl: i64, next: &str) -> Response {
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}");
+    // Secure: never sent over plain HTTP (browsers count localhost as secure).
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={ttl}");
     let mut response = Redirect::to(next).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -246,7 +286,7 @@ fn signed_in(token: &str, ttl: i64, next: &str) -> Response {
 
 async fn logout() -> Response {
     let mut response = Redirect::to("/").into_response();
-    let gone = HeaderValue::from_static("tixgate_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let gone = HeaderValue::from_static("tixgate_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     response.headers_mut().insert(header::SET_COOKIE, gone);
     response
 }
@@ -269,8 +309,28 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/e/3\r\nSet-Cookie: x=1")), "/");
         assert_eq!(safe_next(None), "/");
         assert_eq!(urlencoding("/e/3?x=1"), "/e/3%3Fx%3D1");
+    }
+
+    #[test]
+    fn only_this_sites_pages_may_post_forms() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(header::HeaderName::from_static(name), HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(from_this_site(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "https://evil.example")])));
+        assert!(!from_this_site(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!from_this_site(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(from_this_site(&headers(&[("origin", "https://tickets.example"), ("host", "tickets.example")])));
+        assert!(!from_this_site(&headers(&[("origin", "https://evil.example"), ("host", "tickets.example")])));
+        assert!(!from_this_site(&headers(&[("origin", "null"), ("host", "tickets.example")])));
+        assert!(from_this_site(&headers(&[("host", "tickets.example")])), "not a browser");
     }
 
     #[test]

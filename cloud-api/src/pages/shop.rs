@@ -21,7 +21,8 @@ use crate::{clock, media, read_model, tickets};
 /// `GET /`: published events, soonest first.
 pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let caller = session(&s, &headers);
-    let filter = EventFilter { per_page: Some(100), ..EventFilter::default() };
+    // Upcoming only: past events stay published, and would crowd the first page.
+    let filter = EventFilter { from: Some(clock::now()), per_page: Some(100), ..EventFilter::default() };
     let events = match read_model::list(&s.db, &filter).await {
         Ok((page, _)) => page.items,
         Err(e) => return error_page(caller.as_ref(), &e),
@@ -52,7 +53,8 @@ pub async fn event(
 }
 
 async fn event_body(s: &AppState, caller: Option<&Caller>, id: i64) -> Result<(String, String), ApiError> {
-    let event = catalog::get_event(&s.db, id, caller).await?;
+    let viewer = caller.copied().unwrap_or(Caller::ANONYMOUS);
+    let event = catalog::get_event(&s.db, id, Some(&viewer)).await?;
     let mut body = String::new();
     if let Some(venue) = &event.venue {
         body.push_str(&format!("<p>{} · {}</p>", escape(&venue.name), escape(&venue.address)));
@@ -61,7 +63,7 @@ async fn event_body(s: &AppState, caller: Option<&Caller>, id: i64) -> Result<(S
     if !event.description.is_empty() {
         body.push_str(&format!("<p>{}</p>", escape(&event.description)));
     }
-    for m in media::list(&s.db, id).await? {
+    for m in media::list(&s.db, &viewer, id).await? {
         if let Some(thumb) = &m.thumbnail_url {
             body.push_str(&format!(
                 "<a href=\"{}\"><img class=\"thumb\" src=\"{}\" alt=\"picture of the event\"></a>",
@@ -72,7 +74,10 @@ async fn event_body(s: &AppState, caller: Option<&Caller>, id: i64) -> Result<(S
     }
     body.push_str("<table><tr><th>Ticket</th><th>Price</th><th>Left</th><th></th></tr>");
     for t in event.ticket_types.iter().flatten() {
-        let buy = if t.available > 0 {
+        let buy = if !s.gateways.test_enabled {
+            // Card payments need the app; the page shows what is left.
+            "in the app".into()
+        } else if t.available > 0 {
             let options: String = (1..=t.per_order_limit.min(t.available).min(10))
                 .map(|n| format!("<option value=\"{n}\">{n}</option>"))
                 .collect();
@@ -114,10 +119,11 @@ pub async fn buy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     form: Result<Form<BuyForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Some(caller) = session(&s, &headers) else { return sign_in_first("/") };
+    let caller = session(&s, &headers);
     let Ok(Form(form)) = form else {
-        return error_page(Some(&caller), &ApiError::BadRequest("the form is incomplete".into()));
+        return error_page(caller.as_ref(), &ApiError::BadRequest("the form is incomplete".into()));
     };
+    let Some(caller) = caller else { return sign_in_first(&format!("/e/{}", form.event_id)) };
     match buy_now(&s, &caller, &headers, peer, &form).await {
         Ok(order) => Redirect::to(&format!("/my/tickets?order={order}")).into_response(),
         Err(e) => error_page(Some(&caller), &e),
@@ -143,7 +149,7 @@ async fn buy_now(
     let attempt = (form.event_id, form.quantity);
     let hold = crate::fraud::screened_reservation(&s.db, &s.fraud, &signals, attempt, now, reserve).await?;
     let order = OrderRequest {
-        hold_id: hold.id,
+        hold_id: hold.id.clone(),
         gateway: GatewayKind::Test,
         test_outcome: TestOutcome::Succeed,
         promo_code: None,
@@ -151,7 +157,16 @@ async fn buy_now(
         payment_fingerprint: None,
     };
     let screening = s.fraud.enabled.then_some(orders::Screening { rules: &s.fraud, signals: &signals });
-    Ok(orders::create(s.orders(), caller, &order, screening, None, s.pay_seconds).await?.id)
+    match orders::create(s.orders(), caller, &order, screening, None, s.pay_seconds).await {
+        Ok(order) => Ok(order.id),
+        Err(e) => {
+            // The page cannot offer to release the hold later: give the stock back now.
+            if let Err(release) = inventory::release(&s.db, caller, &hold.id).await {
+                tracing::warn!(hold = %hold.id, error = %release, "hold of a failed page order not released");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `?order=` after a purchase.
@@ -189,7 +204,9 @@ async fn tickets_body(s: &AppState, caller: &Caller, bought: Option<i64>) -> Res
     let mut titles = std::collections::HashMap::new();
     for t in mine {
         if let std::collections::hash_map::Entry::Vacant(slot) = titles.entry(t.event_id) {
-            let title = catalog::get_event(&s.db, t.event_id, Some(caller)).await.map(|e| e.title).unwrap_or_default();
+            // Straight from the row: a cancelled event's tickets still say which event they were for.
+            let row = s.db.query_opt("SELECT title FROM events WHERE id = ?1", crate::params![t.event_id]).await?;
+            let title = row.map(|r| r.text(0)).transpose()?.unwrap_or_default();
             slot.insert(title);
         }
         let code = if t.status != "valid" {

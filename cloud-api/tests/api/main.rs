@@ -17,6 +17,7 @@ mod media;
 mod notifications;
 mod oidc;
 mod openapi;
+mod pages;
 mod promotions;
 mod purchase;
 mod rate_limit;
