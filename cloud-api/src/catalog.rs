@@ -231,6 +231,10 @@ pub async fn create_venue(db: &Db, caller: &Caller, venue: &NewVenue, now: i64) 
     }
     let lat = degrees_e6("latitude", venue.latitude, 90.0)?;
     let lon = degrees_e6("longitude", venue.longitude, 180.0)?;
+    // Half a place is no place: it would never match a search by distance.
+    if lat.is_some() != lon.is_some() {
+        return Err(ApiError::BadRequest("latitude and longitude: both or neither".into()));
+    }
     if let Some(map) = &venue.seating_map {
         map.validate().map_err(|e| ApiError::BadRequest(format!("seating_map: {e}")))?;
     }

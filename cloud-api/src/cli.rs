@@ -30,6 +30,20 @@ pub const EXIT_USAGE: u8 = 2;
 /// systemd's `RestartPreventExitStatus=78` stops a restart loop.
 pub const EXIT_CONFIG: u8 = 78;
 
+/// The `cloud-api` command: parses the process's arguments and runs them.
+/// The binary is only this call, so another binary (the venue demo) can be
+/// `cloud-api` too.
+pub fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    std::process::ExitCode::from(run(cli, &mut std::io::stdout(), &mut std::io::stderr()))
+}
+
 /// Why `serve` stopped.
 enum Failure {
     /// The configuration is unusable: restarting will not help.

@@ -46,6 +46,15 @@ pub enum ApiError {
     /// The route exists, but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A refusal the HTTP framework made before any handler could (a media
+    /// type it does not take, say), with the framework's words.
+    #[error("{detail}")]
+    Refused {
+        /// Its status.
+        status: StatusCode,
+        /// What the framework said.
+        detail: String,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] DbError),
@@ -69,6 +78,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(_) => StatusCode::BAD_GATEWAY,
+            Self::Refused { status, .. } => *status,
             Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +98,7 @@ impl ApiError {
             Self::TooLarge => "too-large",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::TooManyRequests(_) => "too-many-requests",
+            Self::Refused { .. } => "refused",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, OptionalFromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -105,15 +105,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(match Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Ok(Self(Err(ApiError::BadRequest("Content-Type must be application/json".into()))));
+        }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Ok(Self(Err(ApiError::TooLarge))),
+            Err(e) => return Ok(Self(Err(ApiError::BadRequest(format!("body: {}", e.body_text()))))),
+        };
+        // Every JSON string of every route, checked here once.
+        if let Err(e) = crate::text_guard::check_json(&bytes) {
+            return Ok(Self(Err(ApiError::BadRequest(e.to_string()))));
+        }
+        Ok(Self(match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(value),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::BadRequest("Content-Type must be application/json".into()))
-            }
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
             Err(e) => Err(ApiError::BadRequest(format!("body: {}", e.body_text()))),
         }))
     }
+}
+
+/// `application/json` or `application/<something>+json`, as axum's `Json` takes.
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers)
+        .is_some_and(|t| t == "application/json" || (t.starts_with("application/") && t.ends_with("+json")))
+}
+
+/// The request's media type, lower case, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
 const RUNNERS: &[Role] = &[Role::Organizer, Role::Admin];
@@ -257,8 +277,65 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(refuse_control_characters))
+        .layer(axum::middleware::from_fn(plain_refusals_as_problems))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The largest form a page posts.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Refuses control characters in the path, the query and form fields before
+/// any handler reads them (JSON bodies: [`Body`]); see [`crate::text_guard`].
+async fn refuse_control_characters(req: Request, next: Next) -> Response {
+    use crate::text_guard::{check_path, check_urlencoded};
+    let uri = req.uri();
+    let checked = check_path(uri.path())
+        .and_then(|()| uri.query().map_or(Ok(()), |q| check_urlencoded("query parameter", q.as_bytes())));
+    if let Err(e) = checked {
+        return ApiError::BadRequest(e.to_string()).into_response();
+    }
+    if media_type(req.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+        return ApiError::TooLarge.into_response();
+    };
+    if let Err(e) = check_urlencoded("form field", &bytes) {
+        return ApiError::BadRequest(e.to_string()).into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// The framework's own refusals (a body over its limit, say) come as plain
+/// text; they leave as problem documents, like every other refusal.
+async fn plain_refusals_as_problems(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response.headers().get(header::CONTENT_TYPE).is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if detail.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { detail };
+    let mut problem = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::BAD_REQUEST => ApiError::BadRequest(detail),
+        status => ApiError::Refused { status, detail },
+    }
+    .into_response();
+    // Headers the refusal set (Retry-After, Allow) still apply.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    problem
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` if sane), logs it

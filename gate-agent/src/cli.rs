@@ -28,6 +28,25 @@ pub const EXIT_REJECT: u8 = 1;
 /// Exit code of a usage error: bad arguments or unreadable input files.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The `gate-agent` command: parses the process's arguments and runs them.
+/// The binary is only this call, so another binary (the venue demo) can be
+/// `gate-agent` too.
+pub fn main() -> std::process::ExitCode {
+    // Diagnostics (hub link state) go to stderr; stdout carries decisions.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    std::process::ExitCode::from(run(cli, &mut std::io::stdout(), &mut std::io::stderr()))
+}
+
 /// tixgate gate agent.
 #[derive(Debug, Parser)]
 #[command(name = "gate-agent", version, about)]

@@ -1,7 +1,7 @@
 //! Finds and decodes a QR code in a greyscale frame or an image file.
 //!
 //! The decoder is rxing (pure Rust ZXing, with its port of zxing-cpp's QR reader):
-//! on the 179 real photos of `shared/datasets/qr-photos` it reads 92% where rqrr
+//! on the 179 real photos of `tests/data/qr-photos` it reads 92% where rqrr
 //! reads 56% and can panic (see ARCHITECTURE.md). A frame is tried three ways,
 //! first hit wins: the hybrid (local) binariser; a global histogram binariser;
 //! then a sharpened copy (upscaled 2x first when small), which rescues most

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests and benches fail loudly")]
 
 use proptest::prelude::*;
-use schema::barcode::{self, BarcodeError, MAX_TEXT_LEN};
+use schema::barcode::{self, BarcodeError, MAX_TEXT_LEN, Malformed};
 use schema::{Keyring, Reason, SeatLabel, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity, VerifyError};
 
 const NOW: u64 = 1_780_000_000;
@@ -219,9 +219,23 @@ proptest! {
     }
 
     #[test]
+    fn a_version_byte_other_than_the_prefix_names_is_malformed_never_unsupported(claims in claims_strategy(), version in any::<u8>()) {
+        prop_assume!(version != 1);
+        let code = signer(3).mint(&claims);
+        let mut bytes = base45::decode(&code["TX1:".len()..]).expect("a minted code is Base45");
+        bytes[0] = version;
+        let changed = format!("TX1:{}", base45::encode(&bytes));
+        let expected = BarcodeError::Malformed(Malformed::VersionMismatch { text: 1, bytes: version });
+        prop_assert_eq!(barcode::parse(&changed).err(), Some(expected));
+        prop_assert_eq!(verify(&ring_of(&[&signer(3)]), &changed), Err(Reason::Malformed));
+    }
+
+    #[test]
     fn random_bytes_behind_the_prefix_are_refused_with_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let text = format!("TX1:{}", base45::encode(&bytes));
         let result = ring_of(&[&signer(3)]).verify(&text, NOW);
         prop_assert!(matches!(result, Err(VerifyError::Barcode(_) | VerifyError::UnknownKey(_) | VerifyError::BadSignature)));
+        // Garbage behind a known prefix never asks staff to update the gate.
+        prop_assert_ne!(result.err().map(|e| e.reason()), Some(Reason::UnsupportedVersion));
     }
 }

@@ -79,3 +79,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_gate_may_publish_on_its_own_up_topic_and_read_its_own_down_topic_and_the_broadcast_only() {
+    use schema::sync::topics::{self, GateAction, gate_may};
+    let own_up = topics::up(7, "north-1");
+    assert!(gate_may(7, "north-1", GateAction::Publish { topic: &own_up, retain: false }));
+    assert!(!gate_may(7, "north-1", GateAction::Publish { topic: &own_up, retain: true }), "nothing retained");
+    for topic in [
+        topics::up(7, "south-2"),
+        topics::down(7, "south-2"),
+        topics::down(7, "north-1"),
+        topics::broadcast(7),
+        topics::up(8, "north-1"),
+        "#".into(),
+    ] {
+        assert!(!gate_may(7, "north-1", GateAction::Publish { topic: &topic, retain: false }), "publish on {topic}");
+    }
+    assert!(gate_may(7, "north-1", GateAction::Subscribe(&topics::down(7, "north-1"))));
+    assert!(gate_may(7, "north-1", GateAction::Subscribe(&topics::broadcast(7))));
+    for filter in [
+        "#",
+        "tixgate/#",
+        "tixgate/7/+",
+        "tixgate/7/down/+",
+        "tixgate/7/up/north-1",
+        "tixgate/7/down/south-2",
+        "tixgate/8/all",
+        "$SYS/#",
+    ] {
+        assert!(!gate_may(7, "north-1", GateAction::Subscribe(filter)), "subscribe to {filter}");
+    }
+}

@@ -114,7 +114,16 @@ fn execute(command: Command, config: HubConfig) -> anyhow::Result<()> {
         Command::Run { .. } => run(config),
         Command::EnrollGate { gate_id, out, .. } => {
             let enrolment = enroll::enroll_gate(&config, &gate_id, &out, now_ms())?;
-            println!("{}", serde_json::to_string(&enrolment)?);
+            // The MQTT password stays in the folder's 0600 files: a terminal's
+            // scrollback or a deployment log is no place for it.
+            let line = serde_json::json!({
+                "gate_id": enrolment.gate_id,
+                "venue_id": enrolment.venue_id,
+                "mqtt_address": enrolment.mqtt_address,
+                "quic_address": enrolment.quic_address,
+                "folder": out,
+            });
+            println!("{line}");
             Ok(())
         }
         Command::RevokeGate { gate_id, .. } => {

@@ -215,7 +215,8 @@ async fn pull_loop(link: &Link, folder: &Path, status: &Status, shutdown: &Cance
 }
 
 async fn pull_once(link: &Link, folder: &Path, status: &Status) -> Result<(), CloudError> {
-    let newest = newest_version(folder, link.venue_id).map_err(|e| CloudError::Local(e.to_string()))?;
+    let newest =
+        newest_version(folder, link.venue_id).map_err(|e| CloudError::Local(format!("{}: {e}", folder.display())))?;
     let Some(bytes) = link.pull(newest).await? else {
         return Ok(());
     };

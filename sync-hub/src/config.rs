@@ -37,6 +37,10 @@ pub struct HubConfig {
     pub quic: Option<SocketAddr>,
     /// Where the dashboard, `/metrics` and `/healthz` listen.
     pub http: SocketAddr,
+    /// Host names the dashboard answers to, besides `localhost` and IP
+    /// addresses (a page on another site that rebinds its own name to the hub's
+    /// address is refused).
+    pub http_hosts: Vec<String>,
     /// Folder of signed manifest files to serve to gates, if any.
     pub manifests: Option<PathBuf>,
     /// The cloud API scans go up to and ticket lists come from, if any.
@@ -90,6 +94,9 @@ struct RawQuic {
 struct RawHttp {
     /// `IP:port` of the dashboard.
     listen: String,
+    /// Host names it answers to besides `localhost` and IP addresses.
+    #[serde(default)]
+    hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,8 +170,12 @@ impl HubConfig {
             .quic
             .map(|q| q.listen.parse().map_err(|_| invalid("quic.listen", format!("{:?} is not an IP:port", q.listen))))
             .transpose()?;
-        let http = raw.http.map_or(DEFAULT_HTTP.to_owned(), |h| h.listen);
+        let (http, http_hosts) = raw.http.map_or((DEFAULT_HTTP.to_owned(), Vec::new()), |h| (h.listen, h.hosts));
         let http = http.parse().map_err(|_| invalid("http.listen", format!("{http:?} is not an IP:port")))?;
+        if let Some(bad) = http_hosts.iter().find(|h| !crate::http::valid_host_name(h)) {
+            return Err(invalid("http.hosts", format!("{bad:?} is not a host name")));
+        }
+        let http_hosts = http_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let manifests = raw.replica.map(|r| base.join(r.folder));
         let cloud = match raw.cloud {
             None => None,
@@ -184,7 +195,16 @@ impl HubConfig {
                 Some(crate::cloud::CloudConfig { url: c.url, token: token.trim().to_owned() })
             }
         };
-        Ok(Self { venue_id: raw.venue_id, state_dir: base.join(raw.state_dir), broker, quic, http, manifests, cloud })
+        Ok(Self {
+            venue_id: raw.venue_id,
+            state_dir: base.join(raw.state_dir),
+            broker,
+            quic,
+            http,
+            http_hosts,
+            manifests,
+            cloud,
+        })
     }
 }
 

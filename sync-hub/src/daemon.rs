@@ -60,6 +60,14 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The replica folder does not exist and cannot be made.
+    #[error("cannot create the replica folder {path}: {source}")]
+    ReplicaFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The core thread died.
     #[error("the hub's core stopped unexpectedly")]
     CoreLost,
@@ -85,22 +93,33 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let hub_key = enroll::hub_key(&config)?;
     let store = enroll::open_store(&config)?;
+    // The cloud link writes ticket lists here; a packaged hub's state folder
+    // starts empty.
+    if let Some(folder) = &config.manifests {
+        std::fs::create_dir_all(folder)
+            .map_err(|source| DaemonError::ReplicaFolder { path: folder.clone(), source })?;
+    }
     let _checkpointer = Checkpointer::start(store.path()).map_err(CoreError::from)?;
     let core = Core::new(store, hub_key.clone(), status.clone())?;
-    let (http, http_task) = http::serve(config.http, status.clone(), shutdown.clone())
+    let (http, http_task) = http::serve(config.http, config.http_hosts.clone(), status.clone(), shutdown.clone())
         .await
         .map_err(|source| DaemonError::Http { addr: config.http, source })?;
-    // The embedded broker admits enrolled gates and this run of the hub only.
-    let login = match &config.broker {
+    // The embedded broker admits enrolled gates (through its gatekeeper) and
+    // this run of the hub only; the hub's client talks to it on loopback.
+    let (login, hub_broker) = match &config.broker {
         Broker::Embedded(listen) => {
             let password = enroll::random_secret()?;
             let db = config.state_dir.join(enroll::HUB_DB_FILE);
-            mqtt::start_embedded_broker(*listen, Credentials::new(config.venue_id, db, &password))?;
-            Some((HUB_ID.to_owned(), password))
+            let credentials = Credentials::new(config.venue_id, db, &password, &enroll::random_secret()?);
+            let inner = mqtt::start_embedded_broker(*listen, credentials, status.clone(), shutdown.clone()).await?;
+            (Some((HUB_ID.to_owned(), password)), (inner.ip().to_string(), inner.port()))
         }
         // With the files of `sync-hub broker-files`, Mosquitto checks this; a
         // broker without a password file ignores it.
-        Broker::External(..) => Some((HUB_ID.to_owned(), crate::broker_files::hub_password(&config.state_dir)?)),
+        Broker::External(..) => (
+            Some((HUB_ID.to_owned(), crate::broker_files::hub_password(&config.state_dir)?)),
+            config.broker.connect_to(),
+        ),
     };
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
@@ -151,9 +170,8 @@ pub async fn run(
         .map_err(|_| DaemonError::CoreLost)?;
 
     let (connected_tx, mut connected) = watch::channel(false);
-    let address = config.broker.connect_to();
     let client = tokio::spawn(mqtt::run_hub_client(
-        address.clone(),
+        hub_broker.clone(),
         login,
         config.venue_id,
         inbound_tx,
@@ -166,10 +184,11 @@ pub async fn run(
     if !up {
         shutdown.cancel();
         let _ = client.await;
-        return Err(DaemonError::Unreachable(format!("{}:{}", address.0, address.1)));
+        return Err(DaemonError::Unreachable(format!("{}:{}", hub_broker.0, hub_broker.1)));
     }
     let quic = quic_task.as_ref().map(|(bound, _)| *bound);
-    ready(&Ready { mqtt: format!("{}:{}", address.0, address.1), quic, http });
+    let (host, port) = config.broker.connect_to();
+    ready(&Ready { mqtt: format!("{host}:{port}"), quic, http });
 
     // The transports return on shutdown and drop the core's senders.
     let _ = client.await;

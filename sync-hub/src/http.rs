@@ -5,13 +5,16 @@
 //! Read-only: it reads [`Status`] and never touches the store.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::header;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Json};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use tokio_util::sync::CancellationToken;
@@ -21,15 +24,21 @@ use crate::status::{Snapshot, Status};
 /// How often the live feed pushes a fresh snapshot.
 const FEED_EVERY: Duration = Duration::from_secs(1);
 
-/// Binds `listen` and serves until `shutdown`; returns the bound address.
+/// Binds `listen` and serves until `shutdown`, answering requests for these
+/// host names (and `localhost` and IP addresses); returns the bound address.
 pub async fn serve(
     listen: SocketAddr,
+    hosts: Vec<String>,
     status: Status,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
-    let app = router(status);
+    let hosts: Arc<[String]> = hosts.into();
+    let app = router(status).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let hosts = Arc::clone(&hosts);
+        async move { only_for_hosts(&hosts, req, next).await }
+    }));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(e) = served.await {
@@ -53,6 +62,52 @@ pub fn router(status: Status) -> Router {
         )
         .route("/events", get(|status: axum::extract::State<Status>| async move { feed(status.0) }))
         .with_state(status)
+}
+
+/// Refuses a request whose `Host` is not this hub: a web page the operator
+/// opens elsewhere could otherwise point its own name at the hub's address
+/// (DNS rebinding) and read the dashboard as the same origin.
+async fn only_for_hosts(hosts: &[String], req: Request, next: Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    if host_allowed(host, hosts) {
+        return next.run(req).await;
+    }
+    let problem = serde_json::json!({
+        "type": "https://tixgate.dev/problems/unknown-host",
+        "title": "Misdirected Request",
+        "status": 421,
+        "detail": "this hub answers to localhost, its IP addresses and the names in [http] hosts",
+    });
+    (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "application/problem+json")], problem.to_string())
+        .into_response()
+}
+
+/// Whether a `Host` header names this hub: `localhost`, an IP address (a
+/// rebinding page always uses a name), or one of `names`; any port.
+pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
+    let Some(host) = host else { return false };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => return v6.parse::<Ipv6Addr>().is_ok(),
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name.parse::<Ipv4Addr>().is_ok() || name == "localhost" || names.contains(&name)
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and hyphens.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn feed(status: Status) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
@@ -126,3 +181,46 @@ pub fn metrics(s: &Snapshot) -> impl IntoResponse + use<> {
 
 /// The dashboard: one page, no build step, live through `/events`.
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_hub_s_names_and_addresses_are_answered() {
+        let names = vec!["hub.venue.lan".to_owned()];
+        for ok in [
+            "127.0.0.1:8480",
+            "localhost",
+            "LOCALHOST:80",
+            "192.168.1.10",
+            "[::1]:8480",
+            "[fe80::1]",
+            "hub.venue.lan:8480",
+            "Hub.Venue.Lan",
+        ] {
+            assert!(host_allowed(Some(ok), &names), "{ok}");
+        }
+        for refused in [
+            "attacker.example",
+            "attacker.example:8480",
+            "127.0.0.1.nip.io",
+            "localhost.attacker.example",
+            "[::1",
+            "[::1]x",
+            "",
+            "hub.venue.lan.evil",
+        ] {
+            assert!(!host_allowed(Some(refused), &names), "{refused}");
+        }
+        assert!(!host_allowed(None, &names), "no Host at all");
+    }
+
+    #[test]
+    fn configured_names_must_be_host_names() {
+        assert!(valid_host_name("hub.venue.lan") && valid_host_name("box-1"));
+        for bad in ["", "a..b", "-a", "a-", "a b", "a:80", &"x".repeat(64)] {
+            assert!(!valid_host_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -110,7 +110,7 @@ fn qr_png_round_trips_through_decode_and_verify_image() {
 
 #[test]
 fn decode_reads_a_real_photo_and_explains_failures_in_one_line() {
-    let photo = tixgate_tests::workspace_root().join("../shared/datasets/qr-photos/qrcode-1/1.png");
+    let photo = tixgate_tests::qr_sets::photo_dir().join("qrcode-1/1.png");
     let expected = std::fs::read_to_string(photo.with_extension("txt")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = run("gate-agent", &["decode", photo.to_str().unwrap()], dir.path());

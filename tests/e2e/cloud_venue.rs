@@ -32,12 +32,13 @@ pub(crate) fn write_cloud_config(dir: &Path, keys: &Path) -> Config {
 }
 
 /// Has the hub pull ticket lists from and send scans to the cloud at `config.listen`.
+/// The replica folder does not exist yet: the hub makes it, as a packaged hub
+/// whose state folder starts empty must.
 pub(crate) fn point_hub_at_cloud(venue: &VenueFixture, config: &Config, token: &str) {
-    std::fs::create_dir_all(venue.path().join("manifests")).expect("manifests");
     std::fs::write(venue.path().join("cloud-token"), token).expect("token");
     let mut hub_toml = std::fs::read_to_string(venue.path().join("hub.toml")).expect("hub.toml");
     hub_toml.push_str(&format!(
-        "[replica]\nfolder = \"manifests\"\n[cloud]\nurl = \"http://{}\"\ntoken_file = \"cloud-token\"\n",
+        "[replica]\nfolder = \"hub-state/replica\"\n[cloud]\nurl = \"http://{}\"\ntoken_file = \"cloud-token\"\n",
         config.listen
     ));
     std::fs::write(venue.path().join("hub.toml"), hub_toml).expect("hub.toml");

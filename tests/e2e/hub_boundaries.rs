@@ -167,3 +167,18 @@ fn hostile_frames_and_a_forged_ticket_list_are_refused_counted_and_store_nothing
     eprintln!("hostile input refused and counted: {:?}", refused(&hub));
     gate.close_stdin();
 }
+
+#[test]
+fn enrolling_a_gate_prints_where_its_files_are_never_its_password() {
+    let venue = VenueFixture::new(1, &BrokerChoice::Embedded);
+    let out = venue.gate_dir("door").join("enrolment");
+    let folder = out.to_str().unwrap();
+    let printed =
+        run("sync-hub", &["enroll-gate", "--config", "hub.toml", "--gate-id", "door", "--out", folder], venue.path());
+    assert_eq!(printed.code, 0, "{printed:?}");
+    let enrolment: Value = serde_json::from_str(&std::fs::read_to_string(out.join("enrolment.json")).unwrap()).unwrap();
+    let password = enrolment["mqtt_password"].as_str().unwrap();
+    assert!(!printed.stdout.contains(password) && !printed.stderr.contains(password), "{printed:?}");
+    let line: Value = serde_json::from_str(printed.stdout.trim()).unwrap();
+    assert_eq!((line["gate_id"].as_str(), line["folder"].as_str()), (Some("door"), Some(folder)), "{line}");
+}

@@ -163,6 +163,6 @@ fn the_embedded_broker_refuses_strangers_borrowed_sessions_and_revoked_gates() {
     let out =
         tixgate_tests::run("sync-hub", &["revoke-gate", "--config", "hub.toml", "--gate-id", "north-1"], venue.path());
     assert_eq!(out.code, 0, "{out:?}");
-    std::thread::sleep(Duration::from_millis(2_500)); // the broker re-reads enrolments every 2 s
+    std::thread::sleep(Duration::from_millis(1_500)); // the broker re-reads enrolments every second
     assert!(!connects(&north_id, Some(("north-1", &north))), "revoked");
 }

@@ -3,10 +3,10 @@
 //! no connection; a gate cannot publish on another gate's topic.
 
 use std::process::{Child, Command};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
+use tixgate_tests::mqtt_session::{accepted, received, session};
 use tixgate_tests::venue_fixture::{BrokerChoice, VenueFixture, free_port};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -46,46 +46,6 @@ fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
     Mosquitto(child)
 }
 
-/// An MQTT session driven on a thread; its events (or its error) come back.
-fn session(port: u16, id: &str, user: &str, password: &str) -> (Client, mpsc::Receiver<Result<Event, String>>) {
-    let mut options = MqttOptions::new(id, "127.0.0.1", port);
-    options.set_credentials(user, password).set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = Client::new(options, 16);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for event in connection.iter() {
-            let failed = event.is_err();
-            if tx.send(event.map_err(|e| e.to_string())).is_err() || failed {
-                return;
-            }
-        }
-    });
-    (client, rx)
-}
-
-/// Whether the session was accepted (its first answer is a successful ConnAck).
-fn accepted(events: &mpsc::Receiver<Result<Event, String>>) -> bool {
-    loop {
-        match events.recv_timeout(WAIT).expect("an answer from mosquitto") {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => return ack.code == rumqttc::ConnectReturnCode::Success,
-            Ok(_) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Payloads published to `topic`s the session receives within `within`.
-fn received(events: &mpsc::Receiver<Result<Event, String>>, within: Duration) -> Vec<(String, Vec<u8>)> {
-    let end = Instant::now() + within;
-    let mut got = Vec::new();
-    while let Ok(event) = events.recv_timeout(end.saturating_duration_since(Instant::now())) {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
-            got.push((p.topic.clone(), p.payload.to_vec()));
-        }
-    }
-    got
-}
-
 #[test]
 fn a_locked_down_mosquitto_admits_enrolled_gates_to_their_own_topics_only() {
     let port = free_port();
@@ -111,19 +71,19 @@ fn a_locked_down_mosquitto_admits_enrolled_gates_to_their_own_topics_only() {
     )
     .unwrap();
     let north_password = enrolment["mqtt_password"].as_str().unwrap();
-    assert!(!accepted(&session(port, "x1", "north-1", "not-the-password").1), "wrong password");
-    assert!(!accepted(&session(port, "x2", "intruder", north_password).1), "unknown user");
+    assert!(!accepted(&session(port, "x1", "north-1", "not-the-password").1, WAIT), "wrong password");
+    assert!(!accepted(&session(port, "x2", "intruder", north_password).1, WAIT), "unknown user");
 
     // North may publish on its own topic only: a listener with the hub's rights sees
     // what north sends on its own topic, never what it sends on south's.
     let hub_password = std::fs::read_to_string(venue.path().join("hub-state/broker-hub-password")).unwrap();
     let (spy, spy_events) = session(port, "acl-spy", "hub", hub_password.trim());
-    assert!(accepted(&spy_events));
+    assert!(accepted(&spy_events, WAIT));
     let v = venue.venue_id;
     spy.subscribe(format!("tixgate/{v}/up/+"), QoS::AtLeastOnce).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let (north_client, north_events) = session(port, "acl-north", "north-1", north_password);
-    assert!(accepted(&north_events));
+    assert!(accepted(&north_events, WAIT));
     north_client.publish(format!("tixgate/{v}/up/south-2"), QoS::AtLeastOnce, false, b"forged".to_vec()).unwrap();
     north_client.publish(format!("tixgate/{v}/up/north-1"), QoS::AtLeastOnce, false, b"own".to_vec()).unwrap();
     let seen = received(&spy_events, Duration::from_secs(2));

@@ -34,6 +34,7 @@ fn config(dir: &Path, venue: u32) -> HubConfig {
         broker: Broker::Embedded(([127, 0, 0, 1], 1).into()),
         quic: Some(([127, 0, 0, 1], 0).into()),
         http: ([127, 0, 0, 1], 0).into(),
+        http_hosts: Vec::new(),
         manifests: None,
         cloud: None,
     }

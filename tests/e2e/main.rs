@@ -16,6 +16,7 @@ mod hub_arbitration;
 mod hub_boundaries;
 mod hub_cloud;
 mod hub_dashboard;
+mod hub_embedded_acl;
 mod hub_faults;
 mod hub_manifests;
 mod hub_mosquitto_acl;

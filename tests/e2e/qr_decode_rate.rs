@@ -1,4 +1,4 @@
-//! Decode rate of the camera path: real photos from the shared data set, and a
+//! Decode rate of the camera path: zxing's real photos (`tests/data/qr-photos`), and a
 //! seeded synthetic set of our own barcodes, blurred, skewed, rotated and noisy.
 //! Prints the rates; fails below the goals (92% photos, 75% synthetic) or on any
 //! misread.

@@ -5,17 +5,55 @@
 
 pub mod browser;
 pub mod gate_fixture;
+pub mod mqtt_session;
 pub mod proxy;
 pub mod qr_sets;
 pub mod venue_fixture;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitCode, Output};
 use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A daemon's `main`.
+type DaemonMain = fn() -> ExitCode;
+
+/// The daemons one binary can stand in for, by the name it is started under
+/// (see [`serve_daemons_from_this_binary`]).
+const DAEMONS: [(&str, DaemonMain); 3] =
+    [("cloud-api", cloud_api::cli::main), ("gate-agent", gate_agent::cli::main), ("sync-hub", sync_hub::cli::main)];
+
+/// Where [`binary`] finds the daemons when this process serves them itself.
+static DAEMON_LINKS: OnceLock<PathBuf> = OnceLock::new();
+
+/// Runs the daemon this process was started as, busybox-style: when the file
+/// name it was started under is `cloud-api`, `gate-agent` or `sync-hub`, that
+/// daemon's own `main` runs and its exit code is returned; otherwise `None`.
+///
+/// The venue demo links the three daemons' libraries, so `cargo run --bin
+/// tixgate-venue` builds the workspace once and the daemons it starts are the
+/// same code as the packaged binaries, behind the same `main`.
+pub fn run_as_daemon() -> Option<ExitCode> {
+    let argv0 = std::env::args_os().next()?;
+    let name = Path::new(&argv0).file_name()?.to_str()?.to_owned();
+    DAEMONS.iter().find(|(daemon, _)| *daemon == name).map(|(_, main)| main())
+}
+
+/// Makes [`binary`] answer with links in `dir` to this very executable, one
+/// per daemon, so every daemon this process starts runs [`run_as_daemon`].
+pub fn serve_daemons_from_this_binary(dir: &Path) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    std::fs::create_dir_all(dir)?;
+    for (name, _) in DAEMONS {
+        std::os::unix::fs::symlink(&exe, dir.join(name))?;
+    }
+    DAEMON_LINKS
+        .set(dir.to_owned())
+        .map_err(|_| std::io::Error::other("the daemons are already served from another folder"))
 }
 
 /// Path of a workspace binary, built (or found up to date) once per test process.
@@ -25,8 +63,12 @@ pub fn workspace_root() -> PathBuf {
 /// selects what `cargo test --workspace` selects (every package's binaries and
 /// tests), so features unify the same way and, after that command, it has
 /// nothing to do; building only the three daemons would resolve features
-/// differently and compile their dependency tree a second time.
+/// differently and compile their dependency tree a second time. A process that
+/// serves the daemons itself ([`serve_daemons_from_this_binary`]) builds nothing.
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(links) = DAEMON_LINKS.get() {
+        return links.join(name);
+    }
     static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/e2e-<hash> (a test) or target/<profile>/tixgate-venue

@@ -1,8 +1,8 @@
-//! The QR test sets: the real photos of `shared/datasets/qr-photos`, and seeded
+//! The QR test sets: the real photos of `tests/data/qr-photos`, and seeded
 //! synthetic camera frames of real signed tickets, rendered with the
 //! `qrcode` crate at 4 px/module, then warped (rotation up to 30°, corner skew up
 //! to 10%), blurred (σ up to 2 px), downscaled (to 60%) and noised (σ up to 20 grey
-//! levels) — the recipe of `shared/research/qr-decode.md` §5.
+//! levels).
 
 #![allow(clippy::expect_used, reason = "test data generation fails loudly")]
 
@@ -15,11 +15,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use schema::{TicketClaims, TicketFlags, TicketSigner, Validity};
 
-/// Where the real photo set lives: `TIXGATE_QR_PHOTOS`, or `shared/` beside the checkout.
+/// Where the real photo set lives: `TIXGATE_QR_PHOTOS`, or `tests/data/qr-photos` in the checkout.
 pub fn photo_dir() -> PathBuf {
     std::env::var_os("TIXGATE_QR_PHOTOS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("../shared/datasets/qr-photos"))
+        .unwrap_or_else(|| crate::workspace_root().join("tests/data/qr-photos"))
 }
 
 /// One photo of the set and the exact text it holds.

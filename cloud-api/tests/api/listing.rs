@@ -94,4 +94,15 @@ async fn events_near_a_point_come_nearest_first(store: Store) {
         let (status, problem) = api.get(bad, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
     }
+    // Half a place is refused, and no venue is made of it.
+    let venues_before = api.state.db.query_one("SELECT COUNT(*) FROM venues", &[]).await.unwrap().int(0).unwrap();
+    for half in [json!({"latitude": 52.5}), json!({"longitude": 13.4})] {
+        let mut venue = json!({"name": "Half", "address": "x", "capacity": 100});
+        venue.as_object_mut().unwrap().extend(half.as_object().unwrap().clone());
+        let (status, problem) = api.post("/venues", Some(&organizer), venue).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("both or neither"), "{problem}");
+    }
+    let venues_after = api.state.db.query_one("SELECT COUNT(*) FROM venues", &[]).await.unwrap().int(0).unwrap();
+    assert_eq!(venues_after, venues_before);
 }

@@ -161,10 +161,11 @@ pub enum Malformed {
 /// by [`MAX_TEXT_LEN`] whatever the input.
 pub fn parse(scanned: &str) -> Result<ParsedBarcode, BarcodeError> {
     let (text_version, bytes) = text::decode(scanned)?;
+    // Only the prefix can name a version this gate does not know; a version
+    // byte that disagrees with a known prefix is damage or forgery, and must
+    // not tell staff to update the gate.
     match bytes.first() {
-        Some(&v) if v != text_version && (v == FORMAT_V1 || v == FORMAT_V2) => {
-            Err(Malformed::VersionMismatch { text: text_version, bytes: v }.into())
-        }
+        Some(&v) if v != text_version => Err(Malformed::VersionMismatch { text: text_version, bytes: v }.into()),
         _ => wire::decode(&bytes),
     }
 }

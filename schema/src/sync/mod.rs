@@ -527,4 +527,29 @@ pub mod topics {
         let prefix = format!("tixgate/{venue}/up/");
         topic.strip_prefix(prefix.as_str()).filter(|g| super::valid_node_id(g))
     }
+
+    /// What a gate asks of the venue's broker.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum GateAction<'a> {
+        /// Publish (or leave as its last will) a message on `topic`.
+        Publish {
+            /// The topic.
+            topic: &'a str,
+            /// Whether the broker is asked to keep it for later subscribers.
+            retain: bool,
+        },
+        /// Subscribe to `filter`.
+        Subscribe(&'a str),
+    }
+
+    /// Whether gate `gate` may do `action`: publish, never retained, on its own
+    /// `up` topic only; subscribe to its own `down` topic and the broadcast,
+    /// named exactly (no wildcards). The embedded broker enforces this, and
+    /// the Mosquitto ACL `sync-hub broker-files` writes says the same.
+    pub fn gate_may(venue: u32, gate: &str, action: GateAction<'_>) -> bool {
+        match action {
+            GateAction::Publish { topic, retain } => !retain && topic == up(venue, gate),
+            GateAction::Subscribe(filter) => filter == down(venue, gate) || filter == broadcast(venue),
+        }
+    }
 }

@@ -127,6 +127,7 @@ async fn bench(broker: Broker, quic: bool) -> anyhow::Result<serde_json::Value> 
         quic: quic.then(|| ([127, 0, 0, 1], 0).into()),
         manifests: None,
         http: ([127, 0, 0, 1], 0).into(),
+        http_hosts: Vec::new(),
         cloud: None,
     };
     let mut keys = Vec::new();

@@ -5,7 +5,8 @@
 //! QUIC), and a crowd comes through the doors — valid tickets, QR images read
 //! back by the gate's decoder, the same ticket at two gates at once,
 //! screenshots, refunded, forged, altered, cut-short and other-night tickets — while the
-//! hub is SIGKILLed mid-way and restarted. It ends with a table and fails
+//! hub is SIGKILLed mid-way and restarted. The daemons are this binary started
+//! under their names, so one build makes everything the demo runs. It ends with a table and fails
 //! unless every answer was right and no scan was lost on the way to the cloud.
 
 mod crowd;
@@ -22,7 +23,7 @@ use crowd::{Answer, Gate, Kind, Person, Tally};
 use indicatif::{ProgressBar, ProgressStyle};
 use sale::{Sold, Ticket};
 use tixgate_tests::venue_fixture::{Daemon, free_port, free_udp_port, http_get};
-use tixgate_tests::{binary, run};
+use tixgate_tests::{run, run_as_daemon, serve_daemons_from_this_binary};
 
 /// Run a whole venue on this machine: the cloud sells, the hub and four gates
 /// let the crowd in, the hub fails mid-way, and every scan reaches the cloud.
@@ -53,6 +54,11 @@ const PAIRS_OFFLINE: usize = 10;
 const SETTLE_WITHIN: Duration = Duration::from_secs(90);
 
 fn main() -> ExitCode {
+    // The daemons it starts are this binary under their names (links in the
+    // venue's `bin/`), so `cargo run --bin tixgate-venue` is one build.
+    if let Some(code) = run_as_daemon() {
+        return code;
+    }
     match run_venue(&Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -93,9 +99,7 @@ fn run_venue(args: &Args) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let started = Instant::now();
 
-    let step = spinner("building the daemons (cloud-api, sync-hub, gate-agent)");
-    let _ = binary("cloud-api");
-    step.finish_and_clear();
+    serve_daemons_from_this_binary(&dir.join("bin"))?;
 
     // The cloud sells.
     let cloud = sale::start(&dir)?;
@@ -252,7 +256,6 @@ impl Venue {
     /// and enrols and configures the gates.
     fn set_up(dir: &Path, sold: &Sold, cloud: &str) -> anyhow::Result<Self> {
         let dashboard = format!("127.0.0.1:{}", free_port());
-        std::fs::create_dir_all(dir.join("manifests"))?;
         std::fs::write(dir.join("cloud-token"), &sold.hub_token)?;
         let hub = format!(
             "venue_id = {}\nstate_dir = \"hub-state\"\n[mqtt]\nbroker = \"embedded\"\naddress = \"127.0.0.1:{}\"\n\

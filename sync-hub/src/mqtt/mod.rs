@@ -1,5 +1,6 @@
-//! The MQTT side of the hub: the embedded broker, and the hub's own client
-//! (to the embedded broker or an external one such as Mosquitto).
+//! The MQTT side of the hub: the embedded broker (rumqttd on a loopback port,
+//! behind the [`gatekeeper`] gates connect to), and the hub's own client (to
+//! the embedded broker or an external one such as Mosquitto).
 //!
 //! The hub subscribes to every gate's `up` topic with QoS 1 and a persistent
 //! session, so an external broker keeps what gates sent while the hub restarts.
@@ -16,6 +17,8 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use schema::sync::{HUB_ID, MAX_FRAME, is_client_id_of, topics};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+pub mod gatekeeper;
 
 use crate::core::{Inbound, Outbound};
 use crate::enroll::secret_hash;
@@ -39,12 +42,14 @@ pub enum BrokerError {
 }
 
 /// Who may connect to the embedded broker: enrolled, unrevoked gates with their
-/// password and their own client ids, and the hub itself.
+/// password and their own client ids (at the gatekeeper), and the hub itself.
 #[derive(Clone)]
 pub struct Credentials {
     venue: u32,
     db: PathBuf,
     hub_secret: [u8; 32],
+    /// What the gatekeeper puts in a gate's CONNECT for rumqttd, this run only.
+    gatekeeper_secret: Arc<str>,
     gates: Arc<Mutex<GateSecrets>>,
 }
 
@@ -53,15 +58,37 @@ type GateSecrets = (Option<Instant>, HashMap<String, [u8; 32]>);
 
 /// Re-read the enrolled gates at most this often (enrolments and revocations
 /// take effect within it).
-const CREDENTIALS_TTL: Duration = Duration::from_secs(2);
+const CREDENTIALS_TTL: Duration = Duration::from_secs(1);
 
 impl Credentials {
-    /// Credentials from `hub.db` at `db`, plus the hub's own password for this run.
-    pub fn new(venue: u32, db: PathBuf, hub_password: &str) -> Self {
-        Self { venue, db, hub_secret: secret_hash(hub_password), gates: Arc::default() }
+    /// Credentials from `hub.db` at `db`, plus the hub's own password and the
+    /// gatekeeper's secret for this run.
+    pub fn new(venue: u32, db: PathBuf, hub_password: &str, gatekeeper_secret: &str) -> Self {
+        Self {
+            venue,
+            db,
+            hub_secret: secret_hash(hub_password),
+            gatekeeper_secret: gatekeeper_secret.into(),
+            gates: Arc::default(),
+        }
     }
 
-    /// May this client connect?
+    /// What the gatekeeper logs a gate in with at rumqttd.
+    fn gatekeeper_secret(&self) -> &str {
+        &self.gatekeeper_secret
+    }
+
+    /// May this client log in at rumqttd's loopback port? The hub with its
+    /// password; a gate only through the gatekeeper, which has checked it.
+    fn check_behind_gatekeeper(&self, client_id: &str, user: &str, password: &str) -> bool {
+        if user == HUB_ID {
+            return self.check(client_id, user, password);
+        }
+        let secret = secret_hash(&self.gatekeeper_secret);
+        is_client_id_of(self.venue, user, client_id) && same(&secret_hash(password), &secret)
+    }
+
+    /// May this gate (or the hub) connect with this password?
     pub fn check(&self, client_id: &str, user: &str, password: &str) -> bool {
         let hash = secret_hash(password);
         if user == HUB_ID {
@@ -91,18 +118,18 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Starts the embedded broker on `listen` in its own threads (it runs for the
-/// life of the process). Every connection must pass `credentials`.
-pub fn start_embedded_broker(listen: SocketAddr, credentials: Credentials) -> Result<(), BrokerError> {
-    // rumqttd only logs a failed bind; check first so the operator gets an error.
-    // SO_REUSEADDR as the broker's own listener has it: a restart right after a
-    // crash must not trip over the old connections in TIME_WAIT.
-    let probe = if listen.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
-    probe
-        .and_then(|socket| {
-            socket.set_reuseaddr(true)?;
-            socket.bind(listen)
-        })
+/// Starts the embedded broker: rumqttd on a free loopback port in its own
+/// threads (it runs for the life of the process), and the [`gatekeeper`] on
+/// `listen` in front of it. Returns the loopback address, where the hub's own
+/// client connects.
+pub async fn start_embedded_broker(
+    listen: SocketAddr,
+    credentials: Credentials,
+    status: crate::status::Status,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, BrokerError> {
+    let inner = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|probe| probe.local_addr())
         .map_err(|source| BrokerError::Listen { addr: listen, source })?;
     let mut connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 5_000,
@@ -112,13 +139,14 @@ pub fn start_embedded_broker(listen: SocketAddr, credentials: Credentials) -> Re
         external_auth: None,
         dynamic_filters: true,
     };
+    let behind = credentials.clone();
     connections.set_auth_handler(move |client_id: String, user: String, password: String| {
-        let credentials = credentials.clone();
-        async move { credentials.check(&client_id, &user, &password) }
+        let credentials = behind.clone();
+        async move { credentials.check_behind_gatekeeper(&client_id, &user, &password) }
     });
     let server = rumqttd::ServerSettings {
         name: "tixgate-v4".into(),
-        listen,
+        listen: inner,
         tls: None,
         next_connection_delay_ms: 1,
         connections,
@@ -143,8 +171,9 @@ pub fn start_embedded_broker(listen: SocketAddr, credentials: Credentials) -> Re
                 tracing::error!(error = %e, "embedded MQTT broker stopped");
             }
         })
-        .map_err(|source| BrokerError::Listen { addr: listen, source })?;
-    Ok(())
+        .map_err(|source| BrokerError::Listen { addr: inner, source })?;
+    gatekeeper::start(listen, inner, credentials, status, shutdown).await?;
+    Ok(inner)
 }
 
 /// One MQTT connection with the options tixgate uses everywhere: persistent
