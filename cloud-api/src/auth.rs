@@ -59,6 +59,9 @@ pub struct Claims {
     /// The venue of a hub device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub venue: Option<i64>,
+    /// A person's sign-in session ([`crate::sessions`]); hub devices have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<i64>,
     /// Issued at (Unix seconds).
     pub iat: i64,
     /// Expires at (Unix seconds).
@@ -97,10 +100,34 @@ impl Tokens {
         }
     }
 
-    /// Signs a token.
+    /// Signs a token without a session: a hub device's (people's tokens come
+    /// from [`crate::sessions::open`]).
     pub fn issue(&self, sub: i64, role: Role, venue: Option<i64>, now: i64, ttl: i64) -> Result<String, ApiError> {
-        let claims = Claims { sub: sub.to_string(), role, venue, iat: now, exp: now.saturating_add(ttl) };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&Claims { sub: sub.to_string(), role, venue, sid: None, iat: now, exp: now.saturating_add(ttl) })
+    }
+
+    /// Signs a person's token for sign-in session `session`.
+    pub fn issue_for_session(
+        &self,
+        user: i64,
+        role: Role,
+        session: i64,
+        now: i64,
+        ttl: i64,
+    ) -> Result<String, ApiError> {
+        let claims = Claims {
+            sub: user.to_string(),
+            role,
+            venue: None,
+            sid: Some(session),
+            iat: now,
+            exp: now.saturating_add(ttl),
+        };
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("token signing: {e}")))
     }
 
@@ -210,7 +237,21 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated("Authorization must be `Bearer <token>`"))?;
         let claims = state.tokens.check(token.trim())?;
+        Self::of_claims(&state.db, &claims, crate::clock::now()).await
+    }
+}
+
+impl Caller {
+    /// The caller a checked token names, once its session is found open (a
+    /// person's); refused when the person signed out or their role changed.
+    pub async fn of_claims(db: &crate::db::Db, claims: &Claims, now: i64) -> Result<Self, ApiError> {
         let id = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("access token invalid"))?;
+        if claims.role != Role::Hub {
+            let Some(session) = claims.sid else { return Err(ApiError::Unauthenticated("access token invalid")) };
+            if !crate::sessions::is_open(db, id, session, now).await? {
+                return Err(ApiError::Unauthenticated("session ended; sign in again"));
+            }
+        }
         Ok(Self { id, role: claims.role, venue: claims.venue })
     }
 }

@@ -184,7 +184,7 @@ type ApiResult<T> = Result<T, ApiError>;
 #[openapi(
     info(title = "tixgate cloud API", description = "Sells tickets, issues signed barcodes, feeds venue hubs."),
     paths(
-        register, login, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
+        register, login, logout, oidc_login, me, set_role, my_tickets, create_venue, get_venue, manifest, upload_scans, add_device,
         revoke_device, list_events, get_event, event_seats, list_media, upload_media, media_original, media_thumbnail,
         delete_media, reserve, release_hold, create_event, publish_event, cancel_event,
         add_ticket_type, create_promo_code, list_promo_codes, disable_promo_code, get_template, put_template, list_notifications, analytics, list_cases, resolve_case,
@@ -230,6 +230,7 @@ pub fn router(state: AppState) -> Router {
         .merge(limited)
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/auth/logout", post(logout))
         .route("/users/me", get(me))
         .route("/users/me/tickets", get(my_tickets))
         .route("/admin/users/{id}/role", put(set_role))
@@ -280,7 +281,16 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(refuse_control_characters))
         .layer(axum::middleware::from_fn(plain_refusals_as_problems))
         .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn(no_sniffing))
         .with_state(state)
+}
+
+/// Every response is taken as the type it declares: a browser never sniffs an
+/// uploaded file into a page.
+async fn no_sniffing(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// The largest form a page posts.
@@ -385,6 +395,23 @@ async fn login(State(s): State<AppState>, c: Body<Credentials>) -> ApiResult<Jso
     Ok(Json(users::login(&s.db, &s.tokens, &c.get()?, clock::now()).await?))
 }
 
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts", security(("bearer" = [])), responses((status = 204, description = "the token's session is over: it opens nothing any more"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthenticated("missing bearer token"))?;
+    let claims = s.tokens.check(token.trim())?;
+    let now = clock::now();
+    let caller = Caller::of_claims(&s.db, &claims, now).await?;
+    let Some(session) = claims.sid else {
+        return Err(ApiError::Forbidden("a device token is revoked by its venue's organizer, not signed out"));
+    };
+    crate::sessions::end(&s.db, caller.id, session, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/users/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = users::User), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
 async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<users::User>> {
     caller.require_person()?;
@@ -407,7 +434,7 @@ async fn set_role(
     change: Body<RoleChange>,
 ) -> ApiResult<Json<users::User>> {
     caller.require(&[Role::Admin])?;
-    Ok(Json(users::set_role(&s.db, path(id)?, change.get()?.role).await?))
+    Ok(Json(users::set_role(&s.db, path(id)?, change.get()?.role, clock::now()).await?))
 }
 
 #[utoipa::path(get, path = "/users/me/tickets", tag = "tickets", security(("bearer" = [])), responses((status = 200, body = Vec<tickets::Ticket>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
@@ -871,6 +898,7 @@ async fn stripe_webhook(
         signature::SignatureError::Stale => ApiError::BadSignature("timestamp outside the 300 s tolerance"),
         signature::SignatureError::Mismatch => ApiError::BadSignature("no signature matches"),
     })?;
+    crate::text_guard::check_json(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let event = webhook::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let outcome = orders::apply_webhook(s.orders(), &event).await?;
     Ok(Json(serde_json::json!({ "received": true, "outcome": outcome })))

@@ -36,6 +36,7 @@ pub mod read_model;
 pub mod resale;
 pub mod seatmap;
 pub mod server;
+pub mod sessions;
 pub mod text_guard;
 pub mod tickets;
 pub mod users;

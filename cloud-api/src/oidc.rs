@@ -192,7 +192,7 @@ pub async fn sign_in(
     let role = db.query_one("SELECT role FROM users WHERE id = ?1", params![user]).await?.text(0)?;
     let role = Role::parse(&role).ok_or(ApiError::Internal("stored role unknown".into()))?;
     Ok(AccessToken {
-        access_token: tokens.issue(user, role, None, now, tokens.login_ttl)?,
+        access_token: crate::sessions::open(db, tokens, user, role, now).await?,
         token_type: "Bearer".into(),
         expires_in: tokens.login_ttl,
     })

@@ -130,7 +130,7 @@ pub async fn login(db: &Db, tokens: &Tokens, credentials: &Credentials, now: i64
     let ok = hashing(move || auth::verify_password(&password, &stored)).await?;
     match (id, role, ok) {
         (Some(id), Some(role), true) => Ok(AccessToken {
-            access_token: tokens.issue(id, role, None, now, tokens.login_ttl)?,
+            access_token: crate::sessions::open(db, tokens, id, role, now).await?,
             token_type: "Bearer".into(),
             expires_in: tokens.login_ttl,
         }),
@@ -157,13 +157,18 @@ pub async fn get(db: &Db, id: i64) -> Result<User, ApiError> {
     })
 }
 
-/// Changes a user's role (admins only; hub is a device role, not a person's).
-pub async fn set_role(db: &Db, id: i64, role: Role) -> Result<User, ApiError> {
+/// Changes a user's role (admins only; hub is a device role, not a person's)
+/// and ends their sessions: the new role holds from their next sign-in, the
+/// old one from no request on.
+pub async fn set_role(db: &Db, id: i64, role: Role, now: i64) -> Result<User, ApiError> {
     if role == Role::Hub {
         return Err(ApiError::BadRequest("role: hub is for devices; issue a device token instead".into()));
     }
-    if db.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![role.as_str(), id]).await? == 0 {
+    let mut tx = db.begin().await?;
+    if tx.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![role.as_str(), id]).await? == 0 {
         return Err(ApiError::NotFound("user"));
     }
+    crate::sessions::end_all(&mut tx, id, now).await?;
+    tx.commit().await?;
     get(db, id).await
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use tixgate_tests::run;
 
-use crate::cloud_sale::{Client, serve, start};
+use crate::cloud_sale::{Client, start};
+use tixgate_tests::cloud_server::serve;
 
 const TICKETS: i64 = 150;
 const BUYERS: usize = 12;

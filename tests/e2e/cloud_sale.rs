@@ -5,20 +5,11 @@
 //! delta manifest makes the gate refuse the other as revoked.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
+use tixgate_tests::cloud_server::{Server, serve};
 use tixgate_tests::{binary, run};
-
-pub(crate) struct Server(pub(crate) Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub(crate) struct Client {
     pub(crate) base: String,
@@ -91,28 +82,6 @@ pub(crate) fn start(dir: &Path) -> (Server, String) {
     assert!(added.status.success(), "{added:?}");
     let server = serve(dir, port);
     (server, format!("http://127.0.0.1:{port}"))
-}
-
-/// Starts `cloud-api serve` in `dir` on `port` and waits until it listens.
-pub(crate) fn serve(dir: &Path, port: u16) -> Server {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cloud.log")).unwrap();
-    let child = Command::new(binary("cloud-api"))
-        .args(["serve", "--config", "cloud.toml"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < end,
-            "cloud-api did not start: {}",
-            std::fs::read_to_string(dir.join("cloud.log")).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
 }
 
 fn verify(dir: &Path, args: &[&str]) -> Value {

@@ -132,11 +132,7 @@ fn the_embedded_broker_refuses_strangers_borrowed_sessions_and_revoked_gates() {
     let _hub = venue.start_hub();
     let venue_id = u32::try_from(venue.venue_id).unwrap();
     let (host, port) = schema::sync::parse_host_port(&venue.mqtt_address).unwrap();
-    let password = |gate: &str| {
-        let path = venue.gate_dir(gate).join("enrolment/enrolment.json");
-        let enrolment: schema::sync::Enrolment = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        enrolment.mqtt_password
-    };
+    let password = |gate: &str| venue.mqtt_password(gate);
     let connects = |client_id: &str, login: Option<(&str, &str)>| -> bool {
         let mut options = MqttOptions::new(client_id, host.clone(), port);
         if let Some((user, pass)) = login {
@@ -165,4 +161,38 @@ fn the_embedded_broker_refuses_strangers_borrowed_sessions_and_revoked_gates() {
     assert_eq!(out.code, 0, "{out:?}");
     std::thread::sleep(Duration::from_millis(1_500)); // the broker re-reads enrolments every second
     assert!(!connects(&north_id, Some(("north-1", &north))), "revoked");
+}
+
+/// A page elsewhere that points its own name at the hub (DNS rebinding) gets
+/// nothing: the dashboard answers localhost, IP addresses and the names in
+/// `[http] hosts` only.
+#[test]
+fn the_dashboard_answers_only_for_its_own_names() {
+    use std::io::{Read, Write};
+    let venue = VenueFixture::new(1, &BrokerChoice::Embedded);
+    let mut hub_toml = std::fs::read_to_string(venue.path().join("hub.toml")).unwrap();
+    hub_toml =
+        hub_toml.replace("listen = \"127.0.0.1:0\"\n", "listen = \"127.0.0.1:0\"\nhosts = [\"hub.venue.lan\"]\n");
+    std::fs::write(venue.path().join("hub.toml"), hub_toml).unwrap();
+    let hub = venue.start_hub();
+    let http = hub.ready.as_ref().unwrap()["http"].as_str().unwrap().to_owned();
+    let port = http.rsplit_once(':').unwrap().1;
+    let get = |path: &str, host: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&http).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    for path in ["/", "/api/status", "/events", "/metrics"] {
+        for host in ["attacker.example", &format!("attacker.example:{port}"), "127.0.0.1.attacker.example"] {
+            let answer = get(path, host);
+            assert!(answer.starts_with("HTTP/1.1 421 "), "{path} for {host}: {answer}");
+            assert!(answer.contains("application/problem+json") && !answer.contains("gates"), "{answer}");
+        }
+    }
+    for host in [http.clone(), format!("localhost:{port}"), format!("hub.venue.lan:{port}"), format!("[::1]:{port}")] {
+        let answer = get("/api/status", &host);
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{host}: {answer}");
+    }
 }

@@ -27,7 +27,9 @@ const MAX_AGE_S: u64 = 10;
 async fn sell_rotating_ticket(state: &AppState, venue_id: i64) -> (String, i64, Caller) {
     let phone_only = serde_json::json!({"name": "Phone only", "price_minor": 1000, "currency": "EUR", "total": 10, "rotating": true});
     let sale = sell(state, venue_id, phone_only, 1).await;
-    let token = state.tokens.issue(sale.fan.id, Role::Customer, None, clock::now(), 3600).expect("login token");
+    let token = cloud_api::sessions::open(&state.db, &state.tokens, sale.fan.id, Role::Customer, clock::now())
+        .await
+        .expect("login");
     (token, sale.ticket_ids[0], sale.organizer)
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::panic, reason = "a test harness: failing loudly is its job")]
 
 pub mod browser;
+pub mod cloud_server;
 pub mod gate_fixture;
 pub mod mqtt_session;
 pub mod proxy;

@@ -96,6 +96,13 @@ impl VenueFixture {
         Self { dir, venue_id, codes: codes.lines().map(str::to_owned).collect(), mqtt_address, quic_address }
     }
 
+    /// Gate `gate`'s MQTT password, from its enrolment.
+    pub fn mqtt_password(&self, gate: &str) -> String {
+        let path = self.gate_dir(gate).join("enrolment/enrolment.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str::<schema::sync::Enrolment>(&text).expect("an enrolment").mqtt_password
+    }
+
     /// The venue's folder.
     pub fn path(&self) -> &Path {
         self.dir.path()

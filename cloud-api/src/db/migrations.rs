@@ -185,6 +185,11 @@ const MIGRATIONS: &[&str] = &[
         content_type TEXT NOT NULL, bytes BIGINT NOT NULL, width BIGINT, height BIGINT,
         created_by BIGINT NOT NULL, created_at BIGINT NOT NULL);
     CREATE INDEX media_by_event ON media(event_id, created_at)",
+    // Sign-in sessions: a token names one; a sign-out or a role change ends them.
+    "CREATE TABLE sessions (
+        id {serial}, user_id BIGINT NOT NULL REFERENCES users(id), created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, ended_at BIGINT);
+     CREATE INDEX sessions_by_user ON sessions (user_id)",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -77,10 +77,11 @@ pub fn inspect(declared: &str, bytes: &[u8]) -> Result<Inspected, MediaError> {
         _ => return Err(MediaError::UnsupportedType(declared)),
     };
     let Some(format) = format else {
-        // ISO base media files open with a box whose type is `ftyp`; WebM with the EBML magic.
+        // The whole container is walked, not just its magic: HTML behind an
+        // `ftyp` box would otherwise pass for a video.
         let ok = match content_type {
-            "video/mp4" => bytes.get(4..8) == Some(b"ftyp"),
-            _ => bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+            "video/mp4" => is_mp4(bytes),
+            _ => is_webm(bytes),
         };
         return if ok {
             Ok(Inspected { kind, content_type, size: None, thumbnail: None })
@@ -115,6 +116,102 @@ pub fn inspect(declared: &str, bytes: &[u8]) -> Result<Inspected, MediaError> {
     Ok(Inspected { kind, content_type, size: Some((width, height)), thumbnail: Some(thumbnail) })
 }
 
+/// An ISO base media file (MP4): boxes end to end over the whole file, with
+/// printable four-character types, `ftyp` first, and a `moov` (the movie's
+/// description) and media (`mdat`) among them.
+fn is_mp4(bytes: &[u8]) -> bool {
+    let (mut rest, mut first, mut movie, mut media) = (bytes, true, false, false);
+    while !rest.is_empty() {
+        let Some((kind, size)) = mp4_box(rest) else { return false };
+        if first && kind != b"ftyp" {
+            return false;
+        }
+        first = false;
+        movie |= kind == b"moov";
+        media |= kind == b"mdat";
+        rest = &rest[size..];
+    }
+    movie && media
+}
+
+/// The type and whole size of the box at the start of `bytes`, if it fits.
+fn mp4_box(bytes: &[u8]) -> Option<(&[u8], usize)> {
+    let size = u32::from_be_bytes(bytes.get(0..4)?.try_into().ok()?);
+    let kind = bytes.get(4..8)?;
+    if !kind.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return None;
+    }
+    let (header, size) = match size {
+        // The box runs to the end of the file.
+        0 => (8, bytes.len() as u64),
+        // A 64-bit size follows the type.
+        1 => (16, u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?)),
+        n => (8, u64::from(n)),
+    };
+    let size = usize::try_from(size).ok()?;
+    (header <= size && size <= bytes.len()).then_some((kind, size))
+}
+
+/// EBML ids of the WebM elements looked at.
+const EBML: u32 = 0x1A45_DFA3;
+const DOC_TYPE: u32 = 0x4282;
+const SEGMENT: u32 = 0x1853_8067;
+const TRACKS: u32 = 0x1654_AE6B;
+
+/// A WebM file: an EBML header whose DocType is `webm`, then a Segment whose
+/// elements lie within it, among them the Tracks.
+fn is_webm(bytes: &[u8]) -> bool {
+    let Some((EBML, header, rest)) = ebml_element(bytes) else { return false };
+    let mut doc_type = None;
+    let mut fields = header;
+    while !fields.is_empty() {
+        let Some((id, body, after)) = ebml_element(fields) else { return false };
+        if id == DOC_TYPE {
+            doc_type = Some(body);
+        }
+        fields = after;
+    }
+    if doc_type != Some(b"webm".as_slice()) {
+        return false;
+    }
+    let Some((SEGMENT, mut segment, _)) = ebml_element(rest) else { return false };
+    let mut tracks = false;
+    while !segment.is_empty() {
+        let Some((id, _, after)) = ebml_element(segment) else { return false };
+        tracks |= id == TRACKS;
+        segment = after;
+    }
+    tracks
+}
+
+/// The element at the start of `bytes`: its id, its body and what follows it.
+/// An element of unknown size (a live stream's) runs to the end.
+fn ebml_element(bytes: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+    let (id_len, _) = ebml_vint(bytes, 4)?;
+    let id = bytes[..id_len].iter().fold(0u32, |id, &b| (id << 8) | u32::from(b));
+    let (size_len, size) = ebml_vint(&bytes[id_len..], 8)?;
+    let start = id_len + size_len;
+    let end = match size {
+        Some(size) => start.checked_add(usize::try_from(size).ok()?)?,
+        None => bytes.len(),
+    };
+    Some((id, bytes.get(start..end)?, &bytes[end..]))
+}
+
+/// A variable-length EBML integer of at most `max` bytes: its length, and its
+/// value without the length marker (`None` for the reserved "unknown" value).
+fn ebml_vint(bytes: &[u8], max: usize) -> Option<(usize, Option<u64>)> {
+    let first = *bytes.first()?;
+    let len = usize::try_from(first.leading_zeros()).ok()? + 1;
+    if len > max {
+        return None;
+    }
+    let raw = bytes.get(..len)?;
+    let value = raw.iter().skip(1).fold(u64::from(first) & (0xFF >> len), |v, &b| (v << 8) | u64::from(b));
+    let unknown = value == (1u64 << (7 * len)) - 1;
+    Some((len, (!unknown).then_some(value)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,9 +244,53 @@ mod tests {
         assert_eq!(inspect("image/gif", &png), Err(MediaError::UnsupportedType("image/gif".into())));
         assert_eq!(inspect("image/png", &[]), Err(MediaError::Empty));
         assert!(matches!(inspect("image/png", &png[..40]), Err(MediaError::Undecodable(_))));
-        let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom";
-        assert_eq!(inspect("video/mp4", mp4).map(|i| (i.kind, i.thumbnail)), Ok((Kind::Video, None)));
-        assert_eq!(inspect("video/webm", mp4), Err(MediaError::Mismatch("video/webm")));
+        let mp4 = tiny_mp4();
+        assert_eq!(inspect("video/mp4", &mp4).map(|i| (i.kind, i.thumbnail)), Ok((Kind::Video, None)));
+        assert_eq!(inspect("video/webm", &mp4), Err(MediaError::Mismatch("video/webm")));
+        let webm = tiny_webm();
+        assert_eq!(inspect("video/webm", &webm).map(|i| i.content_type), Ok("video/webm"));
+        assert_eq!(inspect("video/mp4", &webm), Err(MediaError::Mismatch("video/mp4")));
+    }
+
+    /// `ftyp`, an empty `moov` and two bytes of `mdat`.
+    fn tiny_mp4() -> Vec<u8> {
+        let mut mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom\0\0\0\x08moov".to_vec();
+        mp4.extend_from_slice(b"\0\0\0\x0amdat\x01\x02");
+        mp4
+    }
+
+    /// An EBML header naming `webm`, and a Segment holding empty Info and Tracks.
+    fn tiny_webm() -> Vec<u8> {
+        let mut webm = vec![0x1A, 0x45, 0xDF, 0xA3, 0x87, 0x42, 0x82, 0x84];
+        webm.extend_from_slice(b"webm");
+        webm.extend_from_slice(&[
+            0x18, 0x53, 0x80, 0x67, 0x8A, 0x15, 0x49, 0xA9, 0x66, 0x80, 0x16, 0x54, 0xAE, 0x6B, 0x80,
+        ]);
+        webm
+    }
+
+    #[test]
+    fn a_video_is_walked_to_its_end_not_judged_by_its_first_bytes() {
+        // A web page behind a real `ftyp` box, or behind the EBML magic.
+        let mut html_mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+        html_mp4.extend_from_slice(b"<html><script>alert(1)</script></html>");
+        assert_eq!(inspect("video/mp4", &html_mp4), Err(MediaError::Mismatch("video/mp4")));
+        let mut html_webm = vec![0x1A, 0x45, 0xDF, 0xA3];
+        html_webm.extend_from_slice(b"<html><script>alert(1)</script></html>");
+        assert_eq!(inspect("video/webm", &html_webm), Err(MediaError::Mismatch("video/webm")));
+        // Cut short, a box longer than the file, no movie, no media, a Matroska
+        // (not WebM) header, a Segment without Tracks.
+        let mp4 = tiny_mp4();
+        assert!(inspect("video/mp4", &mp4[..mp4.len() - 1]).is_err());
+        let mut long = mp4.clone();
+        long[3] = 0xff;
+        assert!(inspect("video/mp4", &long).is_err());
+        assert!(inspect("video/mp4", &mp4[..24]).is_err(), "ftyp alone");
+        let mut matroska = tiny_webm();
+        matroska[8..12].copy_from_slice(b"mkv ");
+        assert!(inspect("video/webm", &matroska).is_err());
+        let webm = tiny_webm();
+        assert!(inspect("video/webm", &webm[..webm.len() - 4]).is_err());
     }
 
     proptest! {

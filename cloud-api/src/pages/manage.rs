@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::{catalog, params};
 
-fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Box<Response>> {
-    match session(s, headers) {
+async fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Box<Response>> {
+    match session(s, headers).await {
         Some(c) if c.is_runner() => Ok(c),
         Some(c) => Err(Box::new(error_page(Some(&c), &ApiError::Forbidden("these pages are for organizers")))),
         None => Err(Box::new(sign_in_first(here))),
@@ -24,7 +24,7 @@ fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Bo
 
 /// `GET /manage`: the organizer's events.
 pub async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let caller = match organizer(&s, &headers, "/manage") {
+    let caller = match organizer(&s, &headers, "/manage").await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -60,7 +60,7 @@ pub async fn event(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let Ok(Path(id)) = id else { return error_page(None, &ApiError::NotFound("event")) };
-    let caller = match organizer(&s, &headers, &format!("/manage/events/{id}")) {
+    let caller = match organizer(&s, &headers, &format!("/manage/events/{id}")).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -199,7 +199,7 @@ pub async fn resolve_case(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     form: Result<Form<ResolveForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let caller = match organizer(&s, &headers, "/manage") {
+    let caller = match organizer(&s, &headers, "/manage").await {
         Ok(c) => c,
         Err(r) => return *r,
     };

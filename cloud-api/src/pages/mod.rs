@@ -156,14 +156,21 @@ const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::REFERRER_POLICY, "same-origin"),
 ];
 
-/// The signed-in user, if the session cookie holds a valid token.
-pub fn session(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
-    let token = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+/// The signed-in user, if the session cookie holds a valid token of a session
+/// still open.
+pub async fn session(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
+    let claims = state.tokens.check(session_token(headers)?).ok()?;
+    if claims.role == Role::Hub {
+        return None;
+    }
+    Caller::of_claims(&state.db, &claims, clock::now()).await.ok()
+}
+
+/// The session cookie's token.
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
         cookies.split(';').find_map(|c| c.trim().strip_prefix(SESSION_COOKIE).and_then(|v| v.strip_prefix('=')))
-    })?;
-    let claims = state.tokens.check(token).ok()?;
-    let id = claims.sub.parse().ok()?;
-    (claims.role != Role::Hub).then_some(Caller { id, role: claims.role, venue: claims.venue })
+    })
 }
 
 /// An error as a page: what went wrong, in words, with the right status.
@@ -284,7 +291,14 @@ fn signed_in(token: &str, ttl: i64, next: &str) -> Response {
     response
 }
 
-async fn logout() -> Response {
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    // The session ends at the server too: a copied cookie opens nothing after this.
+    if let Some(claims) = session_token(&headers).and_then(|token| s.tokens.check(token).ok())
+        && let (Ok(user), Some(session)) = (claims.sub.parse(), claims.sid)
+        && crate::sessions::end(&s.db, user, session, clock::now()).await.is_err()
+    {
+        return error_page(None, &ApiError::Internal("sign-out failed".into()));
+    }
     let mut response = Redirect::to("/").into_response();
     let gone = HeaderValue::from_static("tixgate_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     response.headers_mut().insert(header::SET_COOKIE, gone);

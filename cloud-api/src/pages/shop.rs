@@ -20,7 +20,7 @@ use crate::{clock, media, read_model, tickets};
 
 /// `GET /`: published events, soonest first.
 pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let caller = session(&s, &headers);
+    let caller = session(&s, &headers).await;
     // Upcoming only: past events stay published, and would crowd the first page.
     let filter = EventFilter { from: Some(clock::now()), per_page: Some(100), ..EventFilter::default() };
     let events = match read_model::list(&s.db, &filter).await {
@@ -44,7 +44,7 @@ pub async fn event(
     headers: HeaderMap,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let caller = session(&s, &headers);
+    let caller = session(&s, &headers).await;
     let Ok(Path(id)) = id else { return error_page(caller.as_ref(), &ApiError::NotFound("event")) };
     match event_body(&s, caller.as_ref(), id).await {
         Ok((title, body)) => page(&title, caller.as_ref(), &body),
@@ -119,7 +119,7 @@ pub async fn buy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     form: Result<Form<BuyForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let caller = session(&s, &headers);
+    let caller = session(&s, &headers).await;
     let Ok(Form(form)) = form else {
         return error_page(caller.as_ref(), &ApiError::BadRequest("the form is incomplete".into()));
     };
@@ -177,7 +177,7 @@ pub struct JustBought {
 
 /// `GET /my/tickets`: the signed-in customer's tickets with their QR codes.
 pub async fn my_tickets(State(s): State<AppState>, headers: HeaderMap, bought: Query<JustBought>) -> Response {
-    let Some(caller) = session(&s, &headers) else { return sign_in_first("/my/tickets") };
+    let Some(caller) = session(&s, &headers).await else { return sign_in_first("/my/tickets") };
     match tickets_body(&s, &caller, bought.order).await {
         Ok(body) => page("My tickets", Some(&caller), &body),
         Err(e) => error_page(Some(&caller), &e),

@@ -9,7 +9,12 @@ use serde_json::json;
 use crate::harness::{Api, Store};
 use crate::on_both_stores;
 
-on_both_stores!(every_private_endpoint_refuses_bad_tokens, customers_see_only_their_own, logins_are_checked);
+on_both_stores!(
+    every_private_endpoint_refuses_bad_tokens,
+    customers_see_only_their_own,
+    logins_are_checked,
+    a_role_change_or_a_sign_out_holds_from_the_next_request
+);
 
 /// Every route that needs a token, with the roles that may call it.
 fn private_routes(event: i64, venue: i64, order: i64, ticket: i64) -> Vec<(Method, String, &'static [Role])> {
@@ -19,6 +24,7 @@ fn private_routes(event: i64, venue: i64, order: i64, ticket: i64) -> Vec<(Metho
     const FEED: &[Role] = &[Role::Hub, Role::Organizer, Role::Admin];
     vec![
         (Method::GET, "/users/me".into(), PEOPLE),
+        (Method::POST, "/auth/logout".into(), PEOPLE),
         (Method::GET, "/users/me/tickets".into(), PEOPLE),
         (Method::PUT, "/admin/users/1/role".into(), ADMIN),
         (Method::POST, "/venues".into(), RUNNERS),
@@ -61,7 +67,17 @@ async fn every_private_endpoint_refuses_bad_tokens(store: Store) {
     let now = clock::now();
     let expired = ours.issue(customer_id, Role::Admin, None, now - 7200, 3600).unwrap();
     let foreign = Tokens::new(&[9; 32], 3600).issue(customer_id, Role::Admin, None, now, 3600).unwrap();
-    let tokens_of = |role: Role| ours.issue(customer_id, role, Some(venue), now, 3600).unwrap();
+    // Tokens signed with the service's own secret, each claiming a role; a
+    // person's names an open session, as a signed-in token does.
+    let mut role_tokens = std::collections::BTreeMap::new();
+    for role in [Role::Customer, Role::Organizer, Role::Admin, Role::Hub] {
+        let token = match role {
+            Role::Hub => ours.issue(customer_id, role, Some(venue), now, 3600).unwrap(),
+            _ => cloud_api::sessions::open(&api.state.db, &ours, customer_id, role, now).await.unwrap(),
+        };
+        role_tokens.insert(role.as_str(), token);
+    }
+    let tokens_of = |role: Role| role_tokens[role.as_str()].clone();
 
     let body = json!({});
     for (method, path, allowed) in private_routes(event, venue, order_id, ticket_id) {
@@ -140,4 +156,41 @@ async fn logins_are_checked(store: Store) {
     let (status, _) =
         api.post("/auth/register", None, json!({"email": "x@example.com", "password": "short", "name": "X"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// An organizer demoted to customer cannot use the old token on the next
+/// request; signing out ends that token's session and no other.
+async fn a_role_change_or_a_sign_out_holds_from_the_next_request(store: Store) {
+    let api = Api::start(store).await;
+    let (organizer_id, organizer) = api.user("org@example.com", Role::Organizer).await;
+    let (_, admin) = api.user("admin@example.com", Role::Admin).await;
+    let venue = json!({"name": "Hall", "address": "1 Main St", "capacity": 100});
+    let (status, created) = api.post("/venues", Some(&organizer), venue.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let demote = json!({"role": "customer"});
+    let (status, user) =
+        api.call(Method::PUT, &format!("/admin/users/{organizer_id}/role"), Some(&admin), Some(demote)).await;
+    assert_eq!((status, user["role"].as_str()), (StatusCode::OK, Some("customer")), "{user}");
+    let (status, problem) = api.post("/venues", Some(&organizer), venue.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token still works: {problem}");
+    assert_eq!(problem["detail"], "session ended; sign in again");
+    let venues = api.state.db.query_one("SELECT COUNT(*) FROM venues", &[]).await.unwrap().int(0).unwrap();
+    assert_eq!(venues, 1, "nothing was made with the old token");
+
+    // Signed in again, as what they are now; two devices, two sessions.
+    let login = json!({"email": "org@example.com", "password": "long enough password"});
+    let (_, phone) = api.post("/auth/login", None, login.clone()).await;
+    let (_, laptop) = api.post("/auth/login", None, login).await;
+    let (phone, laptop) = (phone["access_token"].as_str().unwrap(), laptop["access_token"].as_str().unwrap());
+    let (status, _) = api.post("/venues", Some(phone), venue).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a customer now");
+    let (status, _) = api.post("/auth/logout", Some(phone), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, problem) = api.get("/users/me", Some(phone)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out, yet: {problem}");
+    let (status, again) = api.post("/auth/logout", Some(phone), json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{again}");
+    let (status, me) = api.get("/users/me", Some(laptop)).await;
+    assert_eq!((status, me["id"].as_i64()), (StatusCode::OK, Some(organizer_id)), "the other session stays: {me}");
 }

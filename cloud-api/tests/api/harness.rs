@@ -275,7 +275,7 @@ impl Api {
         assert_eq!(status, StatusCode::CREATED, "{user}");
         let id = user["id"].as_i64().expect("id");
         if role != Role::Customer {
-            users::set_role(&self.state.db, id, role).await.expect("role");
+            users::set_role(&self.state.db, id, role, cloud_api::clock::now()).await.expect("role");
         }
         let (status, login) =
             self.post("/auth/login", None, json!({"email": email, "password": "long enough password"})).await;

@@ -99,6 +99,12 @@ async fn upload(api: &Api, token: &str, event: i64, content_type: &str, body: Ve
 async fn fetch(api: &Api, path: &str) -> (StatusCode, String, Vec<u8>) {
     let resp = api.http.get(format!("{}{path}", api.base)).send().await.unwrap();
     let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    // A browser must take the declared type at its word, never sniff another.
+    assert_eq!(
+        resp.headers().get("x-content-type-options").map(|v| v.as_bytes()),
+        Some(b"nosniff".as_slice()),
+        "{path}"
+    );
     (resp.status(), content_type, resp.bytes().await.unwrap().to_vec())
 }
 
@@ -143,7 +149,13 @@ async fn round_trip(api: &Api) {
     let (status, picture) = upload(api, &organizer, event, "image/jpeg", photo.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{picture}");
     assert_eq!((picture["width"].as_i64(), picture["height"].as_i64()), (Some(1600), Some(900)));
-    let video_bytes = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom-and-some-frames".to_vec();
+    // A whole (tiny) MP4: `ftyp`, an empty `moov`, and `mdat` with the frames.
+    let mut video_bytes = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom\0\0\0\x08moov\0\0\0\x17mdat".to_vec();
+    video_bytes.extend_from_slice(b"and some frames");
+    // HTML behind a real `ftyp` box is no video.
+    let html = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom<html><script>alert(1)</script></html>".to_vec();
+    let (status, problem) = upload(api, &organizer, event, "video/mp4", html).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (status, video) = upload(api, &organizer, event, "video/mp4", video_bytes.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{video}");
     assert_eq!((video["kind"].as_str(), video["thumbnail_url"].clone()), (Some("video"), Value::Null));

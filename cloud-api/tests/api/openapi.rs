@@ -9,6 +9,7 @@ use crate::harness::{Api, Store};
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/register"),
     ("post", "/auth/login"),
+    ("post", "/auth/logout"),
     ("post", "/auth/oidc/{provider}"),
     ("get", "/users/me"),
     ("get", "/users/me/tickets"),
