@@ -12,7 +12,7 @@
 //!   topic and the broadcast, with no wildcards;
 //! - the gate's credentials are checked again every [`RECHECK_EVERY`]: a gate
 //!   revoked while connected loses its sessions within
-//!   [`RECHECK_EVERY`] + [`super::CREDENTIALS_TTL`].
+//!   [`RECHECK_EVERY`] plus the second the enrolled gates are cached for.
 //!
 //! A gate that breaks a rule is disconnected (an honest gate never does) and the
 //! refusal counted on the dashboard. What the broker sends back is copied
