@@ -6,6 +6,8 @@
 //! first hit wins: the hybrid (local) binariser; a global histogram binariser;
 //! then a sharpened copy (upscaled 2x first when small), which rescues most
 //! defocused codes: on the synthetic set it lifts the read rate from 72% to 96%.
+//!
+//! Free of the crate's other modules: the fuzz targets compile this file by path.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};

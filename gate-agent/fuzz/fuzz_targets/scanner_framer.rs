@@ -3,8 +3,11 @@
 #![no_main]
 
 use firmware_config::Profile;
-use gate_agent::hardware::scanner::CodeFramer;
+use framer::CodeFramer;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../src/hardware/scanner/framer.rs"]
+mod framer;
 
 fuzz_target!(|data: &[u8]| {
     let Some(Ok(Profile::Scanner(profile))) = firmware_config::built_in("newland-fm430-rs232") else { return };

@@ -48,7 +48,8 @@ enum Area {
     Qr,
     /// Flash sale through the cloud API on SQLite and PostgreSQL: 1,000
     /// tickets, 200 clients, 50,000 reserve attempts; oversold count, holds/s
-    /// and latency against the store's bare hot-row update rate.
+    /// and latency against the store's bare hot-row update rate; the session
+    /// check's share of an authenticated request.
     Sale {
         /// Only these stores (sqlite, postgres); default both.
         #[arg(long, value_delimiter = ',')]

@@ -6,7 +6,8 @@
 //! and, in the same run on the same store, the bare hot-row rate: one
 //! conditional `UPDATE … WHERE available >= 1` per durable transaction (one
 //! plain connection on SQLite, as many as the API pools on PostgreSQL). Run
-//! with 1 stock row and with 8.
+//! with 1 stock row and with 8. Also what the per-request session check costs:
+//! the query alone against an authenticated request that makes it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ const ATTEMPTS: usize = 50_000;
 const BARE_UPDATES: usize = 3_000;
 const BARE_WORKERS: usize = 32;
 const SHARDED: i64 = 8;
+const SESSION_ROUNDS: usize = 1_000;
+const SESSION_BLOCKS: usize = 4;
 
 /// Runs the sale benchmark and prints its figures and JSON line.
 pub fn run(only: &[String]) -> anyhow::Result<()> {
@@ -49,6 +52,13 @@ pub fn run(only: &[String]) -> anyhow::Result<()> {
 async fn measure(store: &str) -> anyhow::Result<Value> {
     let bare = bare_hot_row(store).await?;
     println!("bare hot-row UPDATE, one durable transaction each: {bare:.0}/s");
+    let session = session_check(store).await?;
+    println!(
+        "session check: {:.1} µs of the {:.1} µs an authenticated GET /users/me takes ({:.1}%)",
+        session.check_us,
+        session.request_us,
+        100.0 * session.check_us / session.request_us
+    );
     let one = sale(store, 1).await?;
     let sharded = sale(store, SHARDED).await?;
     let mut out = serde_json::Map::new();
@@ -75,6 +85,9 @@ async fn measure(store: &str) -> anyhow::Result<Value> {
         ("one_row_holds_per_s", json!(round(one.holds_per_s))),
         ("one_row_ratio", json!(round(one.holds_per_s / bare))),
         ("shards", json!(SHARDED)),
+        ("session_check_us", json!(round(session.check_us))),
+        ("authed_request_us", json!(round(session.request_us))),
+        ("session_share", json!(round(session.check_us / session.request_us))),
     ] {
         out.insert(key.into(), value);
     }
@@ -183,31 +196,108 @@ struct Sale {
     p99_ms: f64,
 }
 
+struct SessionCost {
+    /// One `sessions::is_open` on the store, alone.
+    check_us: f64,
+    /// One authenticated `GET /users/me` over HTTP, which includes that check.
+    request_us: f64,
+}
+
+/// What checking the session costs each request: one signed-in customer asks
+/// `GET /users/me` over one connection, and the same store answers the session
+/// query alone, in alternating blocks so drift falls on both alike.
+async fn session_check(store: &str) -> anyhow::Result<SessionCost> {
+    let mut api = Api::start(store, 1).await?;
+    let (user, token) = (api.customers[0], api.tokens[0].clone());
+    let session = api.state.db.query_one("SELECT id FROM sessions WHERE user_id = ?1", params![user]).await?.int(0)?;
+    let url = format!("http://{}/users/me", api.addr);
+    let http = reqwest::Client::new();
+    let (mut requests, mut checks) = (Duration::ZERO, Duration::ZERO);
+    // The first block of each warms connections and statement caches and is not counted.
+    for block in 0..=SESSION_BLOCKS {
+        let started = Instant::now();
+        for _ in 0..SESSION_ROUNDS {
+            let resp = http.get(&url).bearer_auth(&token).send().await?;
+            ensure!(resp.status() == 200, "GET /users/me answered {}", resp.status());
+            resp.bytes().await?;
+        }
+        let request_time = started.elapsed();
+        let started = Instant::now();
+        for _ in 0..SESSION_ROUNDS {
+            let now = cloud_api::clock::now();
+            ensure!(cloud_api::sessions::is_open(&api.state.db, user, session, now).await?, "the session closed");
+        }
+        if block > 0 {
+            (requests, checks) = (requests + request_time, checks + started.elapsed());
+        }
+    }
+    api.stop().await;
+    api.drop_store().await?;
+    let per = |total: Duration| total.as_secs_f64() * 1e6 / (SESSION_ROUNDS * SESSION_BLOCKS) as f64;
+    Ok(SessionCost { check_us: per(checks), request_us: per(requests) })
+}
+
+/// The cloud API serving on a store of its own, with a published event of
+/// 1,000 tickets in `shards` rows and 200 customers signed in.
+struct Api {
+    state: AppState,
+    addr: std::net::SocketAddr,
+    event: i64,
+    type_id: i64,
+    tokens: Vec<String>,
+    /// The customers' ids, in the order of `tokens`.
+    customers: Vec<i64>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), cloud_api::server::StartError>>,
+    place: StoreLocation,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start(store: &str, shards: i64) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        cloud_api::keystore::generate(&dir.path().join("keys"), 0)?;
+        let place = location(store, dir.path()).await?;
+        let location = match &place {
+            StoreLocation::Sqlite(p) => p.display().to_string(),
+            StoreLocation::Postgres(url) => url.clone(),
+        };
+        let config_path = dir.path().join("cloud.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "listen = \"127.0.0.1:0\"\nstore = \"{location}\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
+                 [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every buyer is 127.0.0.1\n[fraud]\nenabled = false  # 200 buyers try 250 times each\n"
+            ),
+        )?;
+        let config = cloud_api::config::Config::load(&config_path)?;
+        let state = cloud_api::server::state(&config).await?;
+        let (event, type_id, customers, tokens) = set_up(&state, shards).await?;
+        let shutdown = CancellationToken::new();
+        let (ready, addr) = tokio::sync::oneshot::channel();
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move { cloud_api::server::run(&config, stop, Some(ready)).await });
+        let addr = addr.await?;
+        Ok(Self { state, addr, event, type_id, tokens, customers, shutdown, server, place, _dir: dir })
+    }
+
+    /// Stops the server; the store stays readable through `state` until `drop_store`.
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        let _ = (&mut self.server).await;
+    }
+
+    async fn drop_store(self) -> anyhow::Result<()> {
+        drop(self.state);
+        drop_schema(&self.place).await
+    }
+}
+
 /// Starts the API on `store`, puts 1,000 tickets in `shards` rows on sale and lets 200 clients at them.
 async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
-    let dir = tempfile::tempdir()?;
-    cloud_api::keystore::generate(&dir.path().join("keys"), 0)?;
-    let place = location(store, dir.path()).await?;
-    let location = match &place {
-        StoreLocation::Sqlite(p) => p.display().to_string(),
-        StoreLocation::Postgres(url) => url.clone(),
-    };
-    let config_path = dir.path().join("cloud.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstore = \"{location}\"\nkeys = \"keys\"\ntoken_secret_file = \"token-secret\"\n\
-             [payments]\ntest_gateway = true\n[rate_limit]\nper_minute = 0  # every buyer is 127.0.0.1\n[fraud]\nenabled = false  # 200 buyers try 250 times each\n"
-        ),
-    )?;
-    let config = cloud_api::config::Config::load(&config_path)?;
-    let state = cloud_api::server::state(&config).await?;
-    let (event, type_id, tokens) = set_up(&state, shards).await?;
-    let shutdown = CancellationToken::new();
-    let (ready, addr) = tokio::sync::oneshot::channel();
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move { cloud_api::server::run(&config, stop, Some(ready)).await });
-    let addr = addr.await?;
+    let mut api = Api::start(store, shards).await?;
+    let (addr, event, type_id) = (api.addr, api.event, api.type_id);
+    let tokens = api.tokens.clone();
     let url = Arc::new(format!("http://{addr}/events/{event}/reserve-tickets"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).timeout(Duration::from_secs(60)).build()?;
     let body = Arc::new(json!({"ticket_type_id": type_id, "quantity": 1}).to_string());
@@ -258,12 +348,12 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
     );
     let sold_out_after = at(1.0);
     let elapsed = started.elapsed();
-    shutdown.cancel();
-    let _ = server.await;
+    api.stop().await;
     // The store's own count, not just the clients'.
     let stored =
-        state.db.query_one("SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM holds", &[]).await?.int(0)?;
-    let left = state
+        api.state.db.query_one("SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM holds", &[]).await?.int(0)?;
+    let left = api
+        .state
         .db
         .query_one(
             "SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) FROM stock WHERE ticket_type_id = ?1",
@@ -271,8 +361,7 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
         )
         .await?
         .int(0)?;
-    drop(state);
-    drop_schema(&place).await?;
+    api.drop_store().await?;
     ensure!(stored == held, "clients saw {held} holds, the store has {stored}");
     latencies.sort_by(f64::total_cmp);
     Ok(Sale {
@@ -285,8 +374,8 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
     })
 }
 
-/// An organizer's published event with one ticket type, and 200 customers' tokens.
-async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<String>)> {
+/// An organizer's published event with one ticket type, and 200 customers' ids and tokens.
+async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<i64>, Vec<String>)> {
     let now = cloud_api::clock::now();
     let mut tx = state.db.begin().await?;
     let mut ids = Vec::new();
@@ -323,5 +412,5 @@ async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<
     for id in &ids[1..] {
         tokens.push(cloud_api::sessions::open(&state.db, &state.tokens, *id, Role::Customer, now).await?);
     }
-    Ok((event.id, type_id, tokens))
+    Ok((event.id, type_id, ids[1..].to_vec(), tokens))
 }
