@@ -13,12 +13,12 @@ use time::OffsetDateTime;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Role;
-use crate::batch::{self, BatchSpec};
+use crate::accounts::auth::Role;
+use crate::accounts::users::{self, Credentials};
 use crate::config::{self, Config};
 use crate::db::Db;
-use crate::users::{self, Credentials};
-use crate::{keystore, qr_render, server};
+use crate::tickets::batch::{self, BatchSpec};
+use crate::{common::keystore, common::qr_render, server};
 
 /// Exit code of success.
 pub const EXIT_OK: u8 = 0;
@@ -330,7 +330,8 @@ fn add_user(path: &std::path::Path, credentials: Credentials, role: Role) -> Res
     let config = Config::load(path).map_err(|e| e.to_string())?;
     runtime()?.block_on(async {
         let db = Db::open(&config.store).await.map_err(|e| e.to_string())?;
-        let user = users::create(&db, &credentials, role, crate::clock::now()).await.map_err(|e| e.to_string())?;
+        let user =
+            users::create(&db, &credentials, role, crate::common::clock::now()).await.map_err(|e| e.to_string())?;
         Ok(format!("user {} ({}) is {}", user.id, user.email, role.as_str()))
     })
 }

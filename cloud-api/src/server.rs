@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Tokens;
+use crate::accounts::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain_events::publisher::Publisher;
-use crate::http::{AppState, router};
 use crate::notifications::email::Mailer;
 use crate::notifications::sms::{SmsSender, TwilioSms};
 use crate::notifications::{Deliverer, Retries};
-use crate::payments::{Gateways, StripeClient};
-use crate::{clock, domain_events, inventory, keystore, orders, read_model};
+use crate::sale::payments::{Gateways, StripeClient};
+use crate::web::{AppState, router};
+use crate::{catalog::read_model, common::clock, common::keystore, domain_events, sale::inventory, sale::orders};
 
 /// How often expired holds and unpaid orders are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -68,20 +68,22 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         tokens: Arc::new(Tokens::new(&secret, config.login_seconds)),
         signer: Arc::new(signer),
         gateways: Arc::new(Gateways { stripe, test_enabled: config.test_gateway }),
-        webhook_secret: config.stripe.as_ref().map(|s| Arc::from(s.webhook_secret.as_str())),
-        hold_seconds: config.hold_seconds,
-        pay_seconds: config.pay_seconds,
-        resale_max_percent: config.resale_max_percent,
-        oidc: crate::oidc::Providers::new(&config.oidc).map_err(|e| StartError::Other(e.to_string()))?,
-        rate_limit: crate::rate_limit::limiter(config.rate_limit),
-        trust_forwarded_for: config.rate_limit.trust_forwarded_for,
-        fraud: config.fraud,
+        oidc: crate::accounts::oidc::Providers::new(&config.oidc).map_err(|e| StartError::Other(e.to_string()))?,
         media: media_store(&config.media)?,
+        sale: crate::sale::Settings {
+            hold_seconds: config.hold_seconds,
+            pay_seconds: config.pay_seconds,
+            resale_max_percent: config.resale_max_percent,
+            fraud: config.fraud,
+            trust_forwarded_for: config.rate_limit.trust_forwarded_for,
+            webhook_secret: config.stripe.as_ref().map(|s| Arc::from(s.webhook_secret.as_str())),
+        },
+        rate_limit: crate::common::rate_limit::limiter(config.rate_limit),
     })
 }
 
 /// Opens the media store: the folder (created if missing) or the bucket.
-fn media_store(config: &crate::config::MediaConfig) -> Result<crate::media::MediaStore, StartError> {
+fn media_store(config: &crate::config::MediaConfig) -> Result<crate::catalog::media::MediaStore, StartError> {
     use crate::config::MediaConfig;
     let other = |e: &dyn std::fmt::Display| StartError::Other(format!("media store: {e}"));
     Ok(match config {
@@ -159,7 +161,7 @@ pub async fn run(
             .await
             .map_err(|e| StartError::Other(format!("events: {e}")))?;
         streams.push(tokio::spawn(publish(publisher, shutdown.clone())));
-        streams.push(tokio::spawn(domain_events::sales::run(state.db.clone(), target.clone(), shutdown.clone())));
+        streams.push(tokio::spawn(crate::analytics::sales::run(state.db.clone(), target.clone(), shutdown.clone())));
     }
     let projector = tokio::spawn(project(state.db.clone(), shutdown.clone()));
     let stop = shutdown.clone();
@@ -267,7 +269,8 @@ async fn sweep(state: AppState, shutdown: CancellationToken, publishing: bool) {
             Ok(n) => tracing::info!(ended = n, "expired holds and orders returned to sale"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired holds failed"),
         }
-        let ctx = orders::Ctx { db: &state.db, gateways: &state.gateways, signer: &state.signer, now: clock::now() };
+        let shop = state.shop();
+        let ctx = shop.orders();
         if let Err(e) = orders::retry_due_refunds(ctx).await {
             tracing::warn!(error = %e, "retrying refunds failed");
         }

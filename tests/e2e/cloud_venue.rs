@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use cloud_api::auth::{Caller, Role};
+use cloud_api::accounts::auth::{Caller, Role};
 use cloud_api::config::Config;
 use cloud_api::db::Db;
-use cloud_api::http::AppState;
-use cloud_api::{catalog, clock, inventory, orders, params, payments, venue_feed};
+use cloud_api::web::AppState;
+use cloud_api::{catalog, common::clock, params, sale::inventory, sale::orders, sale::payments, venue::feed};
 use tixgate_tests::venue_fixture::{VenueFixture, free_port};
 
 /// A cloud config in `dir` on a free port, signing with the venue's issuer keys.
@@ -51,8 +51,8 @@ pub(crate) async fn set_up_cloud(state: &AppState, venue_id: i64, sold: usize) -
     let standing =
         serde_json::json!({"name": "Standing", "price_minor": 1000, "currency": "EUR", "total": sold.max(1)});
     let sale = sell(state, venue_id, standing, sold).await;
-    let device = venue_feed::NewDevice { name: "hub".into() };
-    let token = venue_feed::add_device(&state.db, &state.tokens, &sale.organizer, venue_id, &device, clock::now())
+    let device = feed::NewDevice { name: "hub".into() };
+    let token = feed::add_device(&state.db, &state.tokens, &sale.organizer, venue_id, &device, clock::now())
         .await
         .expect("device");
     let codes = state.db.query("SELECT barcode FROM tickets ORDER BY id", &[]).await.expect("tickets");

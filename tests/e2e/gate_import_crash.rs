@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use cloud_api::batch::single_list_snapshot;
+use cloud_api::tickets::batch::single_list_snapshot;
 use schema::entry::TicketStatus;
 use schema::manifest::{Manifest, TicketRecord};
 use serde_json::Value;
@@ -35,7 +35,7 @@ fn status(dir: &std::path::Path) -> (u64, u64) {
 fn an_import_killed_midway_leaves_the_old_replica_whole() {
     let gate = GateFixture::build("g1", 1, 1, "", false);
     let p = gate.path();
-    let signer = cloud_api::keystore::read_signer(&p.join("keys/signing-key.pem")).unwrap();
+    let signer = cloud_api::common::keystore::read_signer(&p.join("keys/signing-key.pem")).unwrap();
     std::fs::write(p.join("v1.txm"), snapshot(1, 10).sign(&signer)).unwrap();
     std::fs::write(p.join("v2.txm"), snapshot(2, 300_000).sign(&signer)).unwrap();
     gate.ok("gate-agent", &["replica", "import", "--config", "gate.toml", "v1.txm"]);

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use cloud_api::auth::{Caller, Role};
-use cloud_api::{clock, orders, params};
+use cloud_api::accounts::auth::{Caller, Role};
+use cloud_api::{common::clock, params, sale::orders};
 use tixgate_tests::venue_fixture::{BrokerChoice, Daemon, VenueFixture, http_get};
 use tokio_util::sync::CancellationToken;
 

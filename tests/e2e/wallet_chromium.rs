@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cloud_api::auth::{Caller, Role};
-use cloud_api::http::AppState;
-use cloud_api::{clock, venue_feed};
+use cloud_api::accounts::auth::{Caller, Role};
+use cloud_api::web::AppState;
+use cloud_api::{common::clock, venue::feed};
 use tixgate_tests::browser::Browser;
 use tixgate_tests::run;
 use tixgate_tests::venue_fixture::{Daemon, unique_venue};
@@ -27,9 +27,10 @@ const MAX_AGE_S: u64 = 10;
 async fn sell_rotating_ticket(state: &AppState, venue_id: i64) -> (String, i64, Caller) {
     let phone_only = serde_json::json!({"name": "Phone only", "price_minor": 1000, "currency": "EUR", "total": 10, "rotating": true});
     let sale = sell(state, venue_id, phone_only, 1).await;
-    let token = cloud_api::sessions::open(&state.db, &state.tokens, sale.fan.id, Role::Customer, clock::now())
-        .await
-        .expect("login");
+    let token =
+        cloud_api::accounts::sessions::open(&state.db, &state.tokens, sale.fan.id, Role::Customer, clock::now())
+            .await
+            .expect("login");
     (token, sale.ticket_ids[0], sale.organizer)
 }
 
@@ -111,7 +112,7 @@ fn a_replayed_screenshot_is_stale_and_the_live_wallet_is_accepted_offline() {
     let gate_dir = path.join("gate");
     std::fs::create_dir_all(&gate_dir).expect("gate dir");
     let manifest = runtime
-        .block_on(venue_feed::manifest(&state.db, &state.signer, &organizer, venue_id, None, clock::now()))
+        .block_on(feed::manifest(&state.db, &state.signer, &organizer, venue_id, None, clock::now()))
         .expect("manifest")
         .expect("a first manifest");
     std::fs::write(gate_dir.join("manifest.txm"), &manifest.bytes).expect("manifest file");

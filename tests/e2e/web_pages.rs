@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cloud_api::auth::{Caller, Role};
+use cloud_api::accounts::auth::{Caller, Role};
+use cloud_api::accounts::users::{self, Credentials};
 use cloud_api::config::Config;
-use cloud_api::users::{self, Credentials};
-use cloud_api::{catalog, clock, media};
+use cloud_api::{catalog, catalog::media, common::clock};
 use tixgate_tests::browser::Browser;
 use tixgate_tests::run;
 use tixgate_tests::venue_fixture::free_port;
@@ -36,7 +36,7 @@ fn config(dir: &Path) -> Config {
 }
 
 /// An organizer (who can sign in), a venue, a published event with a picture.
-async fn set_up(state: &cloud_api::http::AppState) -> i64 {
+async fn set_up(state: &cloud_api::web::AppState) -> i64 {
     let now = clock::now();
     let credentials = Credentials {
         email: "boss@example.com".into(),
@@ -108,7 +108,8 @@ fn a_customer_buys_in_the_shop_and_the_organizer_reviews_sales_cases_and_plots()
     let state = runtime.block_on(cloud_api::server::state(&config)).expect("cloud state");
     let event = runtime.block_on(set_up(&state));
     let keyring =
-        cloud_api::keystore::read_keyring(&path.join("keys").join(cloud_api::keystore::KEYRING_FILE)).unwrap();
+        cloud_api::common::keystore::read_keyring(&path.join("keys").join(cloud_api::common::keystore::KEYRING_FILE))
+            .unwrap();
     let shutdown = CancellationToken::new();
     let (stop, serve_config) = (shutdown.clone(), config.clone());
     let server = runtime.spawn(async move { cloud_api::server::run(&serve_config, stop, None).await });

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use cloud_api::auth::{Role, Tokens};
+use cloud_api::accounts::auth::{Role, Tokens};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tixgate_tests::cloud_server::{Server, serve};
@@ -238,7 +238,7 @@ impl Cloud {
 /// A token signed with no algorithm at all.
 fn alg_none(sub: i64) -> String {
     let part = |v: Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
-    let exp = cloud_api::clock::now() + 3600;
+    let exp = cloud_api::common::clock::now() + 3600;
     format!(
         "{}.{}.",
         part(json!({"alg": "none", "typ": "JWT"})),
@@ -267,7 +267,7 @@ async fn probe(postgres: bool) {
     let operations = openapi::operations(&doc);
     assert!(operations.len() > 40, "the document lists every operation: {}", operations.len());
     let before = cloud.counts().await;
-    let now = cloud_api::clock::now();
+    let now = cloud_api::common::clock::now();
     let ours = Tokens::new(&cloud.secret, 3600);
     let forged = Tokens::new(&[9; 32], 3600).issue_for_session(cloud.admin_id, Role::Admin, 1, now, 3600).unwrap();
     let expired = ours.issue_for_session(cloud.admin_id, Role::Admin, 1, now - 7200, 3600).unwrap();

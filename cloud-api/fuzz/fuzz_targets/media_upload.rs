@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../src/media/inspect.rs"]
+#[path = "../../src/catalog/media/inspect.rs"]
 mod inspect;
 
 const TYPES: [&str; 4] = ["image/jpeg", "image/png", "video/mp4", "video/webm"];

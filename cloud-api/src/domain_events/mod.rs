@@ -6,17 +6,16 @@
 //! and only if its change committed. [`publisher`] sends rows in id order with
 //! `Nats-Msg-Id` set to the row's id, so a row published twice (a crash before
 //! it was marked, or two instances racing) is stored once by the stream's
-//! duplicate window. Delivery to consumers is at least once; [`sales`] is a
+//! duplicate window. Delivery to consumers is at least once; the analytics area is a
 //! consumer that records each event id it applied in the same transaction as
 //! its effect, so a redelivery changes nothing.
 
 pub mod publisher;
-pub mod sales;
 
 use serde::{Deserialize, Serialize};
 
+use crate::common::error::ApiError;
 use crate::db::{Tx, Value};
-use crate::error::ApiError;
 use crate::params;
 
 /// Something that happened, as consumers see it.

@@ -12,8 +12,8 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use bytes::Bytes;
 
 use super::Envelope;
+use crate::common::error::ApiError;
 use crate::db::Db;
-use crate::error::ApiError;
 use crate::params;
 
 /// Seconds a claimed row is left to its publisher.

@@ -12,6 +12,7 @@
 //! sends it again after the lease, with the same `Message-ID`.
 
 pub mod email;
+pub mod routes;
 pub mod sms;
 pub mod template;
 
@@ -20,9 +21,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, Tokens};
+use crate::accounts::auth::{Caller, Tokens};
+use crate::common::error::ApiError;
 use crate::db::{Db, Tx};
-use crate::error::ApiError;
 use crate::params;
 use email::{Email, File, Mailer};
 use sms::SmsSender;
@@ -276,7 +277,7 @@ impl Deliverer {
                 lines.push(format!("- Ticket {ticket_id} ({kind}{seat}): open {link} on your phone"));
             } else {
                 let name = format!("ticket-{ticket_id}.png");
-                let png = crate::qr_render::png(&t.text(2)?).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let png = crate::common::qr_render::png(&t.text(2)?).map_err(|e| ApiError::Internal(e.to_string()))?;
                 lines.push(format!("- Ticket {ticket_id} ({kind}{seat}): QR code attached as {name}"));
                 files.push(File { name, content_type: "image/png", bytes: png });
             }

@@ -1,8 +1,8 @@
 //! Every non-public endpoint refuses missing, expired, foreign and wrong-role
 //! tokens; customers see only their own orders and tickets.
 
-use cloud_api::auth::{Role, Tokens};
-use cloud_api::clock;
+use cloud_api::accounts::auth::{Role, Tokens};
+use cloud_api::common::clock;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -73,7 +73,7 @@ async fn every_private_endpoint_refuses_bad_tokens(store: Store) {
     for role in [Role::Customer, Role::Organizer, Role::Admin, Role::Hub] {
         let token = match role {
             Role::Hub => ours.issue(customer_id, role, Some(venue), now, 3600).unwrap(),
-            _ => cloud_api::sessions::open(&api.state.db, &ours, customer_id, role, now).await.unwrap(),
+            _ => cloud_api::accounts::sessions::open(&api.state.db, &ours, customer_id, role, now).await.unwrap(),
         };
         role_tokens.insert(role.as_str(), token);
     }

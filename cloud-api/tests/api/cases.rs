@@ -2,8 +2,8 @@
 //! codes from a venue's uploads open cases; the organizer resolves them, and
 //! revoking a ticket reaches the next manifest.
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
 use reqwest::StatusCode;
 use schema::entry::TicketStatus;
 use serde_json::{Value, json};

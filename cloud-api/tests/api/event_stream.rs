@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use cloud_api::clock;
+use cloud_api::common::clock;
 use cloud_api::domain_events::Envelope;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -64,7 +64,11 @@ async fn domain_events_reach_the_stream_once_and_analytics_count_each_once(store
     let mut orders = Vec::new();
     for n in 0..10_usize {
         // Box-office sales are made by staff; a customer may not claim that channel.
-        let role = if n % 3 == 0 { cloud_api::auth::Role::Organizer } else { cloud_api::auth::Role::Customer };
+        let role = if n % 3 == 0 {
+            cloud_api::accounts::auth::Role::Organizer
+        } else {
+            cloud_api::accounts::auth::Role::Customer
+        };
         let (_, token) = api.user(&format!("fan{n}@example.com"), role).await;
         let quantity = 1 + (n % 2) as i64;
         let hold = api.hold(&token, event, standing, quantity).await;
@@ -80,7 +84,7 @@ async fn domain_events_reach_the_stream_once_and_analytics_count_each_once(store
         assert_eq!(resp.status(), StatusCode::CREATED);
         orders.push(resp.json::<Value>().await.unwrap());
     }
-    let (_, walk_in) = api.user("walkin@example.com", cloud_api::auth::Role::Customer).await;
+    let (_, walk_in) = api.user("walkin@example.com", cloud_api::accounts::auth::Role::Customer).await;
     let hold = api.hold(&walk_in, event, standing, 1).await;
     let (status, _) = api
         .post("/orders", Some(&walk_in), json!({"hold_id": hold["id"], "gateway": "test", "channel": "partner"}))

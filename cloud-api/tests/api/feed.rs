@@ -1,8 +1,8 @@
 //! Venue hubs: device tokens, signed manifests (snapshot, delta, not modified)
 //! and idempotent scan uploads.
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
 use reqwest::{Method, StatusCode};
 use schema::manifest::Manifest;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! tickets to one buyer, one card across accounts) is paid but its tickets
 //! wait in the case list until the organizer approves or rejects it.
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

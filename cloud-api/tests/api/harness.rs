@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::routing::post;
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use cloud_api::config::Config;
-use cloud_api::http::AppState;
-use cloud_api::{clock, keystore, users};
+use cloud_api::web::AppState;
+use cloud_api::{accounts::users, common::clock, common::keystore};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,7 @@ async fn fresh_postgres_schema() -> String {
     tokio::spawn(conn);
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).expect("random");
-    let now = cloud_api::clock::now();
+    let now = cloud_api::common::clock::now();
     let schema = format!("t_{now}_{}", data_encoding::HEXLOWER.encode(&bytes));
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
     // Schemas of runs more than an hour old are dropped, so the database does not fill up.
@@ -275,7 +275,7 @@ impl Api {
         assert_eq!(status, StatusCode::CREATED, "{user}");
         let id = user["id"].as_i64().expect("id");
         if role != Role::Customer {
-            users::set_role(&self.state.db, id, role, cloud_api::clock::now()).await.expect("role");
+            users::set_role(&self.state.db, id, role, cloud_api::common::clock::now()).await.expect("role");
         }
         let (status, login) =
             self.post("/auth/login", None, json!({"email": email, "password": "long enough password"})).await;

@@ -1,6 +1,6 @@
 //! Malformed input gets a clear problem document and changes nothing.
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -110,7 +110,7 @@ async fn control_characters_are_refused_before_any_store_sees_them(store: Store)
     let (status, _) = api.post(&format!("/admin/events/{event}/ticket-types"), Some(&organizer), ticket_type).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Several lines where a field is text of several lines.
-    let starts = cloud_api::clock::now() + 86_400;
+    let starts = cloud_api::common::clock::now() + 86_400;
     let rfc3339 = |t: i64| {
         time::OffsetDateTime::from_unix_timestamp(t)
             .unwrap()

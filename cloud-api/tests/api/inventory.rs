@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -72,8 +72,8 @@ async fn an_expired_hold_returns_its_stock_and_cannot_be_ordered(store: Store) {
         .await;
     assert!(hold["expires_at"].as_i64().unwrap() >= clock::now() + 599);
     api.expect_available(event_id, type_id, 1).await;
-    assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, clock::now() + 60).await.unwrap(), 0);
-    assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, clock::now() + 601).await.unwrap(), 1);
+    assert_eq!(cloud_api::sale::inventory::sweep_expired(&api.state.db, clock::now() + 60).await.unwrap(), 0);
+    assert_eq!(cloud_api::sale::inventory::sweep_expired(&api.state.db, clock::now() + 601).await.unwrap(), 1);
     api.expect_available(event_id, type_id, 5).await;
     let (status, problem) =
         api.post("/orders", Some(&customer), json!({"hold_id": hold["id"], "gateway": "test"})).await;

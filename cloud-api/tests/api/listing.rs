@@ -1,7 +1,7 @@
 //! The read side: listings come from the projection, carry ETags, answer 304
 //! to a client that has them, and follow sales within a projector pass.
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -67,7 +67,7 @@ async fn events_near_a_point_come_nearest_first(store: Store) {
         }
         let (status, venue) = api.post("/venues", Some(&organizer), venue).await;
         assert_eq!(status, StatusCode::CREATED, "{venue}");
-        let starts = cloud_api::clock::now() + 24 * 3600;
+        let starts = cloud_api::common::clock::now() + 24 * 3600;
         let event = json!({"venue_id": venue["id"], "title": name, "starts_at": rfc3339(starts),
             "ends_at": rfc3339(starts + 3600), "ticket_types": [{"name": "In", "price_minor": 100, "currency": "EUR", "total": 5}]});
         let (status, event) = api.post("/admin/events", Some(&organizer), event).await;

@@ -12,6 +12,7 @@ mod feed;
 mod fraud;
 mod input;
 mod inventory;
+mod layers;
 mod listing;
 mod media;
 mod notifications;

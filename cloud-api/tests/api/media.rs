@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -142,7 +142,8 @@ async fn round_trip(api: &Api) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "a cut-off picture");
     let (status, _) = upload(api, &organizer, event, "text/html", b"<script>".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = upload(api, &organizer, event, "video/mp4", vec![0; cloud_api::media::MAX_UPLOAD + 1]).await;
+    let (status, _) =
+        upload(api, &organizer, event, "video/mp4", vec![0; cloud_api::catalog::media::MAX_UPLOAD + 1]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(stored_files(api).await, 0, "refused uploads leave nothing in the store");
 

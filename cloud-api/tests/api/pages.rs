@@ -2,7 +2,7 @@
 //! hidden until published, form posts from other sites are refused, the
 //! session cookie is Secure, and sign-in never redirects off the site.
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::json;

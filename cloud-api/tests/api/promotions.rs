@@ -1,8 +1,8 @@
 //! Discount codes: an organizer makes them, an order applies one in its own
 //! transaction, and the limits hold when customers race for the last use.
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,9 +1,9 @@
 //! A customer finds an event, holds, pays, and gets tickets the gates accept;
 //! Stripe payments arrive by signed webhook; refunds and cancellations revoke.
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
-use cloud_api::payments::signature;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
+use cloud_api::sale::payments::signature;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -237,7 +237,7 @@ async fn a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded(st
     // Paid late, stock still there: the order takes it again and is paid.
     let (_, first) = api.user("first@example.com", Role::Customer).await;
     let order = stripe_order(&api, &first, event_id, type_id, 2).await;
-    assert_eq!(cloud_api::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap(), 1);
+    assert_eq!(cloud_api::sale::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap(), 1);
     api.expect_available(event_id, type_id, 2).await;
     let (status, _) = webhook(&api, &succeeded("evt_late_1", &order["payment_id"]), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -250,7 +250,7 @@ async fn a_payment_that_arrives_after_expiry_takes_stock_again_or_is_refunded(st
     let (_, second) = api.user("second@example.com", Role::Customer).await;
     let (_, third) = api.user("third@example.com", Role::Customer).await;
     let order = stripe_order(&api, &second, event_id, type_id, 2).await;
-    cloud_api::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap();
+    cloud_api::sale::inventory::sweep_expired(&api.state.db, after_deadline()).await.unwrap();
     let taken = api.hold(&third, event_id, type_id, 2).await;
     let (_, bought) = api.post("/orders", Some(&third), json!({"hold_id": taken["id"], "gateway": "test"})).await;
     assert_eq!(bought["status"], "paid");

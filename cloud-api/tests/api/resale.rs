@@ -2,7 +2,7 @@
 //! order, the buyer's new code enters and the seller's old code is revoked in
 //! the venue's next manifest.
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::{Method, StatusCode};
 use schema::entry::TicketStatus;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ async fn a_resold_ticket_is_revoked_and_the_buyer_gets_a_new_code_in_the_next_ma
     let status_of = |id: i64| delta.tickets.iter().find(|t| t.ticket_id == id as u64).map(|t| t.status);
     assert_eq!((status_of(old), status_of(new)), (Some(TicketStatus::Revoked), Some(TicketStatus::Valid)));
     let code = new_ticket["barcode"].as_str().unwrap();
-    let verified = api.keyring.verify(code, cloud_api::clock::now() as u64).unwrap();
+    let verified = api.keyring.verify(code, cloud_api::common::clock::now() as u64).unwrap();
     assert_eq!(verified.claims.ticket_id, new as u64);
 
     // The seller's original order cannot be refunded any more; the resale order can.
@@ -145,7 +145,7 @@ async fn a_listing_goes_to_one_buyer_and_comes_back_when_the_reservation_ends(st
     let hub = api.hub_token(&organizer, venue).await;
     let entry = json!({"scans": [{"scan_id": "n:1", "gate_id": "north-1", "ticket_id": ticket, "event_id": event,
         "list_id": 1, "direction": "entry", "decision": "accept", "reason": null, "offline": false, "annulled": false,
-        "hlc": 1, "wall_ms": cloud_api::clock::now() * 1000}]});
+        "hlc": 1, "wall_ms": cloud_api::common::clock::now() * 1000}]});
     let (status, _) = api.post(&format!("/venues/{venue}/scans"), Some(&hub), entry).await;
     assert_eq!(status, StatusCode::OK);
     let (status, problem) = api.post(&format!("/resale/{}/reserve", relisted["id"]), Some(&buyers[1]), json!({})).await;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -36,7 +36,7 @@ async fn seated_event(api: &Api, organizer: &str, map: Value, seats: Vec<String>
     let venue = json!({"name": "Opera", "address": "2 Square", "capacity": 500, "seating_map": map});
     let (status, venue) = api.post("/venues", Some(organizer), venue).await;
     assert_eq!(status, StatusCode::CREATED, "{venue}");
-    let starts = cloud_api::clock::now() + 7 * 24 * 3600;
+    let starts = cloud_api::common::clock::now() + 7 * 24 * 3600;
     let total = seats.len();
     let event = json!({"venue_id": venue["id"], "title": "Tosca", "starts_at": rfc3339(starts),
         "ends_at": rfc3339(starts + 3 * 3600), "ticket_types": [{"name": "Seat", "price_minor": 5000,
@@ -85,7 +85,7 @@ async fn best_available_fills_the_map_best_first(store: Store) {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(venue["seating_map"], hall(), "the map reads back as sent");
-    let starts = cloud_api::clock::now() + 7 * 24 * 3600;
+    let starts = cloud_api::common::clock::now() + 7 * 24 * 3600;
     let off_map = json!({"venue_id": venue["id"], "title": "Tosca", "starts_at": rfc3339(starts),
         "ends_at": rfc3339(starts + 3600), "ticket_types": [{"name": "Seat", "price_minor": 5000,
         "currency": "EUR", "total": 2, "seats": ["A1", "Z9"]}]});

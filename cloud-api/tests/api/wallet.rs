@@ -3,8 +3,8 @@
 //! verify against the issuer's keyring, and the venue's manifest carries the
 //! holder's name sealed for them.
 
-use cloud_api::auth::Role;
-use cloud_api::clock;
+use cloud_api::accounts::auth::Role;
+use cloud_api::common::clock;
 use reqwest::{Method, StatusCode};
 use schema::HolderSigner;
 use serde_json::{Value, json};

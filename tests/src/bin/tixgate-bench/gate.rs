@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cloud_api::batch::single_list_snapshot;
+use cloud_api::tickets::batch::single_list_snapshot;
 use ed25519_dalek::Signature;
 use gate_agent::config::{Config, RawConfig};
 use gate_agent::gate::{Gate, REPLICA_FILE};

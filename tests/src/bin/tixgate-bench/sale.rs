@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use cloud_api::auth::Role;
+use cloud_api::accounts::auth::Role;
 use cloud_api::db::{Db, StoreLocation};
-use cloud_api::http::AppState;
 use cloud_api::params;
+use cloud_api::web::AppState;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -226,8 +226,11 @@ async fn session_check(store: &str) -> anyhow::Result<SessionCost> {
         let request_time = started.elapsed();
         let started = Instant::now();
         for _ in 0..SESSION_ROUNDS {
-            let now = cloud_api::clock::now();
-            ensure!(cloud_api::sessions::is_open(&api.state.db, user, session, now).await?, "the session closed");
+            let now = cloud_api::common::clock::now();
+            ensure!(
+                cloud_api::accounts::sessions::is_open(&api.state.db, user, session, now).await?,
+                "the session closed"
+            );
         }
         if block > 0 {
             (requests, checks) = (requests + request_time, checks + started.elapsed());
@@ -256,7 +259,7 @@ struct Api {
 impl Api {
     async fn start(store: &str, shards: i64) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        cloud_api::keystore::generate(&dir.path().join("keys"), 0)?;
+        cloud_api::common::keystore::generate(&dir.path().join("keys"), 0)?;
         let place = location(store, dir.path()).await?;
         let location = match &place {
             StoreLocation::Sqlite(p) => p.display().to_string(),
@@ -376,7 +379,7 @@ async fn sale(store: &str, shards: i64) -> anyhow::Result<Sale> {
 
 /// An organizer's published event with one ticket type, and 200 customers' tokens.
 async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<String>)> {
-    let now = cloud_api::clock::now();
+    let now = cloud_api::common::clock::now();
     let mut tx = state.db.begin().await?;
     let mut ids = Vec::new();
     for i in 0..=CLIENTS {
@@ -389,7 +392,7 @@ async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<
         ids.push(row.int(0)?);
     }
     tx.commit().await?;
-    let organizer = cloud_api::auth::Caller { id: ids[0], role: Role::Organizer, venue: None };
+    let organizer = cloud_api::accounts::auth::Caller { id: ids[0], role: Role::Organizer, venue: None };
     let venue = cloud_api::catalog::NewVenue {
         name: "Arena".into(),
         address: "1 Bench Way".into(),
@@ -410,7 +413,7 @@ async fn set_up(state: &AppState, shards: i64) -> anyhow::Result<(i64, i64, Vec<
     let type_id = event.ticket_types.and_then(|t| t.first().map(|t| t.id)).context("ticket type")?;
     let mut tokens = Vec::new();
     for id in &ids[1..] {
-        tokens.push(cloud_api::sessions::open(&state.db, &state.tokens, *id, Role::Customer, now).await?);
+        tokens.push(cloud_api::accounts::sessions::open(&state.db, &state.tokens, *id, Role::Customer, now).await?);
     }
     Ok((event.id, type_id, tokens))
 }

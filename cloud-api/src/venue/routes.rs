@@ -1,0 +1,106 @@
+//! The venue feed's HTTP surface: a hub's signed manifest (snapshot or delta),
+//! its scan uploads, and the devices an organizer enrols or revokes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::feed::{self, NewDevice};
+use crate::accounts::auth::{Caller, RUNNERS, Role, Tokens};
+use crate::common::clock;
+use crate::common::error::{ApiResult, Problem};
+use crate::common::extract::{Body, path, query};
+use crate::db::Db;
+
+/// Who may read a venue's feed and upload its scans.
+const FEED: &[Role] = &[Role::Hub, Role::Organizer, Role::Admin];
+
+/// What the feed's handlers need.
+#[derive(Clone, FromRef)]
+pub struct Venue {
+    /// The store.
+    pub db: Db,
+    /// Access tokens (device tokens too).
+    pub tokens: Arc<Tokens>,
+    /// Signs manifests.
+    pub signer: Arc<schema::TicketSigner>,
+}
+
+/// The feed's routes.
+pub fn routes() -> Router<Venue> {
+    Router::new()
+        .route("/venues/{id}/manifest", get(manifest))
+        .route("/venues/{id}/scans", post(upload_scans))
+        .route("/admin/venues/{id}/devices", post(add_device))
+        .route("/admin/venues/{id}/devices/{device}", delete(revoke_device))
+}
+
+/// This area's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(manifest, upload_scans, add_device, revoke_device))]
+pub struct Api;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Since {
+    since: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/venues/{id}/manifest", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path), ("since" = Option<i64>, Query, description = "the hub's version: a delta from it")), responses((status = 200, description = "a signed manifest (TXM1), as gate-agent imports it", content_type = "application/vnd.tixgate.manifest"), (status = 304, description = "nothing newer"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn manifest(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    since: Result<Query<Since>, QueryRejection>,
+) -> ApiResult<Response> {
+    let since = query(since)?.since;
+    let built = feed::manifest(&s.db, &s.signer, &caller, path(id)?, since, clock::now()).await?;
+    let Some(m) = built else { return Ok(StatusCode::NOT_MODIFIED.into_response()) };
+    let headers = [
+        (header::CONTENT_TYPE, "application/vnd.tixgate.manifest".to_owned()),
+        (header::ETAG, format!("\"v{}\"", m.version)),
+        (header::HeaderName::from_static("x-manifest-version"), m.version.to_string()),
+        (header::HeaderName::from_static("x-manifest-kind"), if m.delta { "delta" } else { "snapshot" }.to_owned()),
+    ];
+    Ok((headers, m.bytes).into_response())
+}
+
+#[utoipa::path(post, path = "/venues/{id}/scans", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body(content = Object, description = "schema::uplink::ScanUpload: scans and conflicts, stored once by scan id"), responses((status = 200, description = "UploadReceipt {stored, duplicates}", body = Object), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json")))]
+async fn upload_scans(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    upload: Body<schema::uplink::ScanUpload>,
+) -> ApiResult<Json<schema::uplink::UploadReceipt>> {
+    caller.require(FEED)?;
+    Ok(Json(feed::ingest(&s.db, &caller, path(id)?, &upload.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(post, path = "/admin/venues/{id}/devices", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewDevice, responses((status = 201, body = feed::DeviceToken), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn add_device(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    d: Body<NewDevice>,
+) -> ApiResult<(StatusCode, Json<feed::DeviceToken>)> {
+    caller.require(RUNNERS)?;
+    let token = feed::add_device(&s.db, &s.tokens, &caller, path(id)?, &d.get()?, clock::now()).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+#[utoipa::path(delete, path = "/admin/venues/{id}/devices/{device}", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path), ("device" = i64, Path)), responses((status = 204, description = "revoked"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn revoke_device(
+    State(s): State<Venue>,
+    caller: Caller,
+    ids: Result<Path<(i64, i64)>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let (venue, device) = path(ids)?;
+    feed::revoke_device(&s.db, &caller, venue, device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,214 @@
+//! The organizer's pages: their events; one event's ticket types and sales,
+//! its case list (resolved from the page), and its analytics as plots.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{error_page, escape, money, page, plot, session, sign_in_first, when};
+use crate::accounts::auth::Caller;
+use crate::common::error::ApiError;
+use crate::sale::cases::{self, Outcome, Resolution};
+use crate::web::AppState;
+use crate::{catalog, params};
+
+async fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Box<Response>> {
+    match session(s, headers).await {
+        Some(c) if c.is_runner() => Ok(c),
+        Some(c) => Err(Box::new(error_page(Some(&c), &ApiError::Forbidden("these pages are for organizers")))),
+        None => Err(Box::new(sign_in_first(here))),
+    }
+}
+
+/// `GET /manage`: the organizer's events.
+pub async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let caller = match organizer(&s, &headers, "/manage").await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let rows = s
+        .db
+        .query(
+            "SELECT id, title, starts_at, status FROM events WHERE organizer_id = ?1 OR CAST(?2 AS BIGINT) = 1 ORDER BY starts_at, id",
+            params![caller.id, i64::from(caller.is_admin())],
+        )
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return error_page(Some(&caller), &e.into()),
+    };
+    let mut body = String::from("<table><tr><th>Event</th><th>Starts</th><th>Status</th></tr>");
+    for r in &rows {
+        let (Ok(id), Ok(title), Ok(starts), Ok(status)) = (r.int(0), r.text(1), r.int(2), r.text(3)) else { continue };
+        body.push_str(&format!(
+            "<tr><td><a href=\"/manage/events/{id}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+            escape(&title),
+            when(starts),
+            escape(&status)
+        ));
+    }
+    body.push_str("</table>");
+    page("Your events", Some(&caller), &body)
+}
+
+/// `GET /manage/events/{id}`: sales, cases and analytics of one event.
+pub async fn event(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return error_page(None, &ApiError::NotFound("event")) };
+    let caller = match organizer(&s, &headers, &format!("/manage/events/{id}")).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    match event_body(&s, &caller, id).await {
+        Ok((title, body)) => page(&title, Some(&caller), &body),
+        Err(e) => error_page(Some(&caller), &e),
+    }
+}
+
+async fn event_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, String), ApiError> {
+    catalog::require_event_organizer(&s.db, caller, id).await?;
+    let event = catalog::get_event(&s.db, id, Some(caller)).await?;
+    let mut body = format!(
+        "<p>{} · {} · <a href=\"/e/{id}\">shop page</a></p><h2>Sales</h2>",
+        when(event.starts_at),
+        escape(event.status.as_str())
+    );
+    // Paid orders per ticket type, from the orders themselves (always current).
+    let paid =
+        s.db.query(
+            "SELECT h.ticket_type_id, CAST(SUM(h.quantity) AS BIGINT), CAST(SUM(o.amount_minor) AS BIGINT)
+             FROM orders o JOIN holds h ON h.id = o.hold_id JOIN ticket_types t ON t.id = h.ticket_type_id
+             WHERE t.event_id = ?1 AND o.status = 'paid' GROUP BY h.ticket_type_id",
+            params![id],
+        )
+        .await?;
+    let mut sold = BTreeMap::new();
+    for r in &paid {
+        sold.insert(r.int(0)?, (r.int(1)?, r.int(2)?));
+    }
+    body.push_str(
+        "<table id=\"sales\"><tr><th>Ticket type</th><th>Price</th><th>Sold</th><th>Left</th><th>Taken</th></tr>",
+    );
+    for t in event.ticket_types.iter().flatten() {
+        let (tickets, amount) = sold.get(&t.id).copied().unwrap_or((0, 0));
+        body.push_str(&format!(
+            "<tr data-type=\"{}\"><td>{}</td><td>{}</td><td class=\"sold\">{tickets}</td><td>{} of {}</td><td>{}</td></tr>",
+            t.id,
+            escape(&t.name),
+            money(t.price_minor, &t.currency),
+            t.available,
+            t.total,
+            money(amount, &t.currency)
+        ));
+    }
+    body.push_str("</table>");
+    body.push_str(&cases_section(s, caller, id).await?);
+    body.push_str(&analytics_section(s, caller, id, &event).await?);
+    Ok((event.title, body))
+}
+
+async fn cases_section(s: &AppState, caller: &Caller, id: i64) -> Result<String, ApiError> {
+    let list = cases::list(&s.db, caller, id).await?;
+    let mut html = String::from("<h2>Cases</h2>");
+    if list.is_empty() {
+        html.push_str("<p>No cases.</p>");
+        return Ok(html);
+    }
+    html.push_str("<table id=\"cases\"><tr><th>What</th><th>Seen</th><th>Status</th><th></th></tr>");
+    for c in list {
+        let actions = if c.status == "open" {
+            let approve = if c.kind == "order_review" { "Approve the order" } else { "Dismiss" };
+            let reject = if c.kind == "order_review" { "Reject and refund" } else { "Confirm fraud" };
+            format!(
+                "<form method=\"post\" action=\"/manage/cases/{id}/resolve\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"outcome\" value=\"dismissed\"><button class=\"dismiss\">{approve}</button></form> \
+                 <form method=\"post\" action=\"/manage/cases/{id}/resolve\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"outcome\" value=\"confirmed\"><button class=\"confirm\">{reject}</button></form>",
+                id = c.id
+            )
+        } else {
+            c.resolution_note.as_deref().map(escape).unwrap_or_default()
+        };
+        html.push_str(&format!(
+            "<tr data-case=\"{}\" data-kind=\"{}\"><td>{}</td><td>{}×, last {}</td><td class=\"status\">{}</td><td>{actions}</td></tr>",
+            c.id,
+            escape(&c.kind),
+            escape(&c.detail),
+            c.occurrences,
+            when(c.updated_at),
+            escape(&c.status)
+        ));
+    }
+    html.push_str("</table>");
+    Ok(html)
+}
+
+async fn analytics_section(s: &AppState, caller: &Caller, id: i64, event: &catalog::Event) -> Result<String, ApiError> {
+    let analytics = crate::analytics::sales::analytics(&s.db, caller, id).await?;
+    let hour = |h: i64| when(h).get(5..16).unwrap_or_default().to_owned();
+    let mut by_hour: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_channel: BTreeMap<String, i64> = BTreeMap::new();
+    let names: BTreeMap<i64, String> = event.ticket_types.iter().flatten().map(|t| (t.id, t.name.clone())).collect();
+    for row in &analytics.sales {
+        *by_hour.entry(row.hour).or_default() += row.tickets;
+        let name = names.get(&row.ticket_type_id).cloned().unwrap_or_else(|| row.ticket_type_id.to_string());
+        *by_type.entry(name).or_default() += row.tickets;
+        *by_channel.entry(row.channel.clone()).or_default() += row.tickets;
+    }
+    let mut entries_by_hour: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut by_gate: BTreeMap<String, i64> = BTreeMap::new();
+    for row in &analytics.entries {
+        *entries_by_hour.entry(row.hour).or_default() += row.accepted;
+        *by_gate.entry(row.gate_id.clone()).or_default() += row.accepted;
+    }
+    let series = |m: &BTreeMap<i64, i64>| m.iter().map(|(h, v)| (hour(*h), *v)).collect::<Vec<_>>();
+    let named = |m: &BTreeMap<String, i64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
+    Ok(format!(
+        "<h2>Analytics</h2><p>From the event stream; a sale shows here a moment after it is paid.</p>\
+         <h3>Tickets sold by hour</h3><div id=\"sales-by-hour\">{}</div>\
+         <h3>By ticket type</h3><div id=\"sales-by-type\">{}</div>\
+         <h3>By channel</h3><div id=\"sales-by-channel\">{}</div>\
+         <h3>Entries by hour</h3><div id=\"entries-by-hour\">{}</div>\
+         <h3>Entries by gate</h3><div id=\"entries-by-gate\">{}</div>",
+        plot::bars("Tickets sold by hour", &series(&by_hour)),
+        plot::bars("Tickets sold by ticket type", &named(&by_type)),
+        plot::bars("Tickets sold by channel", &named(&by_channel)),
+        plot::bars("Entries by hour", &series(&entries_by_hour)),
+        plot::bars("Entries by gate", &named(&by_gate)),
+    ))
+}
+
+/// The resolve buttons' form.
+#[derive(Debug, serde::Deserialize)]
+pub struct ResolveForm {
+    outcome: Outcome,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /manage/cases/{id}/resolve`.
+pub async fn resolve_case(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    form: Result<Form<ResolveForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let caller = match organizer(&s, &headers, "/manage").await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let (Ok(Path(id)), Ok(Form(form))) = (id, form) else {
+        return error_page(Some(&caller), &ApiError::BadRequest("the form is incomplete".into()));
+    };
+    let resolution = Resolution { outcome: form.outcome, note: form.note, revoke_ticket: false };
+    match cases::resolve(s.shop().orders(), &caller, id, &resolution).await {
+        Ok(case) => Redirect::to(&format!("/manage/events/{}", case.event_id.unwrap_or_default())).into_response(),
+        Err(e) => error_page(Some(&caller), &e),
+    }
+}
