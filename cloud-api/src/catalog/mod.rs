@@ -12,9 +12,13 @@ pub mod routes;
 pub mod seatmap;
 mod venues;
 
-pub use events::*;
+pub use events::{
+    Event, EventFilter, EventPage, EventStatus, NewEvent, NewTicketType, TicketType, add_ticket_type, create_event,
+    get_event, publish_event, require_event_organizer, ticket_types,
+};
 pub use routes::{Catalog, routes};
-pub use venues::*;
+pub(crate) use venues::event_venue_map;
+pub use venues::{NewVenue, Venue, create_venue, get_venue, require_venue_owner};
 
 use crate::common::error::ApiError;
 

@@ -19,8 +19,11 @@ use crate::sale::promotions;
 mod payment;
 mod refunds;
 
-pub use payment::*;
-pub use refunds::*;
+pub use payment::{WebhookOutcome, apply_webhook};
+pub(crate) use payment::{deliver, mark_paid};
+use payment::{end_unpaid, record_transaction};
+pub(crate) use refunds::refund_unchecked;
+pub use refunds::{Cancellation, cancel_event, refund, retry_due_refunds};
 
 /// `POST /orders` body.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
