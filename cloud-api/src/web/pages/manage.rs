@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 
-use super::{error_page, escape, money, page, plot, session, sign_in_first, when};
+use super::{error_page, money, page, plot, session, sign_in_first, when};
 use crate::accounts::auth::Caller;
 use crate::common::error::ApiError;
 use crate::sale::cases::{self, Outcome, Resolution};
@@ -39,18 +40,23 @@ pub async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(rows) => rows,
         Err(e) => return error_page(Some(&caller), &e.into()),
     };
-    let mut body = String::from("<table><tr><th>Event</th><th>Starts</th><th>Status</th></tr>");
-    for r in &rows {
-        let (Ok(id), Ok(title), Ok(starts), Ok(status)) = (r.int(0), r.text(1), r.int(2), r.text(3)) else { continue };
-        body.push_str(&format!(
-            "<tr><td><a href=\"/manage/events/{id}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-            escape(&title),
-            when(starts),
-            escape(&status)
-        ));
-    }
-    body.push_str("</table>");
-    page("Your events", Some(&caller), &body)
+    let events = rows.iter().filter_map(|r| match (r.int(0), r.text(1), r.int(2), r.text(3)) {
+        (Ok(id), Ok(title), Ok(starts), Ok(status)) => Some((id, title, starts, status)),
+        _ => None,
+    });
+    let body = html! {
+        table {
+            tr { th { "Event" } th { "Starts" } th { "Status" } }
+            @for (id, title, starts, status) in events {
+                tr {
+                    td { a href={ "/manage/events/" (id) } { (title) } }
+                    td { (when(starts)) }
+                    td { (status) }
+                }
+            }
+        }
+    };
+    page("Your events", Some(&caller), body)
 }
 
 /// `GET /manage/events/{id}`: sales, cases and analytics of one event.
@@ -65,19 +71,14 @@ pub async fn event(
         Err(r) => return *r,
     };
     match event_body(&s, &caller, id).await {
-        Ok((title, body)) => page(&title, Some(&caller), &body),
+        Ok((title, body)) => page(&title, Some(&caller), body),
         Err(e) => error_page(Some(&caller), &e),
     }
 }
 
-async fn event_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, String), ApiError> {
+async fn event_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, Markup), ApiError> {
     catalog::require_event_organizer(&s.db, caller, id).await?;
     let event = catalog::get_event(&s.db, id, Some(caller)).await?;
-    let mut body = format!(
-        "<p>{} · {} · <a href=\"/e/{id}\">shop page</a></p><h2>Sales</h2>",
-        when(event.starts_at),
-        escape(event.status.as_str())
-    );
     // Paid orders per ticket type, from the orders themselves (always current).
     let paid =
         s.db.query(
@@ -91,64 +92,75 @@ async fn event_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, S
     for r in &paid {
         sold.insert(r.int(0)?, (r.int(1)?, r.int(2)?));
     }
-    body.push_str(
-        "<table id=\"sales\"><tr><th>Ticket type</th><th>Price</th><th>Sold</th><th>Left</th><th>Taken</th></tr>",
-    );
-    for t in event.ticket_types.iter().flatten() {
-        let (tickets, amount) = sold.get(&t.id).copied().unwrap_or((0, 0));
-        body.push_str(&format!(
-            "<tr data-type=\"{}\"><td>{}</td><td>{}</td><td class=\"sold\">{tickets}</td><td>{} of {}</td><td>{}</td></tr>",
-            t.id,
-            escape(&t.name),
-            money(t.price_minor, &t.currency),
-            t.available,
-            t.total,
-            money(amount, &t.currency)
-        ));
-    }
-    body.push_str("</table>");
-    body.push_str(&cases_section(s, caller, id).await?);
-    body.push_str(&analytics_section(s, caller, id, &event).await?);
+    let cases = cases_section(s, caller, id).await?;
+    let analytics = analytics_section(s, caller, id, &event).await?;
+    let body = html! {
+        p { (when(event.starts_at)) " · " (event.status.as_str()) " · " a href={ "/e/" (id) } { "shop page" } }
+        h2 { "Sales" }
+        table #sales {
+            tr { th { "Ticket type" } th { "Price" } th { "Sold" } th { "Left" } th { "Taken" } }
+            @for t in event.ticket_types.iter().flatten() {
+                @let (tickets, amount) = sold.get(&t.id).copied().unwrap_or((0, 0));
+                tr data-type=(t.id) {
+                    td { (t.name) }
+                    td { (money(t.price_minor, &t.currency)) }
+                    td.sold { (tickets) }
+                    td { (t.available) " of " (t.total) }
+                    td { (money(amount, &t.currency)) }
+                }
+            }
+        }
+        (cases)
+        (analytics)
+    };
     Ok((event.title, body))
 }
 
-async fn cases_section(s: &AppState, caller: &Caller, id: i64) -> Result<String, ApiError> {
+async fn cases_section(s: &AppState, caller: &Caller, id: i64) -> Result<Markup, ApiError> {
     let list = cases::list(&s.db, caller, id).await?;
-    let mut html = String::from("<h2>Cases</h2>");
-    if list.is_empty() {
-        html.push_str("<p>No cases.</p>");
-        return Ok(html);
-    }
-    html.push_str("<table id=\"cases\"><tr><th>What</th><th>Seen</th><th>Status</th><th></th></tr>");
-    for c in list {
-        let actions = if c.status == "open" {
-            let approve = if c.kind == "order_review" { "Approve the order" } else { "Dismiss" };
-            let reject = if c.kind == "order_review" { "Reject and refund" } else { "Confirm fraud" };
-            format!(
-                "<form method=\"post\" action=\"/manage/cases/{id}/resolve\" class=\"inline\">\
-                 <input type=\"hidden\" name=\"outcome\" value=\"dismissed\"><button class=\"dismiss\">{approve}</button></form> \
-                 <form method=\"post\" action=\"/manage/cases/{id}/resolve\" class=\"inline\">\
-                 <input type=\"hidden\" name=\"outcome\" value=\"confirmed\"><button class=\"confirm\">{reject}</button></form>",
-                id = c.id
-            )
-        } else {
-            c.resolution_note.as_deref().map(escape).unwrap_or_default()
-        };
-        html.push_str(&format!(
-            "<tr data-case=\"{}\" data-kind=\"{}\"><td>{}</td><td>{}×, last {}</td><td class=\"status\">{}</td><td>{actions}</td></tr>",
-            c.id,
-            escape(&c.kind),
-            escape(&c.detail),
-            c.occurrences,
-            when(c.updated_at),
-            escape(&c.status)
-        ));
-    }
-    html.push_str("</table>");
-    Ok(html)
+    Ok(html! {
+        h2 { "Cases" }
+        @if list.is_empty() {
+            p { "No cases." }
+        } @else {
+            table #cases {
+                tr { th { "What" } th { "Seen" } th { "Status" } th {} }
+                @for c in &list {
+                    tr data-case=(c.id) data-kind=(c.kind) {
+                        td { (c.detail) }
+                        td { (c.occurrences) "×, last " (when(c.updated_at)) }
+                        td.status { (c.status) }
+                        td { (case_actions(c)) }
+                    }
+                }
+            }
+        }
+    })
 }
 
-async fn analytics_section(s: &AppState, caller: &Caller, id: i64, event: &catalog::Event) -> Result<String, ApiError> {
+/// An open case's two buttons (worded for its kind); a closed case's note.
+fn case_actions(c: &cases::Case) -> Markup {
+    if c.status != "open" {
+        return html! { (c.resolution_note.as_deref().unwrap_or_default()) };
+    }
+    let review = c.kind == "order_review";
+    let approve = if review { "Approve the order" } else { "Dismiss" };
+    let reject = if review { "Reject and refund" } else { "Confirm fraud" };
+    let action = format!("/manage/cases/{}/resolve", c.id);
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="outcome" value="dismissed";
+            button.dismiss { (approve) }
+        }
+        " "
+        form.inline method="post" action=(action) {
+            input type="hidden" name="outcome" value="confirmed";
+            button.confirm { (reject) }
+        }
+    }
+}
+
+async fn analytics_section(s: &AppState, caller: &Caller, id: i64, event: &catalog::Event) -> Result<Markup, ApiError> {
     let analytics = crate::analytics::sales::analytics(&s.db, caller, id).await?;
     let hour = |h: i64| when(h).get(5..16).unwrap_or_default().to_owned();
     let mut by_hour: BTreeMap<i64, i64> = BTreeMap::new();
@@ -169,19 +181,20 @@ async fn analytics_section(s: &AppState, caller: &Caller, id: i64, event: &catal
     }
     let series = |m: &BTreeMap<i64, i64>| m.iter().map(|(h, v)| (hour(*h), *v)).collect::<Vec<_>>();
     let named = |m: &BTreeMap<String, i64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
-    Ok(format!(
-        "<h2>Analytics</h2><p>From the event stream; a sale shows here a moment after it is paid.</p>\
-         <h3>Tickets sold by hour</h3><div id=\"sales-by-hour\">{}</div>\
-         <h3>By ticket type</h3><div id=\"sales-by-type\">{}</div>\
-         <h3>By channel</h3><div id=\"sales-by-channel\">{}</div>\
-         <h3>Entries by hour</h3><div id=\"entries-by-hour\">{}</div>\
-         <h3>Entries by gate</h3><div id=\"entries-by-gate\">{}</div>",
-        plot::bars("Tickets sold by hour", &series(&by_hour)),
-        plot::bars("Tickets sold by ticket type", &named(&by_type)),
-        plot::bars("Tickets sold by channel", &named(&by_channel)),
-        plot::bars("Entries by hour", &series(&entries_by_hour)),
-        plot::bars("Entries by gate", &named(&by_gate)),
-    ))
+    Ok(html! {
+        h2 { "Analytics" }
+        p { "From the event stream; a sale shows here a moment after it is paid." }
+        h3 { "Tickets sold by hour" }
+        #sales-by-hour { (plot::bars("Tickets sold by hour", &series(&by_hour))) }
+        h3 { "By ticket type" }
+        #sales-by-type { (plot::bars("Tickets sold by ticket type", &named(&by_type))) }
+        h3 { "By channel" }
+        #sales-by-channel { (plot::bars("Tickets sold by channel", &named(&by_channel))) }
+        h3 { "Entries by hour" }
+        #entries-by-hour { (plot::bars("Entries by hour", &series(&entries_by_hour))) }
+        h3 { "Entries by gate" }
+        #entries-by-gate { (plot::bars("Entries by gate", &named(&by_gate))) }
+    })
 }
 
 /// The resolve buttons' form.

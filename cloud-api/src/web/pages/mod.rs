@@ -10,6 +10,11 @@
 //! SameSite does not: signing a victim into an attacker's account, forced
 //! sign-outs, and posts from sibling subdomains. Pages carry no script; a
 //! strict Content-Security-Policy says so.
+//!
+//! Markup is written with maud's `html!`: every interpolated value is escaped
+//! unless wrapped in `PreEscaped`, so a forgotten call cannot become stored XSS.
+//! `PreEscaped` appears only for the constant stylesheet and for the SVG of our
+//! own QR renderer.
 
 pub mod manage;
 pub mod plot;
@@ -21,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next as NextLayer};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use crate::accounts::auth::{Caller, Role};
@@ -62,7 +68,7 @@ async fn same_origin_forms(request: Request, next: NextLayer) -> Response {
     if request.method() == Method::GET || request.method() == Method::HEAD || from_this_site(request.headers()) {
         return next.run(request).await;
     }
-    let problem = "<p class=\"error\">This form can only be sent from this site's own pages.</p>";
+    let problem = html! { p.error { "This form can only be sent from this site's own pages." } };
     let mut response = page("Sorry", None, problem);
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
@@ -83,25 +89,10 @@ fn from_this_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Escapes text for HTML text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Money in minor units as text, e.g. `25.00 EUR`.
+/// Money in minor units as text, e.g. `25.00 EUR`: plain text, escaped where
+/// a page interpolates it.
 pub fn money(minor: i64, currency: &str) -> String {
-    format!("{}.{:02} {}", minor / 100, (minor % 100).abs(), escape(currency))
+    format!("{}.{:02} {currency}", minor / 100, (minor % 100).abs())
 }
 
 /// A date-time (Unix seconds) as `2026-12-02 19:30 UTC`.
@@ -114,25 +105,46 @@ pub fn when(unix: i64) -> String {
 }
 
 /// A whole page around `body`.
-pub fn page(title: &str, caller: Option<&Caller>, body: &str) -> Response {
-    let account = match caller {
-        Some(c) => {
-            let manage = if c.is_runner() { "<a href=\"/manage\">Manage</a> " } else { "" };
-            format!(
-                "{manage}<a href=\"/my/tickets\">My tickets</a> \
-                 <form method=\"post\" action=\"/logout\" class=\"inline\"><button>Sign out</button></form>"
-            )
+pub fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Response {
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · tixgate" }
+                // A constant of this file, not input: the one stylesheet of every page.
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.brand href="/" { "tixgate" }
+                    nav { (account(caller)) }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
         }
-        None => "<a href=\"/login\">Sign in</a> <a href=\"/register\">Register</a>".into(),
     };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} · tixgate</title>\
-         <style>{STYLE}</style></head><body><header><a href=\"/\" class=\"brand\">tixgate</a><nav>{account}</nav></header>\
-         <main><h1>{t}</h1>{body}</main></body></html>",
-        t = escape(title)
-    );
-    (PAGE_HEADERS, html).into_response()
+    (PAGE_HEADERS, html.into_string()).into_response()
+}
+
+/// The header's links: sign in or register, or the signed-in user's pages.
+fn account(caller: Option<&Caller>) -> Markup {
+    html! {
+        @if let Some(c) = caller {
+            @if c.is_runner() {
+                a href="/manage" { "Manage" } " "
+            }
+            a href="/my/tickets" { "My tickets" } " "
+            form.inline method="post" action="/logout" { button { "Sign out" } }
+        } @else {
+            a href="/login" { "Sign in" } " "
+            a href="/register" { "Register" }
+        }
+    }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a202c}\
@@ -180,7 +192,7 @@ pub fn error_page(caller: Option<&Caller>, error: &ApiError) -> Response {
         ApiError::Store(_) | ApiError::Internal(_) => "Something went wrong on our side; please try again.".into(),
         other => other.to_string(),
     };
-    let mut response = page("Sorry", caller, &format!("<p class=\"error\">{}</p>", escape(&text)));
+    let mut response = page("Sorry", caller, html! { p.error { (text) } });
     *response.status_mut() = status;
     response
 }
@@ -213,25 +225,30 @@ struct Next {
     next: Option<String>,
 }
 
-fn sign_in_form(action: &str, next: &str, register: bool, problem: Option<&str>) -> String {
-    let problem = problem.map(|p| format!("<p class=\"error\">{}</p>", escape(p))).unwrap_or_default();
-    let name = if register { "<p><label>Name <input name=\"name\" autocomplete=\"name\"></label></p>" } else { "" };
-    format!(
-        "{problem}<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <p><label>E-mail <input name=\"email\" type=\"email\" required autocomplete=\"email\"></label></p>{name}\
-         <p><label>Password <input name=\"password\" type=\"password\" required minlength=\"8\"></label></p>\
-         <p><button type=\"submit\">{}</button></p></form>",
-        if register { "Create account" } else { "Sign in" },
-        next = escape(next)
-    )
+/// The sign-in or registration form; `next` rides along in a hidden field.
+fn sign_in_form(action: &str, next: &str, register: bool, problem: Option<&str>) -> Markup {
+    html! {
+        @if let Some(problem) = problem {
+            p.error { (problem) }
+        }
+        form method="post" action=(action) {
+            input type="hidden" name="next" value=(next);
+            p { label { "E-mail " input name="email" type="email" required autocomplete="email"; } }
+            @if register {
+                p { label { "Name " input name="name" autocomplete="name"; } }
+            }
+            p { label { "Password " input name="password" type="password" required minlength="8"; } }
+            p { button type="submit" { @if register { "Create account" } @else { "Sign in" } } }
+        }
+    }
 }
 
 async fn login_page(next: axum::extract::Query<Next>) -> Response {
-    page("Sign in", None, &sign_in_form("/login", safe_next(next.next.as_deref()), false, None))
+    page("Sign in", None, sign_in_form("/login", safe_next(next.next.as_deref()), false, None))
 }
 
 async fn register_page(next: axum::extract::Query<Next>) -> Response {
-    page("Create an account", None, &sign_in_form("/register", safe_next(next.next.as_deref()), true, None))
+    page("Create an account", None, sign_in_form("/register", safe_next(next.next.as_deref()), true, None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,7 +268,7 @@ async fn login(State(s): State<AppState>, form: Form<SignInForm>) -> Response {
     match users::login(&s.db, &s.tokens, &credentials, clock::now()).await {
         Ok(token) => signed_in(&token.access_token, s.tokens.login_ttl, next),
         Err(e) => {
-            let mut response = page("Sign in", None, &sign_in_form("/login", next, false, Some(&e.to_string())));
+            let mut response = page("Sign in", None, sign_in_form("/login", next, false, Some(&e.to_string())));
             *response.status_mut() = e.status();
             response
         }
@@ -274,7 +291,7 @@ async fn register(State(s): State<AppState>, form: Form<SignInForm>) -> Response
         },
         Err(e) => {
             let mut response =
-                page("Create an account", None, &sign_in_form("/register", next, true, Some(&e.to_string())));
+                page("Create an account", None, sign_in_form("/register", next, true, Some(&e.to_string())));
             *response.status_mut() = e.status();
             response
         }
@@ -309,12 +326,25 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn text_is_escaped_for_html() {
-        assert_eq!(
-            escape("<a href=\"x\">Tom & Jerry's</a>"),
-            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
-        );
+    /// Reads a response's body as text.
+    async fn text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn hostile_text_comes_out_escaped() {
+        let hostile = "<script>alert(1)</script>";
+        let html = text(page(hostile, None, html! { p { "Tom & Jerry" } })).await;
+        assert!(!html.contains(hostile), "{html}");
+        assert!(html.contains("<title>&lt;script&gt;alert(1)&lt;/script&gt; · tixgate</title>"), "{html}");
+        assert!(html.contains("<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>"), "{html}");
+        assert!(html.contains("<p>Tom &amp; Jerry</p>"), "{html}");
+
+        let form = sign_in_form("/login", "/e/1\"><script>alert(1)</script>", false, Some(hostile)).into_string();
+        assert!(!form.contains("<script>"), "{form}");
+        assert!(form.contains("value=\"/e/1&quot;&gt;&lt;script&gt;"), "a quote cannot close the attribute: {form}");
+        assert!(form.contains("<p class=\"error\">&lt;script&gt;"), "{form}");
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
-use super::{error_page, escape, money, page, session, sign_in_first, when};
+use super::{error_page, money, page, session, sign_in_first, when};
 use crate::accounts::auth::Caller;
-use crate::catalog::{self, EventFilter};
+use crate::catalog::{self, EventFilter, TicketType};
 use crate::common::error::ApiError;
 use crate::sale::inventory::{self, ReserveRequest};
 use crate::sale::orders::{self, OrderRequest, SalesChannel};
@@ -27,15 +28,18 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok((page, _)) => page.items,
         Err(e) => return error_page(caller.as_ref(), &e),
     };
-    let mut body = String::from("<ul class=\"events\">");
-    for e in &events {
-        body.push_str(&format!("<li><a href=\"/e/{}\">{}</a> — {}</li>", e.id, escape(&e.title), when(e.starts_at)));
-    }
-    body.push_str("</ul>");
-    if events.is_empty() {
-        body = "<p>Nothing on sale right now.</p>".into();
-    }
-    page("What's on", caller.as_ref(), &body)
+    let body = html! {
+        @if events.is_empty() {
+            p { "Nothing on sale right now." }
+        } @else {
+            ul.events {
+                @for e in &events {
+                    li { a href={ "/e/" (e.id) } { (e.title) } " — " (when(e.starts_at)) }
+                }
+            }
+        }
+    };
+    page("What's on", caller.as_ref(), body)
 }
 
 /// `GET /e/{id}`: an event, its pictures and what can be bought.
@@ -47,61 +51,66 @@ pub async fn event(
     let caller = session(&s, &headers).await;
     let Ok(Path(id)) = id else { return error_page(caller.as_ref(), &ApiError::NotFound("event")) };
     match event_body(&s, caller.as_ref(), id).await {
-        Ok((title, body)) => page(&title, caller.as_ref(), &body),
+        Ok((title, body)) => page(&title, caller.as_ref(), body),
         Err(e) => error_page(caller.as_ref(), &e),
     }
 }
 
-async fn event_body(s: &AppState, caller: Option<&Caller>, id: i64) -> Result<(String, String), ApiError> {
+async fn event_body(s: &AppState, caller: Option<&Caller>, id: i64) -> Result<(String, Markup), ApiError> {
     let viewer = caller.copied().unwrap_or(Caller::ANONYMOUS);
     let event = catalog::get_event(&s.db, id, Some(&viewer)).await?;
-    let mut body = String::new();
-    if let Some(venue) = &event.venue {
-        body.push_str(&format!("<p>{} · {}</p>", escape(&venue.name), escape(&venue.address)));
+    let pictures = media::list(&s.db, &viewer, id).await?;
+    let body = html! {
+        @if let Some(venue) = &event.venue {
+            p { (venue.name) " · " (venue.address) }
+        }
+        p { (when(event.starts_at)) " to " (when(event.ends_at)) }
+        @if !event.description.is_empty() {
+            p { (event.description) }
+        }
+        @for m in &pictures {
+            @if let Some(thumb) = &m.thumbnail_url {
+                a href=(m.url) { img.thumb src=(thumb) alt="picture of the event"; }
+            }
+        }
+        table {
+            tr { th { "Ticket" } th { "Price" } th { "Left" } th {} }
+            @for t in event.ticket_types.iter().flatten() {
+                tr data-type=(t.id) {
+                    td { (t.name) @if t.seated { " (best seats available)" } }
+                    td { (money(t.price_minor, &t.currency)) }
+                    td { (t.available) }
+                    td { (buy_cell(s, event.id, t)) }
+                }
+            }
+        }
+    };
+    Ok((event.title, body))
+}
+
+/// How a ticket type can be bought here: a form while the test gateway sells
+/// and stock is left, otherwise a word why not.
+fn buy_cell(s: &AppState, event: i64, t: &TicketType) -> Markup {
+    if !s.gateways.test_enabled {
+        // Card payments need the app; the page shows what is left.
+        return html! { "in the app" };
     }
-    body.push_str(&format!("<p>{} to {}</p>", when(event.starts_at), when(event.ends_at)));
-    if !event.description.is_empty() {
-        body.push_str(&format!("<p>{}</p>", escape(&event.description)));
+    if t.available <= 0 {
+        return html! { "sold out" };
     }
-    for m in media::list(&s.db, &viewer, id).await? {
-        if let Some(thumb) = &m.thumbnail_url {
-            body.push_str(&format!(
-                "<a href=\"{}\"><img class=\"thumb\" src=\"{}\" alt=\"picture of the event\"></a>",
-                escape(&m.url),
-                escape(thumb)
-            ));
+    html! {
+        form method="post" action="/shop/buy" {
+            input type="hidden" name="event_id" value=(event);
+            input type="hidden" name="ticket_type_id" value=(t.id);
+            select name="quantity" aria-label="how many" {
+                @for n in 1..=t.per_order_limit.min(t.available).min(10) {
+                    option value=(n) { (n) }
+                }
+            }
+            " "
+            button.buy type="submit" { "Buy" }
         }
     }
-    body.push_str("<table><tr><th>Ticket</th><th>Price</th><th>Left</th><th></th></tr>");
-    for t in event.ticket_types.iter().flatten() {
-        let buy = if !s.gateways.test_enabled {
-            // Card payments need the app; the page shows what is left.
-            "in the app".into()
-        } else if t.available > 0 {
-            let options: String = (1..=t.per_order_limit.min(t.available).min(10))
-                .map(|n| format!("<option value=\"{n}\">{n}</option>"))
-                .collect();
-            format!(
-                "<form method=\"post\" action=\"/shop/buy\"><input type=\"hidden\" name=\"event_id\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"ticket_type_id\" value=\"{}\">\
-                 <select name=\"quantity\" aria-label=\"how many\">{options}</select> \
-                 <button type=\"submit\" class=\"buy\">Buy</button></form>",
-                event.id, t.id
-            )
-        } else {
-            "sold out".into()
-        };
-        body.push_str(&format!(
-            "<tr data-type=\"{}\"><td>{}{}</td><td>{}</td><td>{}</td><td>{buy}</td></tr>",
-            t.id,
-            escape(&t.name),
-            if t.seated { " (best seats available)" } else { "" },
-            money(t.price_minor, &t.currency),
-            t.available
-        ));
-    }
-    body.push_str("</table>");
-    Ok((event.title, body))
 }
 
 /// The buy form.
@@ -182,51 +191,81 @@ pub struct JustBought {
 pub async fn my_tickets(State(s): State<AppState>, headers: HeaderMap, bought: Query<JustBought>) -> Response {
     let Some(caller) = session(&s, &headers).await else { return sign_in_first("/my/tickets") };
     match tickets_body(&s, &caller, bought.order).await {
-        Ok(body) => page("My tickets", Some(&caller), &body),
+        Ok(body) => page("My tickets", Some(&caller), body),
         Err(e) => error_page(Some(&caller), &e),
     }
 }
 
-async fn tickets_body(s: &AppState, caller: &Caller, bought: Option<i64>) -> Result<String, ApiError> {
-    let mut body = String::new();
-    if let Some(id) = bought {
-        let order = orders::get(&s.db, caller, id).await?;
-        let note = match (order.status.as_str(), order.review.as_deref()) {
-            ("paid", Some("held")) => {
-                format!("Order {id} is paid. We are checking it before the tickets are issued; you will get an e-mail.")
-            }
-            ("paid", _) => format!("Order {id} is paid: {} ticket(s) below.", order.ticket_ids.len()),
-            (status, _) => format!("Order {id} is {status}."),
-        };
-        body.push_str(&format!("<p class=\"notice\" id=\"order-status\">{}</p>", escape(&note)));
-    }
+async fn tickets_body(s: &AppState, caller: &Caller, bought: Option<i64>) -> Result<Markup, ApiError> {
+    let note = match bought {
+        Some(id) => Some(order_note(&orders::get(&s.db, caller, id).await?)),
+        None => None,
+    };
     let mine = tickets::mine(&s.db, caller).await?;
-    if mine.is_empty() {
-        body.push_str("<p>No tickets yet.</p>");
-    }
     let mut titles = std::collections::HashMap::new();
-    for t in mine {
+    let mut cards = Vec::with_capacity(mine.len());
+    for t in &mine {
         if let std::collections::hash_map::Entry::Vacant(slot) = titles.entry(t.event_id) {
             // Straight from the row: a cancelled event's tickets still say which event they were for.
             let row = s.db.query_opt("SELECT title FROM events WHERE id = ?1", crate::params![t.event_id]).await?;
             let title = row.map(|r| r.text(0)).transpose()?.unwrap_or_default();
             slot.insert(title);
         }
-        let code = if t.status != "valid" {
-            format!("<p>{}</p>", escape(&t.status))
-        } else if t.rotating {
-            let until = tickets::wallet_expiry(&s.db, t.id).await?;
-            format!("<p><a href=\"/wallet/{}\">Open in the wallet</a></p>", s.tokens.wallet_token(t.id, until)?)
-        } else {
-            crate::common::qr_render::svg(&t.barcode).map_err(|e| ApiError::Internal(e.to_string()))?
-        };
-        body.push_str(&format!(
-            "<div class=\"ticket\" data-ticket=\"{}\"><strong>{}</strong><br>{}{}</div>",
-            t.id,
-            escape(titles.get(&t.event_id).map_or("", String::as_str)),
-            t.seat.as_deref().map(|seat| format!("Seat {} ", escape(seat))).unwrap_or_default(),
-            code
-        ));
+        let title = titles.get(&t.event_id).map_or("", String::as_str);
+        cards.push(ticket_card(t, title, ticket_code(s, t).await?));
     }
-    Ok(body)
+    Ok(html! {
+        @if let Some(note) = note {
+            p.notice #order-status { (note) }
+        }
+        @if mine.is_empty() {
+            p { "No tickets yet." }
+        }
+        @for card in cards {
+            (card)
+        }
+    })
+}
+
+/// What the page says of the order just bought.
+fn order_note(order: &orders::Order) -> String {
+    let id = order.id;
+    match (order.status.as_str(), order.review.as_deref()) {
+        ("paid", Some("held")) => {
+            format!("Order {id} is paid. We are checking it before the tickets are issued; you will get an e-mail.")
+        }
+        ("paid", _) => format!("Order {id} is paid: {} ticket(s) below.", order.ticket_ids.len()),
+        (status, _) => format!("Order {id} is {status}."),
+    }
+}
+
+/// A ticket's code: its QR code while valid, a wallet link when the code
+/// rotates, otherwise its status.
+async fn ticket_code(s: &AppState, t: &tickets::Ticket) -> Result<Markup, ApiError> {
+    if t.status != "valid" {
+        return Ok(html! { p { (t.status) } });
+    }
+    if t.rotating {
+        let until = tickets::wallet_expiry(&s.db, t.id).await?;
+        let token = s.tokens.wallet_token(t.id, until)?;
+        return Ok(html! { p { a href={ "/wallet/" (token) } { "Open in the wallet" } } });
+    }
+    let svg = crate::common::qr_render::svg(&t.barcode).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Our own QR renderer's SVG: made from the signed barcode by the qrcode
+    // crate, modules and colours only, no text of anyone's.
+    Ok(html! { (PreEscaped(svg)) })
+}
+
+/// One ticket: its event, its seat and its code.
+fn ticket_card(t: &tickets::Ticket, title: &str, code: Markup) -> Markup {
+    html! {
+        div.ticket data-ticket=(t.id) {
+            strong { (title) }
+            br;
+            @if let Some(seat) = &t.seat {
+                "Seat " (seat) " "
+            }
+            (code)
+        }
+    }
 }
