@@ -1,7 +1,7 @@
 //! The crate's shape, read off its source: each area imports only the areas
-//! below it (so no two areas form an import circle), and nothing below the web
-//! layer imports the router or the pages. ARCHITECTURE.md's cloud-api table
-//! lists the areas in this order.
+//! below it (so no two areas form an import circle, and nothing below the web
+//! layer imports the router or the pages), and the pages write no HTML by hand.
+//! ARCHITECTURE.md's cloud-api table lists the areas in this order.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -101,4 +101,18 @@ fn areas_import_only_the_areas_below_them() {
 fn the_import_reader_sees_grouped_and_plain_paths() {
     let names = crate_paths("use crate::{common::clock, sale::{self, orders}};\nlet x = crate::web::AppState;");
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["common", "sale", "web"]);
+}
+
+#[test]
+fn pages_build_html_only_through_the_escaping_template() {
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/pages");
+    let mut files = Vec::new();
+    rust_files(&pages, &mut files);
+    assert!(!files.is_empty(), "found the pages");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for hand_made in ["fn escape", "format!(\"<", "push_str(\"<", "format!(\"{}<"] {
+            assert!(!text.contains(hand_made), "{}: `{hand_made}`: HTML is written with maud's html!", file.display());
+        }
+    }
 }
