@@ -3,7 +3,7 @@
 //! session, and a change of role ends all of the user's, so an organizer
 //! demoted to customer cannot use the old token on the next request, rather
 //! than for as long as it would have lasted. Hub device tokens have no session;
-//! their revocation is checked by the feed (`venue_feed::require_hub`).
+//! their revocation is checked by the feed (`venue::feed::require_hub`).
 //!
 //! Cost: one primary-key read per authenticated request (measured by the
 //! `sale` benchmark's `session_check` row).
