@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../src/notifications/template.rs"]
+#[path = "../../src/notifications/template/mod.rs"]
 mod template;
 
 fuzz_target!(|data: &[u8]| {

@@ -340,7 +340,8 @@ async fn template_for(db: &Db, event_id: i64, channel: Channel) -> Result<(Templ
 pub struct TemplateBody {
     /// Subject line (e-mail only; text messages ignore it).
     pub subject: String,
-    /// Body, with `{{placeholders}}`: name, email, event, venue, starts, order, amount, count, tickets.
+    /// Body, with `{{placeholders}}` (name, email, event, venue, starts, order, amount, count, tickets)
+    /// and, if wanted, Jinja statements such as `{% if venue %}…{% endif %}`.
     pub body: String,
     /// In answers: whether this is the built-in default rather than the event's own.
     #[serde(default)]
