@@ -190,6 +190,25 @@ const MIGRATIONS: &[&str] = &[
         id {serial}, user_id BIGINT NOT NULL REFERENCES users(id), created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL, ended_at BIGINT);
      CREATE INDEX sessions_by_user ON sessions (user_id)",
+    // 14: the venue around the door: its entrances and areas, and each event's
+    // check-in lists (what they admit, when, into which area, at which doors).
+    // List ids are `{serial}`: a gate keeps scans under a list id, so one is
+    // never given to another list after a delete.
+    "CREATE TABLE entrances (
+        id {id}, venue_id BIGINT NOT NULL REFERENCES venues(id), name TEXT NOT NULL,
+        created_at BIGINT NOT NULL, UNIQUE (venue_id, name));
+    CREATE TABLE areas (
+        id {id}, venue_id BIGINT NOT NULL REFERENCES venues(id), name TEXT NOT NULL, capacity BIGINT,
+        created_at BIGINT NOT NULL, UNIQUE (venue_id, name));
+    CREATE TABLE checkin_lists (
+        id {serial}, event_id BIGINT NOT NULL REFERENCES events(id), name TEXT NOT NULL,
+        ticket_type_ids TEXT NOT NULL, sections TEXT NOT NULL, opens_at BIGINT, closes_at BIGINT,
+        scan_exits BIGINT NOT NULL, allow_multiple_entries BIGINT NOT NULL, allow_reentry BIGINT NOT NULL,
+        area_id BIGINT REFERENCES areas(id), unknown_tickets TEXT NOT NULL,
+        created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, UNIQUE (event_id, name));
+    CREATE TABLE checkin_list_entrances (
+        list_id BIGINT NOT NULL REFERENCES checkin_lists(id), entrance_id BIGINT NOT NULL REFERENCES entrances(id),
+        PRIMARY KEY (list_id, entrance_id))",
 ];
 
 /// Applies every migration the store has not seen yet.

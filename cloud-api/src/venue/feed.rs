@@ -1,12 +1,15 @@
 //! What venue hubs talk to: device tokens, the signed ticket manifest
 //! (snapshot or delta, with revocations) and the upload of scans and conflicts.
 
+use std::collections::BTreeSet;
+
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
 use schema::manifest::{ListRecord, Manifest, TicketRecord, TicketTypeRecord};
 use schema::uplink::{ScanUpload, UploadReceipt};
 use schema::{TicketSigner, barcode, holder};
 use serde::{Deserialize, Serialize};
 
+use super::lists::{CheckinList, UnknownTickets};
 use crate::accounts::auth::{Caller, DEVICE_TOKEN_TTL, Role, Tokens};
 use crate::catalog;
 use crate::common::error::ApiError;
@@ -135,6 +138,7 @@ pub async fn manifest(
             params![venue_id, base.unwrap_or(0)],
         )
         .await?;
+    let organized = super::lists::of_venue(db, venue_id).await?;
     let manifest = Manifest {
         venue_id: to_u64(venue_id)?,
         version: to_u64(version)?,
@@ -144,23 +148,48 @@ pub async fn manifest(
             .iter()
             .map(|r| Ok(TicketTypeRecord { id: to_u32(r.int(0)?)?, event_id: to_u64(r.int(1)?)?, name: r.text(2)? }))
             .collect::<Result<_, ApiError>>()?,
-        lists: events
-            .iter()
-            .map(|r| {
-                Ok(ListRecord {
-                    id: to_u32(r.int(0)?)?,
-                    name: format!("{} — all entrances", r.text(1)?),
-                    event_id: to_u64(r.int(0)?)?,
-                    ticket_types: None,
-                    allow_multiple_entries: false,
-                    allow_entry_after_exit: false,
-                    unknown_tickets: UnknownTicketPolicy::Reject,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
+        lists: lists(events, organized)?,
         tickets: tickets.iter().map(ticket_record).collect::<Result<_, _>>()?,
     };
     Ok(Some(SignedManifest { version, delta: base.is_some(), bytes: manifest.sign(signer) }))
+}
+
+/// The venue's check-in lists: each event's own, or its default list (every
+/// ticket once, at every entrance, under the event's id) when it has none.
+fn lists(events: Vec<crate::db::Row>, organized: Vec<CheckinList>) -> Result<Vec<ListRecord>, ApiError> {
+    let with_lists: BTreeSet<i64> = organized.iter().map(|l| l.event_id).collect();
+    let mut records = Vec::with_capacity(events.len() + organized.len());
+    for event in &events {
+        let id = event.int(0)?;
+        if with_lists.contains(&id) {
+            continue;
+        }
+        records.push(ListRecord {
+            id: to_u32(id)?,
+            name: format!("{} — all entrances", event.text(1)?),
+            event_id: to_u64(id)?,
+            ticket_types: None,
+            allow_multiple_entries: false,
+            allow_entry_after_exit: false,
+            unknown_tickets: UnknownTicketPolicy::Reject,
+        });
+    }
+    for list in organized {
+        let types = list.ticket_type_ids.iter().map(|t| to_u32(*t)).collect::<Result<Vec<_>, _>>()?;
+        records.push(ListRecord {
+            id: list.manifest_id,
+            name: list.name,
+            event_id: to_u64(list.event_id)?,
+            ticket_types: (!types.is_empty()).then_some(types),
+            allow_multiple_entries: list.allow_multiple_entries,
+            allow_entry_after_exit: list.allow_reentry,
+            unknown_tickets: match list.unknown_tickets {
+                UnknownTickets::Accept => UnknownTicketPolicy::Accept,
+                UnknownTickets::Reject => UnknownTicketPolicy::Reject,
+            },
+        });
+    }
+    Ok(records)
 }
 
 fn ticket_record(row: &crate::db::Row) -> Result<TicketRecord, ApiError> {

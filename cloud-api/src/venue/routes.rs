@@ -1,5 +1,6 @@
-//! The venue feed's HTTP surface: a hub's signed manifest (snapshot or delta),
-//! its scan uploads, and the devices an organizer enrols or revokes.
+//! The venue's HTTP surface: a hub's signed manifest (snapshot or delta), its
+//! scan uploads, the devices an organizer enrols or revokes, and the venue's
+//! set-up: entrances, areas and each event's check-in lists.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::feed::{self, NewDevice};
+use super::layout::{self, NewArea, NewEntrance};
+use super::lists::{self, NewCheckinList};
 use crate::accounts::auth::{Caller, RUNNERS, Role, Tokens};
 use crate::common::clock;
 use crate::common::error::{ApiResult, Problem};
@@ -39,11 +42,29 @@ pub fn routes() -> Router<Venue> {
         .route("/venues/{id}/scans", post(upload_scans))
         .route("/admin/venues/{id}/devices", post(add_device))
         .route("/admin/venues/{id}/devices/{device}", delete(revoke_device))
+        .route("/admin/venues/{id}/entrances", post(add_entrance).get(entrances))
+        .route("/admin/venues/{id}/areas", post(add_area).get(areas))
+        .route("/admin/events/{id}/checkin-lists", post(create_list).get(event_lists))
+        .route("/admin/checkin-lists/{id}", get(get_list).put(update_list).delete(delete_list))
 }
 
 /// This area's operations in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(manifest, upload_scans, add_device, revoke_device))]
+#[openapi(paths(
+    manifest,
+    upload_scans,
+    add_device,
+    revoke_device,
+    add_entrance,
+    entrances,
+    add_area,
+    areas,
+    create_list,
+    event_lists,
+    get_list,
+    update_list,
+    delete_list
+))]
 pub struct Api;
 
 #[derive(Deserialize)]
@@ -102,5 +123,100 @@ async fn revoke_device(
 ) -> ApiResult<StatusCode> {
     let (venue, device) = path(ids)?;
     feed::revoke_device(&s.db, &caller, venue, device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/venues/{id}/entrances", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewEntrance, responses((status = 201, body = layout::Entrance), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn add_entrance(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    e: Body<NewEntrance>,
+) -> ApiResult<(StatusCode, Json<layout::Entrance>)> {
+    caller.require(RUNNERS)?;
+    Ok((StatusCode::CREATED, Json(layout::add_entrance(&s.db, &caller, path(id)?, &e.get()?, clock::now()).await?)))
+}
+
+#[utoipa::path(get, path = "/admin/venues/{id}/entrances", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<layout::Entrance>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn entrances(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<layout::Entrance>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(layout::entrances(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/admin/venues/{id}/areas", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewArea, responses((status = 201, body = layout::Area), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn add_area(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    a: Body<NewArea>,
+) -> ApiResult<(StatusCode, Json<layout::Area>)> {
+    caller.require(RUNNERS)?;
+    Ok((StatusCode::CREATED, Json(layout::add_area(&s.db, &caller, path(id)?, &a.get()?, clock::now()).await?)))
+}
+
+#[utoipa::path(get, path = "/admin/venues/{id}/areas", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<layout::Area>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn areas(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<layout::Area>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(layout::areas(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(post, path = "/admin/events/{id}/checkin-lists", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewCheckinList, responses((status = 201, body = lists::CheckinList), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn create_list(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    l: Body<NewCheckinList>,
+) -> ApiResult<(StatusCode, Json<lists::CheckinList>)> {
+    caller.require(RUNNERS)?;
+    Ok((StatusCode::CREATED, Json(lists::create(&s.db, &caller, path(id)?, &l.get()?, clock::now()).await?)))
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}/checkin-lists", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<lists::CheckinList>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn event_lists(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<lists::CheckinList>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(lists::list(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(get, path = "/admin/checkin-lists/{id}", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = lists::CheckinList), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn get_list(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<lists::CheckinList>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(lists::get(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(put, path = "/admin/checkin-lists/{id}", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewCheckinList, responses((status = 200, body = lists::CheckinList), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn update_list(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    l: Body<NewCheckinList>,
+) -> ApiResult<Json<lists::CheckinList>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(lists::update(&s.db, &caller, path(id)?, &l.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/checkin-lists/{id}", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 204, description = "deleted; scans recorded under it keep its id"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn delete_list(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    caller.require(RUNNERS)?;
+    lists::delete(&s.db, &caller, path(id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

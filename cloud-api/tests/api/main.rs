@@ -24,4 +24,5 @@ mod purchase;
 mod rate_limit;
 mod resale;
 mod seat_map;
+mod venue_setup;
 mod wallet;
