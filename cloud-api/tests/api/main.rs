@@ -7,6 +7,7 @@ mod harness;
 
 mod auth;
 mod cases;
+mod door_pages;
 mod event_stream;
 mod feed;
 mod fraud;

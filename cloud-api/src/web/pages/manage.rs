@@ -15,7 +15,8 @@ use crate::sale::cases::{self, Outcome, Resolution};
 use crate::web::AppState;
 use crate::{catalog, params};
 
-async fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Box<Response>> {
+/// The signed-in organizer (or admin); else a sign-in or a refusal page.
+pub(super) async fn organizer(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, Box<Response>> {
     match session(s, headers).await {
         Some(c) if c.is_runner() => Ok(c),
         Some(c) => Err(Box::new(error_page(Some(&c), &ApiError::Forbidden("these pages are for organizers")))),
@@ -95,7 +96,10 @@ async fn event_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, M
     let cases = cases_section(s, caller, id).await?;
     let analytics = analytics_section(s, caller, id, &event).await?;
     let body = html! {
-        p { (when(event.starts_at)) " · " (event.status.as_str()) " · " a href={ "/e/" (id) } { "shop page" } }
+        p {
+            (when(event.starts_at)) " · " (event.status.as_str()) " · " a href={ "/e/" (id) } { "shop page" }
+            " · " a #doors-link href={ "/manage/events/" (id) "/doors" } { "doors and check-in lists" }
+        }
         h2 { "Sales" }
         table #sales {
             tr { th { "Ticket type" } th { "Price" } th { "Sold" } th { "Left" } th { "Taken" } }

@@ -16,6 +16,7 @@
 //! `PreEscaped` appears only for the constant stylesheet and for the SVG of our
 //! own QR renderer.
 
+pub mod doors;
 pub mod manage;
 pub mod plot;
 pub mod shop;
@@ -60,6 +61,11 @@ pub fn router() -> Router<AppState> {
         .route("/manage", get(manage::events))
         .route("/manage/events/{id}", get(manage::event))
         .route("/manage/cases/{id}/resolve", post(manage::resolve_case))
+        .route("/manage/events/{id}/doors", get(doors::doors))
+        .route("/manage/events/{id}/entrances", post(doors::add_entrance))
+        .route("/manage/events/{id}/areas", post(doors::add_area))
+        .route("/manage/events/{id}/lists", post(doors::add_list))
+        .route("/manage/lists/{id}/delete", post(doors::delete_list))
         .route_layer(middleware::from_fn(same_origin_forms))
 }
 
