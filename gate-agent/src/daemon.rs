@@ -102,7 +102,11 @@ struct Announcement<'a> {
     scan_id: &'a str,
     #[serde(flatten)]
     line: &'a DecisionLine,
-    words: Option<&'static str>,
+    /// The reason in words; for `other_entrance`, where to send the person.
+    words: Option<String>,
+    /// For `other_entrance`: the entrances that admit the ticket.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    go_to: &'a [String],
     type_name: Option<&'a str>,
     holder: Option<&'a str>,
     first_entry: Option<FirstEntry<'a>>,
@@ -206,7 +210,8 @@ fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
     let line = Announcement {
         scan_id: &result.record.scan_id,
         line: &result.line,
-        words: result.line.reason.map(schema::Reason::words),
+        words: display.go_to_words().or_else(|| result.line.reason.map(|r| r.words().to_owned())),
+        go_to: &display.go_to,
         type_name: display.type_name.as_deref(),
         holder: display.holder.as_deref(),
         first_entry: display.first_entry.as_ref().map(|(at, gate)| FirstEntry { at_ms: at.millis(), gate }),

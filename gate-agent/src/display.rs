@@ -48,6 +48,7 @@ impl Screen {
         if let Some(reason) = result.line.reason {
             lines.push(reason.words().to_owned());
         }
+        lines.extend(display.go_to_words());
         lines.extend(display.type_name.clone());
         if let Some(seat) = &display.seat {
             lines.push(format!("Seat {}", seat.as_str()));

@@ -5,7 +5,7 @@
 //! (pure, `schema::entry`) → record the scan in the ledger, fsynced. Only then
 //! is the result returned, so nothing is shown or opened that is not on disk.
 
-use schema::entry::{self, CheckInList, Direction, Outcome, ReplicaTicket, ScanContext};
+use schema::entry::{self, CheckInList, Direction, Outcome, ReplicaTicket, Route, ScanContext};
 use schema::hlc::Hlc;
 use schema::hlc::HlcTimestamp;
 use schema::manifest::Manifest;
@@ -118,6 +118,8 @@ pub struct Gate {
     clock: Hlc,
     /// The check-in list this gate serves, as the replica last defined it.
     list: Option<CheckInList>,
+    /// The venue's other lists, to name the right entrance in a refusal.
+    routes: Vec<Route>,
     /// Ticket type names, for display (a handful; kept in memory).
     type_names: HashMap<u32, String>,
 }
@@ -132,8 +134,9 @@ impl Gate {
         let ledger = Ledger::open(&config.state_dir.join(LEDGER_FILE), &config.gate_id)?;
         let clock = Hlc::resume(ledger.last_hlc()?);
         let list = replica.list(config.list_id)?.map(|(_, list)| list);
+        let routes = replica.routes(config.list_id)?;
         let type_names = replica.type_names()?;
-        Ok(Self { config, keyring, replica, ledger, clock, list, type_names })
+        Ok(Self { config, keyring, replica, ledger, clock, list, routes, type_names })
     }
 
     /// The replica.
@@ -171,6 +174,7 @@ impl Gate {
             replica: replica.as_ref(),
             history: &history,
             list,
+            routes: &self.routes,
             direction,
             freshness: self.config.freshness,
             now,
@@ -264,6 +268,7 @@ impl Gate {
         let manifest = Manifest::open(bytes, &self.keyring, now).map_err(StoreError::from)?;
         let applied = self.replica.apply(&manifest, self.config.venue_id)?;
         self.list = self.replica.list(self.config.list_id)?.map(|(_, list)| list);
+        self.routes = self.replica.routes(self.config.list_id)?;
         self.type_names = self.replica.type_names()?;
         Ok(applied)
     }

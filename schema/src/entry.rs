@@ -12,10 +12,12 @@
 //!    `unknown_ticket`, or continue flagged as not in the replica;
 //! 4. revoked — `revoked`; 5. blocked — `blocked`;
 //! 6. validity window, entries only — `invalid_time`;
-//! 7. ticket type on the list — `product`;
-//! 8. history, entries only: single entry unless the list allows multiple entries,
+//! 7. ticket type on the list — `other_entrance` when another list of the
+//!    event admits it at named entrances (the display says which), else `product`;
+//! 8. the list's hours, entries only — `list_closed`;
+//! 9. history, entries only: single entry unless the list allows multiple entries,
 //!    re-entry only after an exit and only where allowed — `already_redeemed`;
-//! 9. accept.
+//! 10. accept.
 //!
 //! Exits are recorded, not policed: they skip the time window and history, since
 //! nobody is kept inside a venue; they still need an authentic, unrevoked ticket
@@ -80,6 +82,42 @@ pub struct CheckInList {
     pub allow_entry_after_exit: bool,
     /// Tickets missing from the replica.
     pub unknown_tickets: UnknownTicketPolicy,
+    /// When it admits.
+    pub hours: Hours,
+}
+
+/// A list's hours: entries from and until, either end open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hours {
+    /// From (Unix seconds).
+    pub opens_at: Option<UnixSeconds>,
+    /// Until, exclusive (Unix seconds).
+    pub closes_at: Option<UnixSeconds>,
+}
+
+impl Hours {
+    /// Whether the list admits at `now`.
+    pub fn contains(self, now: UnixSeconds) -> bool {
+        self.opens_at.is_none_or(|from| now >= from) && self.closes_at.is_none_or(|until| now < until)
+    }
+}
+
+/// Another check-in list of the venue, as a refusal names it: which tickets it
+/// admits and at which entrances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Its event.
+    pub event_id: u64,
+    /// Ticket types it admits; `None`: every type.
+    pub ticket_types: Option<BTreeSet<u32>>,
+    /// The names of the entrances that work it; empty: every entrance.
+    pub entrances: Vec<String>,
+}
+
+impl Route {
+    fn admits(&self, event_id: u64, ticket_type: u32) -> bool {
+        self.event_id == event_id && self.ticket_types.as_ref().is_none_or(|t| t.contains(&ticket_type))
+    }
 }
 
 /// State of a ticket in the replica.
@@ -126,6 +164,8 @@ pub struct ScanContext<'a> {
     pub history: &'a [PastScan],
     /// The gate's check-in list.
     pub list: &'a CheckInList,
+    /// The venue's other lists, for sending a ticket to the right entrance.
+    pub routes: &'a [Route],
     /// Entry or exit.
     pub direction: Direction,
     /// How old a holder-shown code may be.
@@ -145,6 +185,18 @@ pub struct Display {
     pub holder: Option<String>,
     /// For `already_redeemed`: when and where the ticket first entered.
     pub first_entry: Option<(HlcTimestamp, String)>,
+    /// For `other_entrance`: the entrances that admit the ticket, by name.
+    pub go_to: Vec<String>,
+}
+
+impl Display {
+    /// Where to send the person, in words for door staff: "Use the VIP
+    /// entrance", or "Use the VIP or East entrance".
+    pub fn go_to_words(&self) -> Option<String> {
+        let (last, first) = self.go_to.split_last()?;
+        let names = if first.is_empty() { last.clone() } else { format!("{} or {last}", first.join(", ")) };
+        Some(format!("Use the {names} entrance"))
+    }
 }
 
 /// The answer for one scan.
@@ -180,6 +232,7 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
         seat: claims.seat.clone(),
         holder: replica.and_then(|r| r.holder.clone()),
         first_entry: None,
+        go_to: Vec::new(),
     };
     let reject = |reason, display| Outcome::reject(reason, display, not_in_replica);
 
@@ -203,7 +256,12 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
         return reject(Reason::InvalidTime, display);
     }
     if ctx.list.ticket_types.as_ref().is_some_and(|types| !types.contains(&claims.ticket_type_id)) {
-        return reject(Reason::Product, display);
+        display.go_to = entrances_for(ctx.routes, claims.event_id, claims.ticket_type_id);
+        let reason = if display.go_to.is_empty() { Reason::Product } else { Reason::OtherEntrance };
+        return reject(reason, display);
+    }
+    if entering && !ctx.list.hours.contains(ctx.now) {
+        return reject(Reason::ListClosed, display);
     }
     if entering {
         let reentry = ctx.list.allow_entry_after_exit || claims.flags.reentry_allowed;
@@ -213,6 +271,18 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
         }
     }
     Outcome { decision: Decision::Accept, reason: None, not_in_replica, display }
+}
+
+/// The named entrances whose lists admit this ticket, each once, in order; empty
+/// when none does or when one admits it at every entrance (then no door is
+/// the right one to name).
+pub fn entrances_for(routes: &[Route], event_id: u64, ticket_type: u32) -> Vec<String> {
+    let admitting = || routes.iter().filter(|r| r.admits(event_id, ticket_type));
+    if admitting().any(|r| r.entrances.is_empty()) {
+        return Vec::new();
+    }
+    let names: BTreeSet<&String> = admitting().flat_map(|r| &r.entrances).collect();
+    names.into_iter().cloned().collect()
 }
 
 /// `Ok` if history permits another entry; otherwise the first entry to show.

@@ -1,10 +1,15 @@
 //! Signed replica manifests: the ticket lists the cloud sends a venue's gates,
 //! as a full snapshot or as a delta since an earlier version.
 //!
-//! File layout: `TXM1` ‖ key id (4) ‖ Ed25519 signature (64) ‖ body, where the
+//! File layout: `TXM2` ‖ key id (4) ‖ Ed25519 signature (64) ‖ body, where the
 //! body is the postcard encoding of [`Manifest`] and the signature covers
-//! `tixgate/manifest/v1\0 ‖ key id ‖ body`. The signature is checked before a
+//! `tixgate/manifest/v2\0 ‖ key id ‖ body`. The signature is checked before a
 //! single byte of the body is parsed.
+//!
+//! Version 2 added the venue's entrances and areas and each list's hours,
+//! exits, area and entrances. A `TXM1` file is refused as not a manifest: a
+//! hub holding only such files fetches a snapshot again, and a gate keeps its
+//! replica until the hub offers it one.
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -14,9 +19,9 @@ use crate::entry::{TicketStatus, UnknownTicketPolicy};
 use crate::keys::{KeyId, Keyring, TicketSigner};
 
 /// First bytes of every manifest file.
-pub const MAGIC: &[u8; 4] = b"TXM1";
+pub const MAGIC: &[u8; 4] = b"TXM2";
 /// Signature domain of manifests.
-pub const SIGNING_DOMAIN: &[u8] = b"tixgate/manifest/v1\0";
+pub const SIGNING_DOMAIN: &[u8] = b"tixgate/manifest/v2\0";
 /// Largest manifest accepted: about 10 million tickets.
 pub const MAX_MANIFEST_BYTES: usize = 512 << 20;
 const HEADER_LEN: usize = 4 + 4 + 64;
@@ -36,6 +41,8 @@ pub struct Manifest {
     pub ticket_types: Vec<TicketTypeRecord>,
     /// Every check-in list of the venue (complete in deltas too).
     pub lists: Vec<ListRecord>,
+    /// The venue's entrances and areas (complete in deltas too).
+    pub layout: VenueLayout,
     /// All tickets (snapshot) or the tickets changed since `base_version` (delta).
     pub tickets: Vec<TicketRecord>,
 }
@@ -68,6 +75,54 @@ pub struct ListRecord {
     pub allow_entry_after_exit: bool,
     /// Tickets missing from the replica.
     pub unknown_tickets: UnknownTicketPolicy,
+    /// Where and when it admits.
+    pub doors: ListDoors,
+}
+
+/// Where and when a list admits: its hours, whether exits are scanned, the
+/// area it leads into and the entrances that work it. The default is the
+/// rule of a list with none of these set: always, anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListDoors {
+    /// Entries from (Unix seconds).
+    pub opens_at: Option<UnixSeconds>,
+    /// Entries until (Unix seconds).
+    pub closes_at: Option<UnixSeconds>,
+    /// Exits are scanned at its gates.
+    pub scan_exits: bool,
+    /// The area it leads into.
+    pub area_id: Option<u32>,
+    /// The entrances that work it; empty: every entrance.
+    pub entrance_ids: Vec<u32>,
+}
+
+/// A venue's entrances and areas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueLayout {
+    /// Entrances.
+    pub entrances: Vec<EntranceRecord>,
+    /// Areas.
+    pub areas: Vec<AreaRecord>,
+}
+
+/// An entrance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntranceRecord {
+    /// Id.
+    pub id: u32,
+    /// What door staff and visitors call it.
+    pub name: String,
+}
+
+/// An area.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaRecord {
+    /// Id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// How many people it may hold, if limited.
+    pub capacity: Option<u32>,
 }
 
 /// One ticket's state.
@@ -214,7 +269,7 @@ pub enum ManifestError {
     /// Shorter than its header.
     #[error("manifest is truncated")]
     Truncated,
-    /// No `TXM1` magic: unsigned, or not a manifest at all.
+    /// No `TXM2` magic: unsigned, of an older format, or not a manifest at all.
     #[error("not a signed tixgate manifest")]
     NotAManifest,
     /// Signed by a key the gate does not trust.
@@ -284,7 +339,21 @@ mod tests {
                 allow_multiple_entries: false,
                 allow_entry_after_exit: true,
                 unknown_tickets: UnknownTicketPolicy::Accept,
+                doors: ListDoors {
+                    opens_at: Some(1_800_000_000),
+                    closes_at: None,
+                    scan_exits: true,
+                    area_id: Some(3),
+                    entrance_ids: vec![1, 2],
+                },
             }],
+            layout: VenueLayout {
+                entrances: vec![
+                    EntranceRecord { id: 1, name: "Main".into() },
+                    EntranceRecord { id: 2, name: "VIP".into() },
+                ],
+                areas: vec![AreaRecord { id: 3, name: "Floor".into(), capacity: Some(800) }],
+            },
             tickets: vec![TicketRecord {
                 ticket_id: 77,
                 event_id: 9,
@@ -309,6 +378,10 @@ mod tests {
         let mut unsigned = bytes.clone();
         unsigned[..4].copy_from_slice(b"TXM0");
         assert_eq!(Manifest::open(&unsigned, &ring(), 0), Err(ManifestError::NotAManifest));
+        let mut older = bytes.clone();
+        older[..4].copy_from_slice(b"TXM1");
+        assert_eq!(Manifest::open(&older, &ring(), 0), Err(ManifestError::NotAManifest), "the first format");
+        assert_eq!(ManifestHeader::peek(&older), None, "a hub does not offer it");
         let mut altered = bytes.clone();
         let last = altered.len() - 1;
         altered[last] ^= 1;

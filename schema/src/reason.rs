@@ -39,11 +39,15 @@ pub enum Reason {
     /// A holder-shown code made too long ago (or dated in the future): a
     /// screenshot or photo of the live ticket.
     StaleCode,
+    /// A ticket that another entrance admits: the display names it.
+    OtherEntrance,
+    /// The gate's check-in list is outside its hours.
+    ListClosed,
 }
 
 impl Reason {
     /// Every code, in documentation order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Malformed,
         Reason::UnsupportedVersion,
         Reason::UnknownKey,
@@ -58,6 +62,8 @@ impl Reason {
         Reason::UnknownTicket,
         Reason::Annulled,
         Reason::StaleCode,
+        Reason::OtherEntrance,
+        Reason::ListClosed,
     ];
 
     /// The stable snake_case code.
@@ -77,6 +83,8 @@ impl Reason {
             Reason::UnknownTicket => "unknown_ticket",
             Reason::Annulled => "annulled",
             Reason::StaleCode => "stale_code",
+            Reason::OtherEntrance => "other_entrance",
+            Reason::ListClosed => "list_closed",
         }
     }
 
@@ -97,6 +105,8 @@ impl Reason {
             Reason::UnknownTicket => "Ticket not on this gate's list",
             Reason::Annulled => "Entry annulled: nobody passed",
             Reason::StaleCode => "Old code or screenshot: ask for the live ticket",
+            Reason::OtherEntrance => "Wrong entrance for this ticket",
+            Reason::ListClosed => "This entrance is not open now",
         }
     }
 

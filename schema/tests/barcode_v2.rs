@@ -146,6 +146,7 @@ fn list() -> CheckInList {
         allow_multiple_entries: false,
         allow_entry_after_exit: false,
         unknown_tickets: UnknownTicketPolicy::Reject,
+        hours: entry::Hours::default(),
     }
 }
 
@@ -161,6 +162,7 @@ fn the_entry_decision_refuses_a_stale_code_in_and_out() {
             replica: Some(&replica),
             history: &[],
             list: &list(),
+            routes: &[],
             direction,
             freshness: Freshness::default(),
             now: NOW,

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use schema::entry::{
-    CheckInList, Direction, PastScan, ReplicaTicket, ScanContext, TicketStatus, UnknownTicketPolicy, decide,
+    CheckInList, Direction, Hours, PastScan, ReplicaTicket, Route, ScanContext, TicketStatus, UnknownTicketPolicy,
+    decide, entrances_for,
 };
 use schema::hlc::HlcTimestamp;
 use schema::{Decision, Keyring, Reason, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity};
@@ -48,6 +49,7 @@ fn base() -> Case {
             allow_multiple_entries: false,
             allow_entry_after_exit: false,
             unknown_tickets: UnknownTicketPolicy::Reject,
+            hours: Hours::default(),
         },
         direction: Direction::Entry,
         now: NOW,
@@ -80,6 +82,7 @@ fn run(case: &Case) -> (Decision, Option<&'static str>, bool) {
         replica: replica.as_ref(),
         history: &history,
         list: &case.list,
+        routes: &[],
         direction: case.direction,
         freshness: schema::Freshness::default(),
         now: case.now,
@@ -202,6 +205,7 @@ fn already_redeemed_shows_the_first_entry() {
         replica: Some(&replica),
         history: &history,
         list: &case.list,
+        routes: &[],
         direction: Entry,
         freshness: schema::Freshness::default(),
         now: NOW,
@@ -258,4 +262,85 @@ fn checks_run_in_the_documented_order() {
         ..base()
     };
     check("product before history", product_used, Some("product"));
+}
+
+/// The venue's other lists, as a gate loads them: VIP tickets (type 10) at the
+/// VIP entrance, staff passes (type 30) at the staff door.
+fn routes() -> Vec<Route> {
+    vec![
+        Route { event_id: EVENT, ticket_types: Some(BTreeSet::from([10])), entrances: vec!["VIP".into()] },
+        Route { event_id: EVENT, ticket_types: Some(BTreeSet::from([30])), entrances: vec!["Staff".into()] },
+        Route { event_id: EVENT + 1, ticket_types: None, entrances: vec!["Side".into()] },
+    ]
+}
+
+fn decide_with(case: &Case, routes: &[Route]) -> schema::entry::Outcome {
+    let code = TicketSigner::from_secret_bytes(&[case.signer_seed; 32]).mint(&case.claims);
+    let verified = keyring().verify(&code, case.now);
+    let replica = case.replica.map(|status| ReplicaTicket { status, holder: None });
+    decide(&ScanContext {
+        verified: &verified,
+        replica: replica.as_ref(),
+        history: &[],
+        list: &case.list,
+        routes,
+        direction: case.direction,
+        freshness: schema::Freshness::default(),
+        now: case.now,
+    })
+}
+
+#[test]
+fn a_ticket_for_another_entrance_is_sent_there_by_name() {
+    // The main door's list admits type 20 only; a VIP ticket (type 10) is sent on.
+    let main = Case { list: CheckInList { ticket_types: Some(BTreeSet::from([20])), ..base().list }, ..base() };
+    let out = decide_with(&main, &routes());
+    assert_eq!((out.reason, out.display.go_to.clone()), (Some(Reason::OtherEntrance), vec!["VIP".to_owned()]));
+    assert_eq!(out.display.go_to_words().as_deref(), Some("Use the VIP entrance"));
+    // No list of the venue admits it at a named entrance: the old refusal.
+    let nowhere = Case { claims: TicketClaims { ticket_type_id: 99, ..base().claims }, ..main.clone() };
+    let out = decide_with(&nowhere, &routes());
+    assert_eq!((out.reason, out.display.go_to.is_empty()), (Some(Reason::Product), true));
+    // Another event's list is never named, even if it admits every type.
+    assert!(entrances_for(&routes(), EVENT, 99).is_empty());
+    // Exits are sent on too: a VIP guest leaves by the VIP door's gate.
+    let leaving = Case { direction: Exit, ..main.clone() };
+    assert_eq!(decide_with(&leaving, &routes()).reason, Some(Reason::OtherEntrance));
+    // A list that admits the ticket at every entrance names no door.
+    let mut open = routes();
+    open.push(Route { event_id: EVENT, ticket_types: None, entrances: Vec::new() });
+    assert_eq!(decide_with(&main, &open).reason, Some(Reason::Product));
+}
+
+#[test]
+fn entrances_are_named_once_each_in_order() {
+    let routes = vec![
+        Route {
+            event_id: EVENT,
+            ticket_types: Some(BTreeSet::from([10])),
+            entrances: vec!["VIP".into(), "East".into()],
+        },
+        Route { event_id: EVENT, ticket_types: None, entrances: vec!["VIP".into()] },
+    ];
+    assert_eq!(entrances_for(&routes, EVENT, 10), ["East", "VIP"]);
+    let display = schema::entry::Display { go_to: entrances_for(&routes, EVENT, 10), ..Default::default() };
+    assert_eq!(display.go_to_words().as_deref(), Some("Use the East or VIP entrance"));
+    let three = schema::entry::Display { go_to: vec!["A".into(), "B".into(), "C".into()], ..Default::default() };
+    assert_eq!(three.go_to_words().as_deref(), Some("Use the A, B or C entrance"));
+    assert_eq!(schema::entry::Display::default().go_to_words(), None);
+    assert_eq!(entrances_for(&routes, EVENT, 11), ["VIP"]);
+}
+
+#[test]
+fn a_list_admits_only_in_its_hours_and_lets_people_out_any_time() {
+    let hours = Hours { opens_at: Some(NOW - 60), closes_at: Some(NOW + 60) };
+    let open = Case { list: CheckInList { hours, ..base().list }, ..base() };
+    assert_eq!(run(&open).1, None);
+    for now in [NOW - 61, NOW + 60, NOW + 3600] {
+        let closed = Case { now, ..open.clone() };
+        assert_eq!(run(&closed).1, Some("list_closed"), "at {now}");
+        let leaving = Case { direction: Exit, ..closed };
+        assert_eq!(run(&leaving).1, None, "exits at {now}");
+    }
+    assert!(Hours::default().contains(0) && Hours::default().contains(u64::MAX));
 }

@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
 use schema::manifest::{
-    ListRecord, Manifest, ManifestError, ManifestHeader, TicketRecord, TicketTypeRecord, sign_body,
+    AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, ManifestError, ManifestHeader, TicketRecord,
+    TicketTypeRecord, VenueLayout, sign_body,
 };
 use schema::{Keyring, TicketSigner, TrustedKey};
 
@@ -51,6 +52,13 @@ fn manifest() -> impl Strategy<Value = Manifest> {
             allow_multiple_entries: multi,
             allow_entry_after_exit: after_exit,
             unknown_tickets: if accept { UnknownTicketPolicy::Accept } else { UnknownTicketPolicy::Reject },
+            doors: ListDoors {
+                opens_at: multi.then_some(id.into()),
+                closes_at: None,
+                scan_exits: after_exit,
+                area_id: accept.then_some(id),
+                entrance_ids: vec![id, id / 2],
+            },
         });
     (
         any::<u64>(),
@@ -71,6 +79,10 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 .map(|(id, event_id, name)| TicketTypeRecord { id, event_id, name })
                 .collect(),
             lists,
+            layout: VenueLayout {
+                entrances: vec![EntranceRecord { id: 1, name: "Main".into() }],
+                areas: vec![AreaRecord { id: 2, name: "Floor".into(), capacity: delta.then_some(10) }],
+            },
             tickets,
         })
 }

@@ -1,9 +1,9 @@
 //! What is on sale: venues, events and their ticket types, and the public
 //! listing customers browse.
 //!
-//! [`venues`] and [`events`] hold the write side; [`read_model`] the listing
+//! `venues` and `events` hold the write side; [`read_model`] the listing
 //! customers browse; [`media`] the pictures and videos; [`seatmap`] the pure
-//! seating-map format; [`routes`] the HTTP surface.
+//! seating-map format; [`mod@routes`] the HTTP surface.
 
 mod events;
 pub mod media;

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListRecord, Manifest, TicketRecord, TicketTypeRecord};
+use schema::manifest::{ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout};
 use schema::{TicketClaims, TicketFlags, TicketSigner, UnixSeconds, Validity, barcode, holder};
 
 /// File of barcodes, one per line, in ticket id order.
@@ -57,7 +57,9 @@ pub fn single_list_snapshot(
             allow_multiple_entries: false,
             allow_entry_after_exit: false,
             unknown_tickets: UnknownTicketPolicy::Reject,
+            doors: ListDoors::default(),
         }],
+        layout: VenueLayout::default(),
         tickets,
     }
 }

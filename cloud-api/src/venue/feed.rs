@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListRecord, Manifest, TicketRecord, TicketTypeRecord};
+use schema::manifest::{
+    AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
+};
 use schema::uplink::{ScanUpload, UploadReceipt};
 use schema::{TicketSigner, barcode, holder};
 use serde::{Deserialize, Serialize};
@@ -96,7 +98,7 @@ pub struct SignedManifest {
     pub version: i64,
     /// Whether it is a delta on top of `since`.
     pub delta: bool,
-    /// The signed file (`TXM1…`), as gate-agent imports it.
+    /// The signed file (`TXM2…`), as gate-agent imports it.
     pub bytes: Vec<u8>,
 }
 
@@ -139,6 +141,7 @@ pub async fn manifest(
         )
         .await?;
     let organized = super::lists::of_venue(db, venue_id).await?;
+    let layout = layout_record(db, venue_id).await?;
     let manifest = Manifest {
         venue_id: to_u64(venue_id)?,
         version: to_u64(version)?,
@@ -149,9 +152,26 @@ pub async fn manifest(
             .map(|r| Ok(TicketTypeRecord { id: to_u32(r.int(0)?)?, event_id: to_u64(r.int(1)?)?, name: r.text(2)? }))
             .collect::<Result<_, ApiError>>()?,
         lists: lists(events, organized)?,
+        layout,
         tickets: tickets.iter().map(ticket_record).collect::<Result<_, _>>()?,
     };
     Ok(Some(SignedManifest { version, delta: base.is_some(), bytes: manifest.sign(signer) }))
+}
+
+/// The venue's entrances and areas, as gates name them.
+async fn layout_record(db: &Db, venue_id: i64) -> Result<VenueLayout, ApiError> {
+    let entrances = super::layout::venue_entrances(db, venue_id).await?;
+    let areas = super::layout::venue_areas(db, venue_id).await?;
+    Ok(VenueLayout {
+        entrances: entrances
+            .into_iter()
+            .map(|e| Ok(EntranceRecord { id: to_u32(e.id)?, name: e.name }))
+            .collect::<Result<_, ApiError>>()?,
+        areas: areas
+            .into_iter()
+            .map(|a| Ok(AreaRecord { id: to_u32(a.id)?, name: a.name, capacity: a.capacity.map(to_u32).transpose()? }))
+            .collect::<Result<_, ApiError>>()?,
+    })
 }
 
 /// The venue's check-in lists: each event's own, or its default list (every
@@ -172,6 +192,7 @@ fn lists(events: Vec<crate::db::Row>, organized: Vec<CheckinList>) -> Result<Vec
             allow_multiple_entries: false,
             allow_entry_after_exit: false,
             unknown_tickets: UnknownTicketPolicy::Reject,
+            doors: ListDoors::default(),
         });
     }
     for list in organized {
@@ -186,6 +207,13 @@ fn lists(events: Vec<crate::db::Row>, organized: Vec<CheckinList>) -> Result<Vec
             unknown_tickets: match list.unknown_tickets {
                 UnknownTickets::Accept => UnknownTicketPolicy::Accept,
                 UnknownTickets::Reject => UnknownTicketPolicy::Reject,
+            },
+            doors: ListDoors {
+                opens_at: list.opens_at.map(to_u64).transpose()?,
+                closes_at: list.closes_at.map(to_u64).transpose()?,
+                scan_exits: list.scan_exits,
+                area_id: list.area_id.map(to_u32).transpose()?,
+                entrance_ids: list.entrance_ids.iter().map(|e| to_u32(*e)).collect::<Result<_, _>>()?,
             },
         });
     }

@@ -94,6 +94,19 @@ async fn entrances_areas_and_lists_round_trip_and_reach_the_manifest(store: Stor
         (general["manifest_id"].as_u64().unwrap(), event as u64, Some(vec![standing as u32]))
     );
     assert!(g.allow_entry_after_exit && !g.allow_multiple_entries);
+    let id = |v: &Value| v["id"].as_u64().unwrap() as u32;
+    assert_eq!(
+        (g.doors.entrance_ids.clone(), g.doors.area_id, g.doors.opens_at, g.doors.closes_at, g.doors.scan_exits),
+        (vec![id(&main)], Some(id(&floor)), Some(opens as u64), Some(opens as u64 + 6 * 3600), true)
+    );
+    assert_eq!(
+        (v.doors.entrance_ids.clone(), v.doors.area_id, v.doors.scan_exits),
+        (vec![id(&vip_door)], Some(id(&lounge)), false)
+    );
+    let doors: Vec<(u32, &str)> = after.layout.entrances.iter().map(|e| (e.id, e.name.as_str())).collect();
+    assert_eq!(doors, [(id(&main), "Main"), (id(&vip_door), "VIP")]);
+    let areas: Vec<(&str, Option<u32>)> = after.layout.areas.iter().map(|a| (a.name.as_str(), a.capacity)).collect();
+    assert_eq!(areas, [("Floor", Some(80)), ("Lounge", None)]);
     assert!(v.allow_multiple_entries && v.unknown_tickets == schema::entry::UnknownTicketPolicy::Accept);
     let (status, delta) = api.manifest(&hub, venue, Some(before.version)).await;
     assert_eq!(status, StatusCode::OK);

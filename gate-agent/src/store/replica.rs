@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use schema::entry::{CheckInList, TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListRecord, Manifest};
+use schema::entry::{CheckInList, Hours, Route, TicketStatus, UnknownTicketPolicy};
+use schema::manifest::{ListDoors, ListRecord, Manifest};
 
 use super::{StoreError, open_wal};
 
@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS lists (
     allow_multiple_entries INTEGER NOT NULL,
     allow_entry_after_exit INTEGER NOT NULL,
     accept_unknown         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entrances (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS areas (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL,
+    capacity INTEGER
 );
 CREATE TABLE IF NOT EXISTS tickets (
     ticket_id     INTEGER PRIMARY KEY,      -- u64 stored bit-for-bit as i64
@@ -73,6 +82,7 @@ impl Replica {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_wal(path, "NORMAL")?;
         conn.execute_batch(SCHEMA).map_err(StoreError::sqlite(path))?;
+        add_doors_column(&conn).map_err(StoreError::sqlite(path))?;
         Ok(Self { conn, path: path.to_owned() })
     }
 
@@ -122,20 +132,19 @@ impl Replica {
     pub fn list(&self, id: u32) -> Result<Option<(String, CheckInList)>, StoreError> {
         self.conn
             .query_row(
-                "SELECT name, event_id, ticket_types, allow_multiple_entries, allow_entry_after_exit, accept_unknown
+                "SELECT name, event_id, ticket_types, allow_multiple_entries, allow_entry_after_exit, accept_unknown,
+                        doors
                  FROM lists WHERE id = ?1",
                 [id],
                 |r| {
-                    let types: Option<String> = r.get(2)?;
-                    let ticket_types =
-                        types.map(|json| serde_json::from_str::<BTreeSet<u32>>(&json).unwrap_or_default());
+                    let doors = doors_from(r.get(6)?);
                     let accept: bool = r.get(5)?;
                     Ok((
                         r.get(0)?,
                         CheckInList {
                             id,
                             event_id: r.get::<_, i64>(1)? as u64,
-                            ticket_types,
+                            ticket_types: types_from(r.get(2)?),
                             allow_multiple_entries: r.get(3)?,
                             allow_entry_after_exit: r.get(4)?,
                             unknown_tickets: if accept {
@@ -143,12 +152,41 @@ impl Replica {
                             } else {
                                 UnknownTicketPolicy::Reject
                             },
+                            hours: Hours { opens_at: doors.opens_at, closes_at: doors.closes_at },
                         },
                     ))
                 },
             )
             .optional()
             .map_err(self.err())
+    }
+
+    /// The venue's lists other than `except`, with their entrances by name: where
+    /// a refusal sends a ticket this gate's list does not admit.
+    pub fn routes(&self, except: u32) -> Result<Vec<Route>, StoreError> {
+        let names: HashMap<u32, String> = {
+            let mut stmt = self.conn.prepare("SELECT id, name FROM entrances").map_err(self.err())?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+            rows.collect::<Result<_, _>>().map_err(self.err())?
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id, ticket_types, doors FROM lists WHERE id <> ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([except], |r| {
+                let doors = doors_from(r.get(2)?);
+                Ok(Route {
+                    event_id: r.get::<_, i64>(0)? as u64,
+                    ticket_types: types_from(r.get(1)?),
+                    // An entrance the layout does not name cannot be pointed to;
+                    // a list left with none reads as open everywhere, so it names
+                    // no door rather than a wrong one.
+                    entrances: doors.entrance_ids.iter().filter_map(|id| names.get(id).cloned()).collect(),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// Number of tickets held.
@@ -172,6 +210,17 @@ fn write_manifest(tx: &rusqlite::Transaction<'_>, m: &Manifest) -> rusqlite::Res
     }
     tx.execute("DELETE FROM ticket_types", [])?;
     tx.execute("DELETE FROM lists", [])?;
+    tx.execute("DELETE FROM entrances", [])?;
+    tx.execute("DELETE FROM areas", [])?;
+    for e in &m.layout.entrances {
+        tx.execute("INSERT OR REPLACE INTO entrances (id, name) VALUES (?1, ?2)", params![e.id, e.name])?;
+    }
+    for a in &m.layout.areas {
+        tx.execute(
+            "INSERT OR REPLACE INTO areas (id, name, capacity) VALUES (?1, ?2, ?3)",
+            params![a.id, a.name, a.capacity],
+        )?;
+    }
     for t in &m.ticket_types {
         tx.execute(
             "INSERT OR REPLACE INTO ticket_types (id, event_id, name) VALUES (?1, ?2, ?3)",
@@ -201,9 +250,11 @@ fn write_manifest(tx: &rusqlite::Transaction<'_>, m: &Manifest) -> rusqlite::Res
 
 fn insert_list(tx: &rusqlite::Transaction<'_>, l: &ListRecord) -> rusqlite::Result<()> {
     let types = l.ticket_types.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default());
+    let doors = serde_json::to_string(&l.doors).unwrap_or_default();
     tx.execute(
-        "INSERT OR REPLACE INTO lists (id, name, event_id, ticket_types, allow_multiple_entries, allow_entry_after_exit, accept_unknown)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR REPLACE INTO lists (id, name, event_id, ticket_types, allow_multiple_entries, allow_entry_after_exit,
+             accept_unknown, doors)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             l.id,
             l.name,
@@ -211,10 +262,31 @@ fn insert_list(tx: &rusqlite::Transaction<'_>, l: &ListRecord) -> rusqlite::Resu
             types,
             l.allow_multiple_entries,
             l.allow_entry_after_exit,
-            l.unknown_tickets == UnknownTicketPolicy::Accept
+            l.unknown_tickets == UnknownTicketPolicy::Accept,
+            doors
         ],
     )?;
     Ok(())
+}
+
+/// A replica written before lists had doors gains the column; its lists read
+/// as open always and everywhere until the next manifest fills it.
+fn add_doors_column(conn: &Connection) -> rusqlite::Result<()> {
+    let present = conn.prepare("SELECT 1 FROM pragma_table_info('lists') WHERE name = 'doors'")?.exists([])?;
+    if !present {
+        conn.execute("ALTER TABLE lists ADD COLUMN doors TEXT", [])?;
+    }
+    Ok(())
+}
+
+/// A list's stored types: `None` admits every type. A damaged value admits none.
+fn types_from(json: Option<String>) -> Option<BTreeSet<u32>> {
+    json.map(|json| serde_json::from_str::<BTreeSet<u32>>(&json).unwrap_or_default())
+}
+
+/// A list's stored doors; none stored (an older replica) reads as the default.
+fn doors_from(json: Option<String>) -> ListDoors {
+    json.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
 }
 
 fn status_code(s: TicketStatus) -> i64 {
