@@ -102,8 +102,7 @@ struct Announcement<'a> {
     scan_id: &'a str,
     #[serde(flatten)]
     line: &'a DecisionLine,
-    /// The reason in words; for `other_entrance`, where to send the person.
-    words: Option<String>,
+    words: Option<&'static str>,
     /// For `other_entrance`: the entrances that admit the ticket.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     go_to: &'a [String],
@@ -210,7 +209,7 @@ fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
     let line = Announcement {
         scan_id: &result.record.scan_id,
         line: &result.line,
-        words: display.go_to_words().or_else(|| result.line.reason.map(|r| r.words().to_owned())),
+        words: result.line.reason.map(schema::Reason::words),
         go_to: &display.go_to,
         type_name: display.type_name.as_deref(),
         holder: display.holder.as_deref(),
@@ -280,7 +279,20 @@ fn owner_loop(
         match input {
             Input::Scan { text, direction } => {
                 let now = now_ms();
-                let mut decided = gate.decide(&text, direction, now)?;
+                let mut decided = match gate.decide(&text, direction, now) {
+                    Ok(decided) => decided,
+                    // The list went out of the venue's manifest (deleted, or an
+                    // event's default list replaced by its own lists): nobody is
+                    // let in, and the gate keeps running for the next manifest.
+                    Err(GateError::NoList(list)) => {
+                        tracing::error!(list, "this gate's check-in list is not in the replica: scan refused");
+                        if let Some(turnstile) = &turnstile {
+                            let _ = turnstile.send(Command::Deny);
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if let Some(link) = &link {
                     link.arbitrate(&mut gate, &mut decided, now);
                 }

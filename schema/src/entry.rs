@@ -286,7 +286,7 @@ pub fn entrances_for(routes: &[Route], event_id: u64, ticket_type: u32) -> Vec<S
 }
 
 /// `Ok` if history permits another entry; otherwise the first entry to show.
-/// The gate's step 8, and the hub's arbitration between gates.
+/// The gate's step 9, and the hub's arbitration between gates.
 pub fn may_enter(history: &[PastScan], multiple: bool, after_exit: bool) -> Result<(), Option<(HlcTimestamp, String)>> {
     if multiple {
         return Ok(());

@@ -208,7 +208,9 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, UNIQUE (event_id, name));
     CREATE TABLE checkin_list_entrances (
         list_id BIGINT NOT NULL REFERENCES checkin_lists(id), entrance_id BIGINT NOT NULL REFERENCES entrances(id),
-        PRIMARY KEY (list_id, entrance_id))",
+        PRIMARY KEY (list_id, entrance_id));
+    -- Manifests change format with this release: every hub gets a new version.
+    UPDATE venues SET manifest_version = manifest_version + 1",
 ];
 
 /// Applies every migration the store has not seen yet.

@@ -1,6 +1,9 @@
 //! A venue's layout as its organizer sets it up: the entrances people come in
 //! by (Main, VIP, Staff…) and the areas they lead into (the floor, the
-//! balcony…), each with an optional capacity the hub counts against.
+//! balcony…), each with an optional capacity. Both travel in the venue's
+//! manifest, so adding one bumps its version; gates name entrances in their
+//! refusals, while areas and capacities are carried for the hub, which does not
+//! count them yet.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +12,7 @@ use crate::catalog;
 use crate::common::error::ApiError;
 use crate::db::{Db, DbError, Row};
 use crate::params;
+use crate::tickets::bump_version;
 
 /// Longest entrance or area name, characters.
 pub const MAX_NAME: usize = 100;
@@ -83,25 +87,28 @@ pub async fn add_entrance(
     catalog::require_venue_owner(db, caller, venue_id).await?;
     let name = check_name("name", &new.name)?;
     room_for_one_more(db, "entrances", venue_id).await?;
-    let row = db
+    let mut tx = db.begin().await?;
+    let row = tx
         .query_one(
             "INSERT INTO entrances (venue_id, name, created_at) VALUES (?1, ?2, ?3) RETURNING id",
             params![venue_id, name.as_str(), now],
         )
         .await
         .map_err(|e| taken(e, "an entrance of that name"))?;
+    bump_version(&mut tx, venue_id).await?;
+    tx.commit().await?;
     Ok(Entrance { id: row.int(0)?, venue_id, name })
 }
 
-/// A venue's entrances, by name.
+/// A venue's entrances, in the order they were added.
 pub async fn entrances(db: &Db, caller: &Caller, venue_id: i64) -> Result<Vec<Entrance>, ApiError> {
     catalog::require_venue_owner(db, caller, venue_id).await?;
     venue_entrances(db, venue_id).await
 }
 
-/// A venue's entrances, by name, for a caller already checked.
+/// A venue's entrances, in the order they were added, for a caller already checked.
 pub(crate) async fn venue_entrances(db: &Db, venue_id: i64) -> Result<Vec<Entrance>, ApiError> {
-    let rows = db.query("SELECT id, name FROM entrances WHERE venue_id = ?1 ORDER BY name", params![venue_id]).await?;
+    let rows = db.query("SELECT id, name FROM entrances WHERE venue_id = ?1 ORDER BY id", params![venue_id]).await?;
     rows.iter().map(|r| Ok(Entrance { id: r.int(0)?, venue_id, name: r.text(1)? })).collect()
 }
 
@@ -113,26 +120,29 @@ pub async fn add_area(db: &Db, caller: &Caller, venue_id: i64, new: &NewArea, no
         return Err(ApiError::BadRequest("capacity: 1 to 10000000".into()));
     }
     room_for_one_more(db, "areas", venue_id).await?;
-    let row = db
+    let mut tx = db.begin().await?;
+    let row = tx
         .query_one(
             "INSERT INTO areas (venue_id, name, capacity, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
             params![venue_id, name.as_str(), new.capacity, now],
         )
         .await
         .map_err(|e| taken(e, "an area of that name"))?;
+    bump_version(&mut tx, venue_id).await?;
+    tx.commit().await?;
     Ok(Area { id: row.int(0)?, venue_id, name, capacity: new.capacity })
 }
 
-/// A venue's areas, by name.
+/// A venue's areas, in the order they were added.
 pub async fn areas(db: &Db, caller: &Caller, venue_id: i64) -> Result<Vec<Area>, ApiError> {
     catalog::require_venue_owner(db, caller, venue_id).await?;
     venue_areas(db, venue_id).await
 }
 
-/// A venue's areas, by name, for a caller already checked.
+/// A venue's areas, in the order they were added, for a caller already checked.
 pub(crate) async fn venue_areas(db: &Db, venue_id: i64) -> Result<Vec<Area>, ApiError> {
     let rows =
-        db.query("SELECT id, name, capacity FROM areas WHERE venue_id = ?1 ORDER BY name", params![venue_id]).await?;
+        db.query("SELECT id, name, capacity FROM areas WHERE venue_id = ?1 ORDER BY id", params![venue_id]).await?;
     rows.iter().map(|r| area_from(venue_id, r)).collect()
 }
 

@@ -25,8 +25,8 @@ use crate::tickets::bump_version;
 
 /// Most lists one event may have.
 pub const MAX_PER_EVENT: i64 = 100;
-/// Most seat sections one list may name.
-const MAX_SECTIONS: usize = 100;
+/// The latest time a list may open or close: the end of year 9999.
+const LATEST: i64 = 253_402_300_799;
 /// Where the organizer's list ids start in the manifest: below are the
 /// events' default lists, whose ids are their events' ids.
 pub const MANIFEST_ID_BASE: u32 = 1 << 31;
@@ -66,7 +66,7 @@ pub struct NewCheckinList {
     /// Ticket types admitted; empty: every type of the event.
     #[serde(default)]
     pub ticket_type_ids: Vec<i64>,
-    /// Seat sections admitted (names on the venue's map); empty: every seat.
+    /// Seat sections admitted; must be empty for now (gates cannot tell sections apart yet).
     #[serde(default)]
     pub sections: Vec<String>,
     /// Open from; none: whenever the ticket is valid.
@@ -155,19 +155,19 @@ async fn check(db: &Db, event_id: i64, venue_id: i64, new: &NewCheckinList) -> R
     if let Some(stranger) = types.iter().find(|id| !known.contains(id)) {
         return Err(ApiError::BadRequest(format!("ticket_type_ids: {stranger} is not a ticket type of this event")));
     }
-    let sections: BTreeSet<String> = new.sections.iter().map(|s| s.trim().to_owned()).collect();
-    if sections.len() > MAX_SECTIONS {
-        return Err(ApiError::BadRequest(format!("sections: at most {MAX_SECTIONS}")));
-    }
-    if !sections.is_empty() {
-        let map = catalog::event_venue_map(db, event_id)
-            .await?
-            .ok_or_else(|| ApiError::BadRequest("sections: the venue has no seating map".into()))?;
-        if let Some(stranger) = sections.iter().find(|s| !map.sections.iter().any(|m| &&m.name == s)) {
-            return Err(ApiError::BadRequest(format!("sections: {stranger:?} is not a section of the venue's map")));
-        }
+    // Gates cannot yet tell which section a seat label is in: a list limited
+    // to sections would admit every seat at the door, so it is refused.
+    if !new.sections.is_empty() {
+        return Err(ApiError::BadRequest(
+            "sections: gates cannot tell seat sections apart yet; limit the list by ticket type".into(),
+        ));
     }
     let (opens_at, closes_at) = (new.opens_at.map(|t| t.unix_timestamp()), new.closes_at.map(|t| t.unix_timestamp()));
+    for (field, at) in [("opens_at", opens_at), ("closes_at", closes_at)] {
+        if at.is_some_and(|at| !(0..=LATEST).contains(&at)) {
+            return Err(ApiError::BadRequest(format!("{field}: between 1970 and 9999")));
+        }
+    }
     if let (Some(opens), Some(closes)) = (opens_at, closes_at)
         && opens >= closes
     {
@@ -188,7 +188,7 @@ async fn check(db: &Db, event_id: i64, venue_id: i64, new: &NewCheckinList) -> R
     Ok(Checked {
         name,
         ticket_type_ids: types.into_iter().collect(),
-        sections: sections.into_iter().collect(),
+        sections: Vec::new(),
         opens_at,
         closes_at,
         entrance_ids: entrances.into_iter().collect(),
@@ -255,28 +255,32 @@ pub async fn update(
     let venue_id = catalog::require_event_organizer(db, caller, event_id).await?;
     let c = check(db, event_id, venue_id, new).await?;
     let mut tx = db.begin().await?;
-    tx.execute(
-        "UPDATE checkin_lists SET name = ?2, ticket_type_ids = ?3, sections = ?4, opens_at = ?5, closes_at = ?6,
+    let changed = tx
+        .execute(
+            "UPDATE checkin_lists SET name = ?2, ticket_type_ids = ?3, sections = ?4, opens_at = ?5, closes_at = ?6,
              scan_exits = ?7, allow_multiple_entries = ?8, allow_reentry = ?9, area_id = ?10, unknown_tickets = ?11,
              updated_at = ?12
          WHERE id = ?1",
-        params![
-            id,
-            c.name.as_str(),
-            json(&c.ticket_type_ids)?,
-            json(&c.sections)?,
-            c.opens_at,
-            c.closes_at,
-            new.scan_exits,
-            new.allow_multiple_entries,
-            new.allow_reentry,
-            new.area_id,
-            new.unknown_tickets.as_str(),
-            now
-        ],
-    )
-    .await
-    .map_err(|e| taken(e, "a check-in list of that name"))?;
+            params![
+                id,
+                c.name.as_str(),
+                json(&c.ticket_type_ids)?,
+                json(&c.sections)?,
+                c.opens_at,
+                c.closes_at,
+                new.scan_exits,
+                new.allow_multiple_entries,
+                new.allow_reentry,
+                new.area_id,
+                new.unknown_tickets.as_str(),
+                now
+            ],
+        )
+        .await
+        .map_err(|e| taken(e, "a check-in list of that name"))?;
+    if changed == 0 {
+        return Err(ApiError::NotFound("check-in list")); // deleted meanwhile
+    }
     tx.execute("DELETE FROM checkin_list_entrances WHERE list_id = ?1", params![id]).await?;
     set_entrances(&mut tx, id, &c.entrance_ids).await?;
     bump_version(&mut tx, venue_id).await?;
@@ -296,10 +300,10 @@ pub async fn delete(db: &Db, caller: &Caller, id: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// An event's lists, by name.
+/// An event's lists, in the order they were made.
 pub async fn list(db: &Db, caller: &Caller, event_id: i64) -> Result<Vec<CheckinList>, ApiError> {
     catalog::require_event_organizer(db, caller, event_id).await?;
-    let sql = format!("SELECT {COLUMNS} FROM checkin_lists WHERE event_id = ?1 ORDER BY name");
+    let sql = format!("SELECT {COLUMNS} FROM checkin_lists WHERE event_id = ?1 ORDER BY id");
     let rows = db.query(&sql, params![event_id]).await?;
     let mut lists = Vec::with_capacity(rows.len());
     for row in &rows {

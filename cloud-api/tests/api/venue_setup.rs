@@ -178,6 +178,7 @@ async fn set_up_is_checked_and_owned(store: Store) {
         (format!("/admin/venues/{venue}/areas"), json!({"name": "Pit", "capacity": 0}), "capacity"),
         (lists.clone(), json!({"name": "A", "ticket_type_ids": [999_999]}), "ticket_type_ids"),
         (lists.clone(), json!({"name": "A", "sections": ["Balcony"]}), "sections"),
+        (lists.clone(), json!({"name": "A", "opens_at": "1900-01-01T00:00:00Z"}), "opens_at"),
         (lists.clone(), json!({"name": "A", "entrance_ids": [999_999]}), "entrance_ids"),
         (lists.clone(), json!({"name": "A", "area_id": 999_999}), "area_id"),
         (

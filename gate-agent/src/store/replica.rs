@@ -169,6 +169,14 @@ impl Replica {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
             rows.collect::<Result<_, _>>().map_err(self.err())?
         };
+        // The door this gate stands at is never the one to send someone to.
+        let here: BTreeSet<u32> = self
+            .conn
+            .query_row("SELECT doors FROM lists WHERE id = ?1", [except], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?
+            .map(|doors| doors_from(doors).entrance_ids.into_iter().collect())
+            .unwrap_or_default();
         let mut stmt = self
             .conn
             .prepare("SELECT event_id, ticket_types, doors FROM lists WHERE id <> ?1 ORDER BY id")
@@ -182,7 +190,12 @@ impl Replica {
                     // An entrance the layout does not name cannot be pointed to;
                     // a list left with none reads as open everywhere, so it names
                     // no door rather than a wrong one.
-                    entrances: doors.entrance_ids.iter().filter_map(|id| names.get(id).cloned()).collect(),
+                    entrances: doors
+                        .entrance_ids
+                        .iter()
+                        .filter(|id| !here.contains(id))
+                        .filter_map(|id| names.get(id).cloned())
+                        .collect(),
                 })
             })
             .map_err(self.err())?;
@@ -284,9 +297,14 @@ fn types_from(json: Option<String>) -> Option<BTreeSet<u32>> {
     json.map(|json| serde_json::from_str::<BTreeSet<u32>>(&json).unwrap_or_default())
 }
 
-/// A list's stored doors; none stored (an older replica) reads as the default.
+/// A list's stored doors; none stored (an older replica) reads as the default,
+/// a damaged value as never open, so it admits nobody.
 fn doors_from(json: Option<String>) -> ListDoors {
-    json.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
+    match json {
+        None => ListDoors::default(),
+        Some(json) => serde_json::from_str(&json)
+            .unwrap_or_else(|_| ListDoors { opens_at: Some(u64::MAX), ..ListDoors::default() }),
+    }
 }
 
 fn status_code(s: TicketStatus) -> i64 {

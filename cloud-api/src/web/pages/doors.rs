@@ -1,5 +1,5 @@
-//! The organizer's door set-up for one event: the venue's entrances and areas,
-//! and the event's check-in lists, each added or removed from the page. The
+//! The organizer's door set-up for one event: the venue's entrances and areas
+//! added, and the event's check-in lists added or removed, from the page. The
 //! forms go through the same functions as the API, so they are checked alike.
 
 use std::collections::BTreeMap;
@@ -103,13 +103,17 @@ async fn doors_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, M
         p { a href=(here) { "Back to the event" } }
         h2 { "Check-in lists" }
         @if event_lists.is_empty() {
-            p #no-lists { "No lists yet: every ticket of the event enters once, at any entrance." }
+            p #no-lists {
+                "No lists yet: every ticket of the event enters once, at any entrance, on the event's default list (list id "
+                (id) "). A gate set to that id must be set to a list's own id once the event has lists."
+            }
         } @else {
             table #lists {
-                tr { th { "List" } th { "Admits" } th { "Entrances" } th { "Area" } th { "Open" } th { "Rules" } th {} }
+                tr { th { "List" } th { "Gate list id" } th { "Admits" } th { "Entrances" } th { "Area" } th { "Open" } th { "Rules" } th {} }
                 @for l in &event_lists {
                     tr data-list=(l.id) {
                         td.name { (l.name) }
+                        td.manifest-id { (l.manifest_id) }
                         td.types { (names(&l.ticket_type_ids, &types, "every ticket type")) }
                         td.entrances { (names(&l.entrance_ids, &door_names, "every entrance")) }
                         td.area { (l.area_id.and_then(|a| area_names.get(&a).cloned()).unwrap_or_else(|| "—".into())) }
