@@ -365,6 +365,34 @@ mod tests {
     }
 
     #[test]
+    fn a_list_with_its_doors_costs_a_few_dozen_bytes() {
+        let list = |id: u32| ListRecord {
+            id: (1 << 31) + id,
+            name: format!("List {id:02}"),
+            event_id: 9,
+            ticket_types: Some(vec![1, 2, 3]),
+            allow_multiple_entries: false,
+            allow_entry_after_exit: true,
+            unknown_tickets: UnknownTicketPolicy::Reject,
+            doors: ListDoors {
+                opens_at: Some(1_800_000_000),
+                closes_at: Some(1_800_021_600),
+                scan_exits: true,
+                area_id: Some(3),
+                entrance_ids: vec![1, 2],
+            },
+        };
+        let size =
+            |lists: u32| Manifest { lists: (0..lists).map(list).collect(), ..manifest(3, None) }.sign(&signer(1)).len();
+        let per_list = (size(100) - size(0)) / 100;
+        // About 40 bytes: the name and its length, ids as varints, the two
+        // times (5 bytes each), flags. A venue's lists weigh like a few
+        // dozen tickets, nothing beside the tickets themselves.
+        assert!(per_list <= 48, "{per_list} bytes per list");
+        assert!(per_list >= 30, "{per_list} bytes per list: the doors are in it");
+    }
+
+    #[test]
     fn a_signed_manifest_opens_to_itself() {
         let m = manifest(3, None);
         assert_eq!(Manifest::open(&m.sign(&signer(1)), &ring(), 0), Ok(m));
