@@ -166,7 +166,7 @@ impl Gate {
         let list = self.list.as_ref().ok_or(GateError::NoList(self.config.list_id))?;
         let verified = self.keyring.verify(scanned, now);
         let (replica, history) = match &verified {
-            Ok(ticket) => (self.replica_view(ticket)?, self.ledger.history(ticket.claims.ticket_id, list.id)?),
+            Ok(ticket) => (self.replica_view(ticket)?, self.ledger.history(ticket.claims.ticket_id)?),
             Err(_) => (None, Vec::new()),
         };
         let mut outcome = entry::decide(&ScanContext {

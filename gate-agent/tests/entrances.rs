@@ -9,9 +9,11 @@ use gate_agent::config::Config;
 use gate_agent::gate::Gate;
 use gate_agent::store::replica::Replica;
 use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
+use schema::hlc::HlcTimestamp;
 use schema::manifest::{
     AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
 };
+use schema::sync::Admission;
 use schema::{Keyring, Reason, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity};
 
 const VENUE: u64 = 3;
@@ -111,6 +113,29 @@ fn a_vip_ticket_at_the_main_door_is_sent_to_the_vip_entrance() {
     // Still refused a second later: nothing was recorded as an entry.
     let again = gate.scan(&code(2), Direction::Entry, NOW * 1000 + 1000).unwrap();
     assert_eq!(again.line.reason, Some(Reason::OtherEntrance));
+}
+
+#[test]
+fn an_entry_on_another_list_counts_at_this_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = gate(dir.path(), &manifest(ListDoors::default()));
+    // The hub says ticket 1 came in through the VIP gate, on the VIP list.
+    let elsewhere = Admission {
+        ticket_id: 1,
+        list_id: VIP_LIST,
+        direction: Direction::Entry,
+        at: HlcTimestamp(NOW * 1000 << 16),
+        gate: "vip-1".into(),
+        annulled: false,
+        key: "vip-1#1".into(),
+        seq: 1,
+    };
+    gate.apply_admissions(&[elsewhere], NOW * 1000).unwrap();
+    let main = gate.scan(&code(1), Direction::Entry, NOW * 1000 + 5000).unwrap();
+    assert_eq!(main.line.reason, Some(Reason::AlreadyRedeemed));
+    assert_eq!(main.outcome.display.first_entry.map(|(_, gate)| gate).as_deref(), Some("vip-1"));
+    // A ticket nobody let in yet is admitted as before.
+    assert_eq!(gate.scan(&code(3), Direction::Entry, NOW * 1000 + 5000).unwrap().line.reason, None);
 }
 
 #[test]

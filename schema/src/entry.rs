@@ -141,7 +141,7 @@ pub struct ReplicaTicket {
     pub holder: Option<String>,
 }
 
-/// One admission or exit already recorded for the ticket on this list (annulled
+/// One admission or exit already recorded for the ticket, on any of the venue's lists (annulled
 /// scans excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastScan {
@@ -160,7 +160,8 @@ pub struct ScanContext<'a> {
     pub verified: &'a Result<VerifiedTicket, VerifyError>,
     /// The replica's row for the ticket, if any.
     pub replica: Option<&'a ReplicaTicket>,
-    /// Accepted scans of the ticket on this list, in any order.
+    /// Accepted scans of the ticket on every list of the venue, in any order: one
+    /// history per ticket, so entering at one entrance counts at all of them.
     pub history: &'a [PastScan],
     /// The gate's check-in list.
     pub list: &'a CheckInList,

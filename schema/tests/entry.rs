@@ -230,13 +230,6 @@ fn tickets_missing_from_the_replica_follow_the_list_policy() {
 }
 
 #[test]
-fn several_lists_are_independent() {
-    // The caller passes the history of this list only; another list's entry is not in it.
-    let vip = CheckInList { id: 2, ticket_types: Some(BTreeSet::from([10])), ..base().list };
-    check("entered on the main list, first time on the VIP list", Case { list: vip, ..base() }, None);
-}
-
-#[test]
 fn checks_run_in_the_documented_order() {
     // Each case breaks two rules; the earlier check in the documented order decides.
     let revoked_wrong_event =

@@ -2,7 +2,10 @@
 //!
 //! The hub is the venue's single writer. A gate asks ([`Claim`]) before it
 //! accepts; the arbiter answers from every admission the venue has seen, so the
-//! first claim wins and the second gate hears "already in, at gate X". Gates that
+//! first claim wins and the second gate hears "already in, at gate X". A ticket
+//! has one history across the venue's check-in lists: entering at the VIP
+//! entrance counts at the main one, and an exit anywhere lets it in again where
+//! the list allows re-entry. Gates that
 //! decided offline report their scans later ([`ScanReport`]); the arbiter stores
 //! each scan once (by `gate:seq`), and where two accepted entries of one ticket
 //! have no exit between them it records a [`Conflict`].
@@ -25,7 +28,7 @@ pub struct Admitted {
     pub key: String,
     /// The ticket.
     pub ticket_id: u64,
-    /// The list.
+    /// The list it was scanned on: its area is where the ticket is.
     pub list_id: u32,
     /// Gate that let it through.
     pub gate: String,
@@ -156,24 +159,25 @@ impl Received {
 /// The venue's admissions, in memory; rebuilt from the store at start.
 #[derive(Debug, Default)]
 pub struct Arbiter {
-    /// Admissions per (ticket, list), in arrival order.
-    tickets: HashMap<(u64, u32), Vec<Admitted>>,
-    /// Admission key → (ticket, list), for grants and accepted scans.
-    by_key: HashMap<String, (u64, u32)>,
+    /// Admissions per ticket, on every list, in arrival order.
+    tickets: HashMap<u64, Vec<Admitted>>,
+    /// Admission key → ticket, for grants and accepted scans.
+    by_key: HashMap<String, u64>,
     /// Scans stored per gate.
     received: HashMap<String, Received>,
     /// The last admission change's sequence.
     last_seq: u64,
-    /// Tickets inside now, per list: kept up to date as admissions change, since
-    /// the dashboard's figure is refreshed after every commit.
+    /// Tickets inside now, by the list they entered on: kept up to date as
+    /// admissions change, since the dashboard's figure is refreshed after every
+    /// commit. A ticket is counted once, on the list of its latest entry.
     inside: HashMap<u32, u64>,
 }
 
-/// Whether the latest admission of a ticket on a list (by logical time, not
-/// annulled) is an entry.
-fn is_inside(admitted: &[Admitted]) -> bool {
-    let last = admitted.iter().filter(|a| !a.annulled).max_by_key(|a| (a.at, a.direction == Direction::Entry));
-    last.is_some_and(|a| a.direction == Direction::Entry)
+/// Where a ticket is: the list of its latest admission (by logical time, not
+/// annulled) if that is an entry, `None` if outside.
+fn inside_on(admitted: &[Admitted]) -> Option<u32> {
+    let last = admitted.iter().filter(|a| !a.annulled).max_by_key(|a| (a.at, a.direction == Direction::Entry))?;
+    (last.direction == Direction::Entry).then_some(last.list_id)
 }
 
 /// The key of an online grant.
@@ -190,22 +194,25 @@ impl Arbiter {
     /// Restores an admission from the store.
     pub fn restore_admission(&mut self, admitted: Admitted) {
         self.last_seq = self.last_seq.max(admitted.seq);
-        let slot = (admitted.ticket_id, admitted.list_id);
-        self.by_key.insert(admitted.key.clone(), slot);
-        self.change_slot(slot, |admissions| admissions.push(admitted));
+        let ticket = admitted.ticket_id;
+        self.by_key.insert(admitted.key.clone(), ticket);
+        self.change_ticket(ticket, |admissions| admissions.push(admitted));
     }
 
-    /// Changes the admissions of one ticket on one list, keeping `inside` right.
-    fn change_slot<R>(&mut self, slot: (u64, u32), change: impl FnOnce(&mut Vec<Admitted>) -> R) -> R {
-        let admissions = self.tickets.entry(slot).or_default();
-        let before = is_inside(admissions);
+    /// Changes the admissions of one ticket, keeping `inside` right.
+    fn change_ticket<R>(&mut self, ticket: u64, change: impl FnOnce(&mut Vec<Admitted>) -> R) -> R {
+        let admissions = self.tickets.entry(ticket).or_default();
+        let before = inside_on(admissions);
         let result = change(admissions);
-        let after = is_inside(admissions);
-        let count = self.inside.entry(slot.1).or_default();
-        match (before, after) {
-            (false, true) => *count += 1,
-            (true, false) => *count = count.saturating_sub(1),
-            _ => {}
+        let after = inside_on(admissions);
+        if before != after {
+            if let Some(list) = before {
+                let count = self.inside.entry(list).or_default();
+                *count = count.saturating_sub(1);
+            }
+            if let Some(list) = after {
+                *self.inside.entry(list).or_default() += 1;
+            }
         }
         result
     }
@@ -237,19 +244,20 @@ impl Arbiter {
         after.into_iter().map(Admitted::broadcast).collect()
     }
 
-    /// Admissions of one ticket on one list.
-    pub fn admissions(&self, ticket_id: u64, list_id: u32) -> &[Admitted] {
-        self.tickets.get(&(ticket_id, list_id)).map_or(&[], Vec::as_slice)
+    /// Admissions of one ticket, on every list.
+    pub fn admissions(&self, ticket_id: u64) -> &[Admitted] {
+        self.tickets.get(&ticket_id).map_or(&[], Vec::as_slice)
     }
 
-    /// Number of tickets inside now, per list (entries minus exits, never below 0).
+    /// Number of tickets inside now, by the list of their latest entry: each
+    /// ticket counts once, wherever it entered, and not after its exit.
     pub fn inside(&self) -> HashMap<u32, u64> {
         self.inside.clone()
     }
 
     fn find_mut(&mut self, key: &str) -> Option<&mut Admitted> {
-        let slot = self.by_key.get(key)?;
-        self.tickets.get_mut(slot)?.iter_mut().find(|a| a.key == key)
+        let ticket = self.by_key.get(key)?;
+        self.tickets.get_mut(ticket)?.iter_mut().find(|a| a.key == key)
     }
 
     /// Answers a claim from `gate`. Asking again with the same claim id gets the
@@ -266,7 +274,7 @@ impl Arbiter {
             // (it crashed before recording, or gave up waiting): had it recorded
             // the admission, its own history would have refused this scan.
             let history: Vec<PastScan> = self
-                .admissions(claim.ticket_id, claim.list_id)
+                .admissions(claim.ticket_id)
                 .iter()
                 .filter(|a| !a.annulled && (a.confirmed || a.gate != gate))
                 .map(Admitted::past_scan)
@@ -289,7 +297,7 @@ impl Arbiter {
         };
         match self.by_key.get(&key).copied() {
             // The same claim asked again after its grant was withdrawn: grant anew.
-            Some(slot) => self.change_slot(slot, |admissions| {
+            Some(ticket) => self.change_ticket(ticket, |admissions| {
                 if let Some(withdrawn) = admissions.iter_mut().find(|a| a.key == key) {
                     *withdrawn = admitted.clone();
                 }
@@ -368,12 +376,12 @@ impl Arbiter {
     }
 
     fn annul(&mut self, key: &str, effects: &mut Effects) {
-        let Some(&slot) = self.by_key.get(key) else { return };
+        let Some(&ticket) = self.by_key.get(key) else { return };
         if self.find_mut(key).is_none_or(|a| a.annulled) {
             return;
         }
         let seq = self.next_seq();
-        let annulled = self.change_slot(slot, |admissions| {
+        let annulled = self.change_ticket(ticket, |admissions| {
             let admission = admissions.iter_mut().find(|a| a.key == key)?;
             admission.annulled = true;
             admission.seq = seq;
@@ -385,9 +393,10 @@ impl Arbiter {
         }
     }
 
-    /// An entry already recorded with no exit between it and `new`, by logical time.
+    /// An entry already recorded, on any list, with no exit between it and
+    /// `new`, by logical time.
     fn double_entry(&self, new: &Admitted) -> Option<Conflict> {
-        let live = || self.admissions(new.ticket_id, new.list_id).iter().filter(|a| !a.annulled);
+        let live = || self.admissions(new.ticket_id).iter().filter(|a| !a.annulled);
         let before = live().filter(|a| a.at <= new.at).max_by_key(|a| a.at);
         let after = live().filter(|a| a.at > new.at).min_by_key(|a| a.at);
         let entry = |a: &&Admitted| a.direction == Direction::Entry;

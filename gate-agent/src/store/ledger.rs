@@ -156,21 +156,23 @@ impl Ledger {
             .map_err(self.err())
     }
 
-    /// Accepted, not annulled scans of a ticket on a list, here and (as the hub
-    /// broadcast them) at other gates: the decision's history.
-    pub fn history(&self, ticket_id: u64, list_id: u32) -> Result<Vec<PastScan>, StoreError> {
+    /// Accepted, not annulled scans of a ticket on any of the venue's lists,
+    /// here and (as the hub broadcast them) at other gates: the decision's
+    /// history. One history per ticket, so entering at one entrance counts at
+    /// every other and an exit anywhere allows re-entry where the list does.
+    pub fn history(&self, ticket_id: u64) -> Result<Vec<PastScan>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT hlc, direction, NULL FROM scans
-                 WHERE ticket_id = ?1 AND list_id = ?2 AND decision = 'accept' AND annulled = 0
+                 WHERE ticket_id = ?1 AND decision = 'accept' AND annulled = 0
                  UNION ALL
                  SELECT hlc, direction, gate FROM venue
-                 WHERE ticket_id = ?1 AND list_id = ?2 AND annulled = 0 AND gate != ?3",
+                 WHERE ticket_id = ?1 AND annulled = 0 AND gate != ?2",
             )
             .map_err(self.err())?;
         let rows = stmt
-            .query_map(params![ticket_id as i64, list_id, self.gate_id], |r| {
+            .query_map(params![ticket_id as i64, self.gate_id], |r| {
                 Ok(PastScan {
                     at: HlcTimestamp(r.get::<_, i64>(0)? as u64),
                     direction: Direction::from_code(&r.get::<_, String>(1)?),
