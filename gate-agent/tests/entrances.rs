@@ -61,6 +61,7 @@ fn manifest(main_hours: ListDoors) -> Manifest {
                 EntranceRecord { id: 2, name: "VIP".into() },
             ],
             areas: vec![AreaRecord { id: 7, name: "Lounge".into(), capacity: Some(50) }],
+            gates: vec![],
         },
         tickets: (1..=4)
             .map(|ticket_id| TicketRecord {

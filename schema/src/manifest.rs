@@ -1,15 +1,16 @@
 //! Signed replica manifests: the ticket lists the cloud sends a venue's gates,
 //! as a full snapshot or as a delta since an earlier version.
 //!
-//! File layout: `TXM2` ‖ key id (4) ‖ Ed25519 signature (64) ‖ body, where the
+//! File layout: `TXM3` ‖ key id (4) ‖ Ed25519 signature (64) ‖ body, where the
 //! body is the postcard encoding of [`Manifest`] and the signature covers
-//! `tixgate/manifest/v2\0 ‖ key id ‖ body`. The signature is checked before a
+//! `tixgate/manifest/v3\0 ‖ key id ‖ body`. The signature is checked before a
 //! single byte of the body is parsed.
 //!
 //! Version 2 added the venue's entrances and areas and each list's hours,
-//! exits, area and entrances. A `TXM1` file is refused as not a manifest: a
-//! hub holding only such files fetches a snapshot again, and a gate keeps its
-//! replica until the hub offers it one.
+//! exits, area and entrances; version 3 the venue's gates (each one's entrance,
+//! and whether the cloud revoked it). A file of an older format is refused as
+//! not a manifest: a hub holding only such files fetches a snapshot again, and
+//! a gate keeps its replica until the hub offers it one.
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -19,9 +20,9 @@ use crate::entry::{TicketStatus, UnknownTicketPolicy};
 use crate::keys::{KeyId, Keyring, TicketSigner};
 
 /// First bytes of every manifest file.
-pub const MAGIC: &[u8; 4] = b"TXM2";
+pub const MAGIC: &[u8; 4] = b"TXM3";
 /// Signature domain of manifests.
-pub const SIGNING_DOMAIN: &[u8] = b"tixgate/manifest/v2\0";
+pub const SIGNING_DOMAIN: &[u8] = b"tixgate/manifest/v3\0";
 /// Largest manifest accepted: about 10 million tickets.
 pub const MAX_MANIFEST_BYTES: usize = 512 << 20;
 const HEADER_LEN: usize = 4 + 4 + 64;
@@ -41,7 +42,7 @@ pub struct Manifest {
     pub ticket_types: Vec<TicketTypeRecord>,
     /// Every check-in list of the venue (complete in deltas too).
     pub lists: Vec<ListRecord>,
-    /// The venue's entrances and areas (complete in deltas too).
+    /// The venue's entrances, areas and gates (complete in deltas too).
     pub layout: VenueLayout,
     /// All tickets (snapshot) or the tickets changed since `base_version` (delta).
     pub tickets: Vec<TicketRecord>,
@@ -96,13 +97,38 @@ pub struct ListDoors {
     pub entrance_ids: Vec<u32>,
 }
 
-/// A venue's entrances and areas.
+/// A venue's entrances, areas and gates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VenueLayout {
     /// Entrances.
     pub entrances: Vec<EntranceRecord>,
     /// Areas.
     pub areas: Vec<AreaRecord>,
+    /// The gates the cloud knows of (as the hub reported them).
+    pub gates: Vec<GateRecord>,
+}
+
+impl VenueLayout {
+    /// What the cloud says of gate `gate_id`, if anything.
+    pub fn gate(&self, gate_id: &str) -> Option<&GateRecord> {
+        self.gates.iter().find(|g| g.gate_id == gate_id)
+    }
+
+    /// The entrance with this id.
+    pub fn entrance(&self, id: u32) -> Option<&EntranceRecord> {
+        self.entrances.iter().find(|e| e.id == id)
+    }
+}
+
+/// One gate of the venue, as the organizer set it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The gate's id (its enrolment name at the hub).
+    pub gate_id: String,
+    /// The entrance it stands at; `None`: door staff choose on the gate.
+    pub entrance_id: Option<u32>,
+    /// Revoked in the cloud: the hub revokes its enrolment.
+    pub revoked: bool,
 }
 
 /// An entrance.
@@ -236,6 +262,38 @@ impl ManifestHeader {
     }
 }
 
+/// A manifest's lists and layout, read without checking its signature: for a
+/// hub's dashboard, which shows the venue's areas and entrances (the gates
+/// check every manifest before obeying it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDoors {
+    /// The venue.
+    pub venue_id: u64,
+    /// Its version.
+    pub version: u64,
+    /// For a delta, the version it applies on top of.
+    pub base_version: Option<u64>,
+    /// When the cloud produced it.
+    pub issued_at: UnixSeconds,
+    /// Every ticket type.
+    pub ticket_types: Vec<TicketTypeRecord>,
+    /// Every check-in list.
+    pub lists: Vec<ListRecord>,
+    /// Entrances, areas and gates.
+    pub layout: VenueLayout,
+}
+
+impl ManifestDoors {
+    /// Reads everything before the tickets (lists and layout are complete in
+    /// deltas too). Total: `None` for anything that is not a manifest.
+    pub fn peek(bytes: &[u8]) -> Option<Self> {
+        let body = bytes.strip_prefix(MAGIC.as_slice())?.get(HEADER_LEN - MAGIC.len()..)?;
+        // The body starts with these fields, in this order (postcard is sequential).
+        let (doors, _) = postcard::take_from_bytes::<Self>(body).ok()?;
+        doors.base_version.is_none_or(|base| base < doors.version).then_some(doors)
+    }
+}
+
 /// Signs bytes as a manifest body (used by [`Manifest::sign`]; tests and fuzzers
 /// also use it to reach the body parser). `None` if the body is too large.
 pub fn sign_body(signer: &TicketSigner, body: &[u8]) -> Option<Vec<u8>> {
@@ -269,7 +327,7 @@ pub enum ManifestError {
     /// Shorter than its header.
     #[error("manifest is truncated")]
     Truncated,
-    /// No `TXM2` magic: unsigned, of an older format, or not a manifest at all.
+    /// No `TXM3` magic: unsigned, of an older format, or not a manifest at all.
     #[error("not a signed tixgate manifest")]
     NotAManifest,
     /// Signed by a key the gate does not trust.
@@ -353,6 +411,10 @@ mod tests {
                     EntranceRecord { id: 2, name: "VIP".into() },
                 ],
                 areas: vec![AreaRecord { id: 3, name: "Floor".into(), capacity: Some(800) }],
+                gates: vec![
+                    GateRecord { gate_id: "main-1".into(), entrance_id: Some(1), revoked: false },
+                    GateRecord { gate_id: "spare".into(), entrance_id: None, revoked: true },
+                ],
             },
             tickets: vec![TicketRecord {
                 ticket_id: 77,
@@ -406,10 +468,13 @@ mod tests {
         let mut unsigned = bytes.clone();
         unsigned[..4].copy_from_slice(b"TXM0");
         assert_eq!(Manifest::open(&unsigned, &ring(), 0), Err(ManifestError::NotAManifest));
-        let mut older = bytes.clone();
-        older[..4].copy_from_slice(b"TXM1");
-        assert_eq!(Manifest::open(&older, &ring(), 0), Err(ManifestError::NotAManifest), "the first format");
-        assert_eq!(ManifestHeader::peek(&older), None, "a hub does not offer it");
+        for format in [b"TXM1", b"TXM2"] {
+            let mut older = bytes.clone();
+            older[..4].copy_from_slice(format);
+            assert_eq!(Manifest::open(&older, &ring(), 0), Err(ManifestError::NotAManifest), "an older format");
+            assert_eq!(ManifestHeader::peek(&older), None, "a hub does not offer it");
+            assert_eq!(ManifestDoors::peek(&older), None);
+        }
         let mut altered = bytes.clone();
         let last = altered.len() - 1;
         altered[last] ^= 1;
@@ -419,6 +484,17 @@ mod tests {
         let mut impostor = foreign;
         impostor[4..8].copy_from_slice(&signer(1).key_id().0);
         assert_eq!(Manifest::open(&impostor, &ring(), 0), Err(ManifestError::BadSignature));
+    }
+
+    #[test]
+    fn a_hub_reads_the_doors_without_the_tickets() {
+        let m = manifest(3, None);
+        let doors = ManifestDoors::peek(&m.sign(&signer(2))).expect("read unverified");
+        assert_eq!((doors.venue_id, doors.version, &doors.lists, &doors.layout), (5, 3, &m.lists, &m.layout));
+        assert_eq!(doors.layout.gate("main-1").and_then(|g| g.entrance_id), Some(1));
+        assert_eq!(doors.layout.entrance(2).map(|e| e.name.as_str()), Some("VIP"));
+        let bytes = m.sign(&signer(1));
+        assert_eq!(ManifestDoors::peek(&bytes[..100]), None, "cut inside the lists");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
 use schema::manifest::{
-    AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, ManifestError, ManifestHeader, TicketRecord,
-    TicketTypeRecord, VenueLayout, sign_body,
+    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, ManifestDoors, ManifestError,
+    ManifestHeader, TicketRecord, TicketTypeRecord, VenueLayout, sign_body,
 };
 use schema::{Keyring, TicketSigner, TrustedKey};
 
@@ -82,6 +82,11 @@ fn manifest() -> impl Strategy<Value = Manifest> {
             layout: VenueLayout {
                 entrances: vec![EntranceRecord { id: 1, name: "Main".into() }],
                 areas: vec![AreaRecord { id: 2, name: "Floor".into(), capacity: delta.then_some(10) }],
+                gates: vec![GateRecord {
+                    gate_id: format!("g{version}"),
+                    entrance_id: delta.then_some(1),
+                    revoked: !delta,
+                }],
             },
             tickets,
         })
@@ -92,7 +97,10 @@ proptest! {
 
     #[test]
     fn a_signed_manifest_opens_to_itself(m in manifest()) {
-        prop_assert_eq!(Manifest::open(&m.sign(&signer()), &ring(), 0), Ok(m));
+        let bytes = m.sign(&signer());
+        let doors = ManifestDoors::peek(&bytes).expect("the doors read unverified");
+        prop_assert_eq!((&doors.lists, &doors.layout, doors.version), (&m.lists, &m.layout, m.version));
+        prop_assert_eq!(Manifest::open(&bytes, &ring(), 0), Ok(m));
     }
 
     #[test]

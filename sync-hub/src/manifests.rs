@@ -180,7 +180,7 @@ mod tests {
         let bytes = manifest.sign(&signer);
         std::fs::write(dir.path().join("v2.txm"), &bytes).expect("write");
         std::fs::write(dir.path().join("notes.txt"), b"not a manifest").expect("write");
-        std::fs::write(dir.path().join("junk.txm"), b"TXM2 but nothing else").expect("write");
+        std::fs::write(dir.path().join("junk.txm"), b"TXM3 but nothing else").expect("write");
         let other = schema::manifest::Manifest { venue_id: 6, version: 9, ..manifest };
         std::fs::write(dir.path().join("other.txm"), other.sign(&signer)).expect("write");
 

@@ -98,7 +98,7 @@ pub struct SignedManifest {
     pub version: i64,
     /// Whether it is a delta on top of `since`.
     pub delta: bool,
-    /// The signed file (`TXM2…`), as gate-agent imports it.
+    /// The signed file (`TXM3…`), as gate-agent imports it.
     pub bytes: Vec<u8>,
 }
 
@@ -171,6 +171,7 @@ async fn layout_record(db: &Db, venue_id: i64) -> Result<VenueLayout, ApiError> 
             .into_iter()
             .map(|a| Ok(AreaRecord { id: to_u32(a.id)?, name: a.name, capacity: a.capacity.map(to_u32).transpose()? }))
             .collect::<Result<_, ApiError>>()?,
+        gates: Vec::new(),
     })
 }
 
