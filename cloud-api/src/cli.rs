@@ -159,6 +159,10 @@ pub enum TicketsCommand {
         /// Manifest version.
         #[arg(long, default_value_t = 1)]
         version: u64,
+        /// The venue's ticket types, check-in lists and layout as JSON (tickets
+        /// take the types in turn); without it: one type, one list (id 1).
+        #[arg(long)]
+        doors: Option<PathBuf>,
     },
     /// Render a barcode as a QR code image.
     Qr {
@@ -233,7 +237,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             ticket_type,
             first_ticket,
             version,
+            doors,
         }) => keystore::read_signer(&key).map_err(|e| e.to_string()).and_then(|signer| {
+            let doors = doors.map(|path| read_doors(&path)).transpose()?;
             let spec = BatchSpec {
                 venue_id: venue,
                 event_id: event,
@@ -242,6 +248,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 count,
                 version,
                 now: unix_seconds(OffsetDateTime::now_utc()),
+                doors,
             };
             batch::mint_batch(&signer, &spec, &dir)
                 .map(|n| format!("{n} tickets in {}", dir.join(batch::BARCODES_FILE).display()))
@@ -344,6 +351,12 @@ fn retire(dir: &std::path::Path, kid: KeyId, at: OffsetDateTime) -> Result<Strin
     }
     keystore::write_keyring(&path, &ring).map_err(|e| e.to_string())?;
     Ok(String::new())
+}
+
+/// Reads a `--doors` file: checked once here, with the file named in the error.
+fn read_doors(path: &std::path::Path) -> Result<batch::BatchDoors, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn mint(args: MintArgs) -> Result<String, String> {

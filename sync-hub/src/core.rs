@@ -27,6 +27,8 @@ pub const MAX_GROUP: usize = 1_024;
 const SLOW_COMMIT: Duration = Duration::from_millis(100);
 /// How often an unknown sender may trigger a re-read of the enrolled gates.
 const KEY_RELOAD: Duration = Duration::from_millis(500);
+/// Known keys are read again this often, so a revoked gate is refused soon.
+const KEY_REFRESH: Duration = Duration::from_secs(5);
 
 /// A frame as a transport received it.
 #[derive(Debug)]
@@ -122,6 +124,8 @@ impl Core {
         }
         status.set_inside(arbiter.inside());
         status.restore_conflicts(store.conflicts()?);
+        let plot_from = now_ms().saturating_sub(crate::venue_view::PLOT_MINUTES * 60_000);
+        status.restore_entries(store.entries_since(plot_from)?);
         Ok(Self {
             store,
             library: SharedLibrary::default(),
@@ -206,8 +210,9 @@ impl Core {
     }
 
     fn key_of(&mut self, sender: &str) -> Option<SenderKeys> {
-        if !self.keys.contains_key(sender) && self.keys_read.elapsed() > KEY_RELOAD {
-            // A gate enrolled (or revoked) while the hub runs.
+        let stale = self.keys_read.elapsed() > KEY_REFRESH;
+        if stale || (!self.keys.contains_key(sender) && self.keys_read.elapsed() > KEY_RELOAD) {
+            // A gate enrolled (or revoked, here or in the cloud) while the hub runs.
             if let Ok(keys) = self.store.gate_keys() {
                 self.keys = sender_keys(&self.hub_key, keys, &self.keys);
             }

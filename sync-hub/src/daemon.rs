@@ -18,16 +18,17 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Broker, HubConfig};
-use crate::core::{Core, CoreError, Outbound, SharedLibrary};
+use crate::core::{Core, CoreError, SharedLibrary};
 use crate::enroll::{self, EnrollError};
 use crate::fanout::Fanout;
 use crate::http;
+use crate::manifest_watch::ManifestWatch;
 use crate::manifests::Library;
 use crate::mqtt::{self, BrokerError, Credentials};
 use crate::quic::{self, QuicError, QuicGates};
 use crate::status::Status;
 use crate::store::Checkpointer;
-use schema::sync::{HUB_ID, HubMessage, NodeKey, Recipient};
+use schema::sync::HUB_ID;
 
 /// Frames waiting for the core; a transport waits when it is full.
 const INBOUND_QUEUE: usize = 16_384;
@@ -149,9 +150,15 @@ pub async fn run(
     let manifests = config.manifests.clone().map(|folder| {
         let library = SharedLibrary::new(RwLock::new(Library::scan(&folder, config.venue_id)));
         core.serve_manifests(library.clone());
-        let task =
-            watch_manifests(folder, config.venue_id, library, hub_key.clone(), deliver.clone(), shutdown.clone());
-        tokio::spawn(task)
+        let watch = ManifestWatch {
+            folder,
+            venue: config.venue_id,
+            library,
+            hub_key: hub_key.clone(),
+            status: status.clone(),
+            hub_db: config.state_dir.join(enroll::HUB_DB_FILE),
+        };
+        tokio::spawn(watch.run(deliver.clone(), shutdown.clone()))
     });
     // Scans up, ticket lists down; the config guarantees a replica folder.
     let cloud = match (config.cloud.clone(), config.manifests.clone()) {
@@ -209,42 +216,4 @@ pub async fn run(
     // The core is gone, and with it the fan-out's sender.
     let _ = fanout.await;
     Ok(())
-}
-
-/// How often the manifest folder is looked at.
-const MANIFEST_RESCAN: Duration = Duration::from_secs(3);
-
-/// Re-reads the manifest folder until `shutdown`; when a newer version
-/// appears, every gate is offered it (a gate that cannot use it asks again).
-async fn watch_manifests(
-    folder: PathBuf,
-    venue: u32,
-    library: SharedLibrary,
-    hub_key: NodeKey,
-    deliver: impl Fn(Outbound),
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(MANIFEST_RESCAN) => {}
-        }
-        let Ok(current) = library.read().map(|l| l.clone()) else { return };
-        let folder = folder.clone();
-        let Ok(fresh) = tokio::task::spawn_blocking(move || current.rescan(&folder, venue)).await else { return };
-        let newest = |l: &Library| l.newest().map(|h| h.offer);
-        let announce = match library.write() {
-            Ok(mut held) if *held != fresh => {
-                let announce = (newest(&fresh) != newest(&held)).then(|| newest(&fresh)).flatten();
-                *held = fresh;
-                announce
-            }
-            _ => None,
-        };
-        if let Some(offer) = announce {
-            tracing::info!(version = offer.version, "new manifest: offered to every gate");
-            let frame = hub_key.seal(HUB_ID, Recipient::Everyone, &HubMessage::Offer(offer).encode());
-            deliver(Outbound::All(frame));
-        }
-    }
 }

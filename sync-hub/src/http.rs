@@ -142,6 +142,18 @@ pub fn metrics(s: &Snapshot) -> impl IntoResponse + use<> {
     for (list, n) in &s.inside {
         let _ = writeln!(out, "tixgate_hub_inside{{list=\"{list}\"}} {n}");
     }
+    let _ = writeln!(out, "# HELP tixgate_hub_area_inside People inside now, per area (each ticket once).");
+    let _ = writeln!(out, "# TYPE tixgate_hub_area_inside gauge");
+    for area in &s.areas {
+        let _ = writeln!(out, "tixgate_hub_area_inside{{area=\"{}\"}} {}", label(&area.name), area.inside);
+    }
+    let _ = writeln!(out, "# HELP tixgate_hub_area_capacity How many people an area may hold.");
+    let _ = writeln!(out, "# TYPE tixgate_hub_area_capacity gauge");
+    for area in &s.areas {
+        if let Some(capacity) = area.capacity {
+            let _ = writeln!(out, "tixgate_hub_area_capacity{{area=\"{}\"}} {capacity}", label(&area.name));
+        }
+    }
     let _ = writeln!(out, "# HELP tixgate_hub_rejections_total Rejected scans by reason since the hub started.");
     let _ = writeln!(out, "# TYPE tixgate_hub_rejections_total counter");
     for (reason, n) in &s.rejections {
@@ -179,6 +191,12 @@ pub fn metrics(s: &Snapshot) -> impl IntoResponse + use<> {
     out
 }
 
+/// A Prometheus label value: names come from the organizer, so `\`, `"` and
+/// line breaks are escaped as the text format requires.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// The dashboard: one page, no build step, live through `/events`.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
@@ -214,6 +232,12 @@ mod tests {
             assert!(!host_allowed(Some(refused), &names), "{refused}");
         }
         assert!(!host_allowed(None, &names), "no Host at all");
+    }
+
+    #[test]
+    fn organizer_names_cannot_break_the_metrics_text() {
+        assert_eq!(label("Floor"), "Floor");
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

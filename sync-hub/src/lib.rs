@@ -7,9 +7,10 @@
 //! `fanout` broadcasts what it admitted; `mqtt`
 //! embeds a broker or connects to one; `quic` takes gates directly, with mutual
 //! TLS from the venue CA (`ca`); `manifests` holds the ticket lists gates
-//! download; `cloud` (with `uplink_store`) sends scans up and pulls ticket lists
-//! down; `daemon` wires them; `status` is what the operator sees and `http`
-//! serves it (dashboard, metrics, health).
+//! download and `manifest_watch` keeps it fresh; `cloud` (with `uplink_store`) sends scans up and pulls ticket lists
+//! down; `daemon` wires them; `status` is what the operator sees (`venue_view`
+//! turns its figures into areas and entrances) and `http` serves it
+//! (dashboard, metrics, health).
 
 pub mod arbiter;
 pub mod broker_files;
@@ -22,9 +23,11 @@ pub mod daemon;
 pub mod enroll;
 pub mod fanout;
 pub mod http;
+pub mod manifest_watch;
 pub mod manifests;
 pub mod mqtt;
 pub mod quic;
 pub mod status;
 pub mod store;
 pub mod uplink_store;
+pub mod venue_view;

@@ -13,7 +13,9 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use schema::manifest::ManifestHeader;
+use std::sync::Arc;
+
+use schema::manifest::{ManifestDoors, ManifestHeader};
 use schema::sync::{MANIFEST_CHUNK, ManifestOffer};
 
 /// One file the hub holds.
@@ -25,6 +27,8 @@ pub struct Held {
     pub offer: ManifestOffer,
     /// The file's modification time when read: unchanged files are not read again.
     pub modified: Option<std::time::SystemTime>,
+    /// Its lists and layout, unverified: what the dashboard shows.
+    pub doors: Option<Arc<ManifestDoors>>,
 }
 
 /// The manifests of this venue.
@@ -60,11 +64,11 @@ impl Library {
                 continue;
             }
             match read_header(&path) {
-                Ok((header, offer)) if header.venue_id == u64::from(venue) => {
+                Ok((header, offer, doors)) if header.venue_id == u64::from(venue) => {
                     tracing::info!(path = %path.display(), version = offer.version, "manifest to serve");
-                    library.files.push(Held { path, offer, modified });
+                    library.files.push(Held { path, offer, modified, doors: doors.map(Arc::new) });
                 }
-                Ok((header, _)) => {
+                Ok((header, _, _)) => {
                     tracing::warn!(path = %path.display(), venue = header.venue_id, "manifest of another venue: skipped")
                 }
                 Err(why) => tracing::warn!(path = %path.display(), %why, "not a manifest: skipped"),
@@ -78,6 +82,12 @@ impl Library {
     /// it, the others ask and are offered a snapshot).
     pub fn newest(&self) -> Option<&Held> {
         self.files.last()
+    }
+
+    /// The venue's lists and layout as the newest file states them (deltas
+    /// carry them whole too).
+    pub fn doors(&self) -> Option<Arc<ManifestDoors>> {
+        self.newest().and_then(|h| h.doors.clone())
     }
 
     /// What to send a gate holding `version` (0: nothing): the delta from
@@ -105,8 +115,8 @@ impl Library {
     }
 }
 
-/// Header and offer of one file (reads it whole, for the hash).
-fn read_header(path: &Path) -> Result<(ManifestHeader, ManifestOffer), String> {
+/// Header, offer and doors of one file (reads it whole, for the hash).
+fn read_header(path: &Path) -> Result<(ManifestHeader, ManifestOffer, Option<ManifestDoors>), String> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let header = ManifestHeader::peek(&bytes).ok_or("no manifest header")?;
@@ -116,7 +126,7 @@ fn read_header(path: &Path) -> Result<(ManifestHeader, ManifestOffer), String> {
         len: bytes.len() as u64,
         sha256: Sha256::digest(&bytes).into(),
     };
-    Ok((header, offer))
+    Ok((header, offer, ManifestDoors::peek(&bytes)))
 }
 
 #[cfg(test)]
@@ -126,7 +136,7 @@ mod tests {
     fn held(version: u64, base_version: Option<u64>) -> Held {
         let sha = (version * 10 + base_version.map_or(0, |b| b + 1)) as u8;
         let offer = ManifestOffer { version, base_version, len: 10, sha256: [sha; 32] };
-        Held { path: PathBuf::from(format!("{version}-{base_version:?}.txm")), offer, modified: None }
+        Held { path: PathBuf::from(format!("{version}-{base_version:?}.txm")), offer, modified: None, doors: None }
     }
 
     #[test]
@@ -187,6 +197,7 @@ mod tests {
         let library = Library::scan(dir.path(), 5);
         let offer = library.offer_for(0).expect("the snapshot is offered");
         assert_eq!((offer.version, offer.len), (2, bytes.len() as u64));
+        assert_eq!(library.doors().map(|d| d.version), Some(2), "the dashboard reads the newest doors");
         assert!(bytes.len() > 2 * MANIFEST_CHUNK, "several chunks");
         let mut copy = Vec::new();
         loop {

@@ -1,16 +1,21 @@
 //! What the operator sees: every gate's connection, last contact, replica
-//! version and scan rate; people inside; refusals. Shared between the core
-//! (which updates it) and the dashboard and metrics (which read it).
+//! version, entrance and scan rate; people inside per area; entries per minute
+//! per entrance; refusals. Shared between the core (which updates it), the
+//! manifest watcher (which hands it the venue's doors) and the dashboard and
+//! metrics (which read it).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use schema::Decision;
+use schema::entry::Direction;
+use schema::manifest::ManifestDoors;
 use schema::sync::GateMessage;
 use serde::Serialize;
 
 use crate::arbiter::Change;
+use crate::venue_view::{self, AreaView, EntranceSeries, GateEntries};
 
 /// How a gate reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +83,8 @@ pub struct GateView {
     pub scans: u64,
     /// Enrolment revoked.
     pub revoked: bool,
+    /// The entrance its entries count at.
+    pub entrance: String,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +107,8 @@ struct Inner {
     recent_conflicts: VecDeque<ConflictView>,
     commits: u64,
     cloud: CloudView,
+    doors: Option<Arc<ManifestDoors>>,
+    entries: BTreeMap<String, GateEntries>,
 }
 
 /// The link to the cloud, for the operator.
@@ -126,8 +135,14 @@ pub struct Status(Arc<Mutex<Inner>>);
 pub struct Snapshot {
     /// Every enrolled or heard-from gate.
     pub gates: Vec<GateView>,
-    /// People inside per list.
+    /// People inside per list (of their latest entry).
     pub inside: BTreeMap<u32, u64>,
+    /// People inside per area, against capacity.
+    pub areas: Vec<AreaView>,
+    /// Entries per minute per entrance over the last [`venue_view::PLOT_MINUTES`].
+    pub entrances: Vec<EntranceSeries>,
+    /// The current minute (Unix seconds / 60), the plot's right edge.
+    pub now_minute: u64,
     /// Refused frames by reason.
     pub refused: BTreeMap<String, u64>,
     /// Rejected scans by reason code.
@@ -143,6 +158,13 @@ pub struct Snapshot {
 }
 
 impl Inner {
+    fn add_entry(&mut self, gate: &str, list_id: u32, wall_ms: u64) {
+        let now = now_minute();
+        // A gate's clock may run ahead; its entries are not drawn in the future.
+        let minute = (wall_ms / 60_000).min(now);
+        self.entries.entry(gate.to_owned()).or_default().add(minute, list_id, now);
+    }
+
     fn add_conflict(&mut self, conflict: ConflictView) {
         self.conflicts += 1;
         self.recent_conflicts.push_front(conflict);
@@ -162,6 +184,19 @@ impl Status {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves plain counters: keep going.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Accepted entries from the store (`(gate, list, wall_ms)`), at start.
+    pub fn restore_entries(&self, entries: Vec<(String, u32, u64)>) {
+        let mut inner = self.lock();
+        for (gate, list, wall_ms) in entries {
+            inner.add_entry(&gate, list, wall_ms);
+        }
+    }
+
+    /// The newest manifest's lists and layout: areas and entrances.
+    pub fn set_doors(&self, doors: Option<Arc<ManifestDoors>>) {
+        self.lock().doors = doors;
     }
 
     /// A gate known from enrolment.
@@ -192,6 +227,8 @@ impl Status {
                     if report.decision == Decision::Reject {
                         let reason = report.reason.map_or("unknown", schema::Reason::code);
                         *inner.rejections.entry(reason.to_owned()).or_default() += 1;
+                    } else if report.direction == Direction::Entry && !report.annulled {
+                        inner.add_entry(gate, report.list_id, report.wall_ms);
                     }
                     let state = inner.gates.entry(gate.clone()).or_default();
                     state.scans += 1;
@@ -249,10 +286,17 @@ impl Status {
         let now = Instant::now();
         let mut inner = self.lock();
         let minute_ago = now.checked_sub(Duration::from_secs(60));
+        let doors = inner.doors.clone();
+        let doors = doors.as_deref();
+        let entrance_of = |inner: &Inner, gate: &str| {
+            venue_view::entrance_of(doors, gate, inner.entries.get(gate).and_then(|e| e.list_id))
+        };
+        let entrances: Vec<String> = inner.gates.keys().map(|id| entrance_of(&inner, id)).collect();
         let gates = inner
             .gates
             .iter_mut()
-            .map(|(id, state)| {
+            .zip(entrances)
+            .map(|((id, state), entrance)| {
                 while state.recent.front().is_some_and(|t| Some(*t) < minute_ago) {
                     state.recent.pop_front();
                 }
@@ -266,12 +310,17 @@ impl Status {
                     scans_per_min: state.recent.len(),
                     scans: state.scans,
                     revoked: state.revoked,
+                    entrance,
                 }
             })
             .collect();
+        let now_minute = now_minute();
         Snapshot {
             gates,
             inside: inner.inside.iter().map(|(k, v)| (*k, *v)).collect(),
+            areas: venue_view::areas(doors, &inner.inside),
+            entrances: venue_view::entrances(doors, &inner.entries, now_minute),
+            now_minute,
             refused: inner.refused.clone(),
             rejections: inner.rejections.clone(),
             conflicts: inner.conflicts,
@@ -280,4 +329,9 @@ impl Status {
             cloud: inner.cloud.clone(),
         }
     }
+}
+
+/// Now, in minutes since the Unix epoch.
+fn now_minute() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
 }

@@ -415,6 +415,23 @@ impl HubStore {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+
+    /// Accepted entries scanned (by the gate's clock) since `since_ms`, as
+    /// `(gate, list, wall_ms)` in sequence order: the entries plot, at start.
+    pub fn entries_since(&self, since_ms: u64) -> Result<Vec<(String, u32, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT gate_id, list_id, wall_ms FROM scans
+                 WHERE wall_ms >= ?1 AND decision = 'accept' AND direction = 'entry' AND annulled = 0
+                 ORDER BY gate_id, seq",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([since_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
 }
 
 /// Runs `upgrade` if `table` has no column `column` yet (a database from before it).

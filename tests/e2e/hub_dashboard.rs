@@ -196,3 +196,137 @@ fn the_dashboard_answers_only_for_its_own_names() {
         assert!(answer.starts_with("HTTP/1.1 200 "), "{host}: {answer}");
     }
 }
+
+/// The venue's set-up as the batch's manifest carries it: Standing tickets at
+/// the main entrance onto the floor, VIP tickets at the VIP entrance into a
+/// lounge for two; each gate assigned to its entrance.
+const DOORS: &str = r#"{
+  "ticket_types": [
+    {"id": 1, "event_id": EVENT, "name": "Standing"},
+    {"id": 2, "event_id": EVENT, "name": "VIP"}
+  ],
+  "lists": [
+    {"id": 1, "name": "General", "event_id": EVENT, "ticket_types": [1], "allow_multiple_entries": false,
+     "allow_entry_after_exit": true, "unknown_tickets": "reject",
+     "doors": {"opens_at": null, "closes_at": null, "scan_exits": true, "area_id": 10, "entrance_ids": [1]}},
+    {"id": 2, "name": "VIP", "event_id": EVENT, "ticket_types": [2], "allow_multiple_entries": false,
+     "allow_entry_after_exit": true, "unknown_tickets": "reject",
+     "doors": {"opens_at": null, "closes_at": null, "scan_exits": true, "area_id": 20, "entrance_ids": [2]}}
+  ],
+  "layout": {
+    "entrances": [{"id": 1, "name": "Main"}, {"id": 2, "name": "VIP"}],
+    "areas": [{"id": 10, "name": "Floor", "capacity": 100}, {"id": 20, "name": "Lounge", "capacity": 2}],
+    "gates": [{"gate_id": "main-1", "entrance_id": 1, "revoked": false},
+              {"gate_id": "vip-1", "entrance_id": 2, "revoked": false}]
+  }
+}"#;
+
+/// Areas against their capacity and entries per minute per entrance, from
+/// real gates through the hub, in the JSON status, the metrics and the page
+/// as Chromium draws it.
+#[test]
+fn the_operator_sees_each_area_against_capacity_and_entries_per_entrance() {
+    let doors = DOORS.replace("EVENT", &tixgate_tests::gate_fixture::EVENT.to_string());
+    let venue = VenueFixture::with_doors(6, &BrokerChoice::Embedded, Some(&doors));
+    venue.serve_manifests();
+    venue.add_gate_on_list("main-1", 1, "");
+    venue.add_gate_on_list("vip-1", 2, "");
+    let hub = venue.start_hub();
+    let http = hub.ready.as_ref().unwrap()["http"].as_str().unwrap().to_owned();
+    let mut main = venue.start_gate("main-1");
+    let mut vip = venue.start_gate("vip-1");
+    for gate in [&mut main, &mut vip] {
+        gate.wait_for(WAIT, |l| l.contains("\"hub_link\"") && l.contains("\"online\":true"));
+    }
+    // Tickets 1, 3, 5 are Standing; 2, 4, 6 VIP.
+    main.send_line(&venue.codes[0]);
+    assert_eq!(main.next_decision(WAIT)["decision"], "accept");
+    main.send_line(&venue.codes[2]);
+    assert_eq!(main.next_decision(WAIT)["decision"], "accept");
+    main.send_line(&venue.codes[1]);
+    let sent_on = main.next_decision(WAIT);
+    assert_eq!((&sent_on["reason"], &sent_on["go_to"]), (&"other_entrance".into(), &serde_json::json!(["VIP"])));
+    for code in [&venue.codes[1], &venue.codes[3]] {
+        vip.send_line(code);
+        assert_eq!(vip.next_decision(WAIT)["decision"], "accept");
+    }
+    // The VIP ticket let in at the VIP door is inside there: the main door says so.
+    main.send_line(&venue.codes[1]);
+    assert_eq!(main.next_decision(WAIT)["reason"], "other_entrance", "the list check comes before history");
+
+    let started = Instant::now();
+    let status = loop {
+        let (code, body) = http_get(&http, "/api/status", None);
+        assert_eq!(code, 200);
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let entries: u64 = status["entrances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["per_minute"].as_array().unwrap().iter().map(|p| p[1].as_u64().unwrap()))
+            .sum();
+        if entries == 4 {
+            break status;
+        }
+        assert!(started.elapsed() < WAIT, "the entries never all arrived: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let areas: Vec<_> = status["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap().to_owned(), a["inside"].as_u64().unwrap(), a["full"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(areas, [("Floor".to_owned(), 2, false), ("Lounge".to_owned(), 2, true)]);
+    let totals: Vec<_> = status["entrances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let total: u64 = e["per_minute"].as_array().unwrap().iter().map(|p| p[1].as_u64().unwrap()).sum();
+            (e["entrance"].as_str().unwrap().to_owned(), total)
+        })
+        .collect();
+    assert_eq!(totals, [("Main".to_owned(), 2), ("VIP".to_owned(), 2)]);
+    let gate_entrance =
+        |id: &str| status["gates"].as_array().unwrap().iter().find(|g| g["gate_id"] == id).unwrap()["entrance"].clone();
+    assert_eq!((gate_entrance("main-1"), gate_entrance("vip-1")), ("Main".into(), "VIP".into()));
+
+    let (_, metrics) = http_get(&http, "/metrics", None);
+    for line in [
+        "tixgate_hub_area_inside{area=\"Floor\"} 2",
+        "tixgate_hub_area_inside{area=\"Lounge\"} 2",
+        "tixgate_hub_area_capacity{area=\"Lounge\"} 2",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    the_page_draws_the_areas_and_one_line_per_entrance(&http);
+}
+
+/// Chromium runs the page: the areas table and the plot come from the live feed.
+fn the_page_draws_the_areas_and_one_line_per_entrance(http: &str) {
+    let Some(chromium) = tixgate_tests::browser::chromium() else {
+        eprintln!("SKIPPED the dashboard in Chromium: no Chromium on this machine");
+        return;
+    };
+    let _slot = tixgate_tests::browser::one_at_a_time();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut browser = tixgate_tests::browser::Browser::open(chromium, &format!("http://{http}/")).await;
+        browser
+            .wait_for("document.querySelectorAll('#plot polyline').length === 2", Duration::from_secs(20))
+            .await;
+        let lines = browser
+            .eval("JSON.stringify([...document.querySelectorAll('#plot polyline')].map(l => [l.dataset.entrance, l.dataset.total, l.getAttribute('points').split(' ').length]))")
+            .await;
+        let lines: serde_json::Value = serde_json::from_str(lines.as_str().unwrap()).unwrap();
+        assert_eq!(lines, serde_json::json!([["Main", "2", 181], ["VIP", "2", 181]]), "one point per minute for 3 hours");
+        let areas = browser
+            .eval("JSON.stringify([...document.querySelectorAll('#areas tr')].map(r => [r.cells[0].textContent, r.cells[1].textContent, r.cells[2].textContent, r.querySelector('.meter').className]))")
+            .await;
+        let areas: serde_json::Value = serde_json::from_str(areas.as_str().unwrap()).unwrap();
+        assert_eq!(areas, serde_json::json!([["Floor", "2", "100", "meter"], ["Lounge", "2", "2", "meter full"]]));
+        let gates = browser.eval("document.querySelector('#gates').textContent").await;
+        assert!(gates.as_str().unwrap().contains("main-1Main"), "the gate's entrance is shown: {gates}");
+    });
+}

@@ -57,11 +57,23 @@ pub struct VenueFixture {
 impl VenueFixture {
     /// An issuer with `tickets` tickets and a hub config on `broker`.
     pub fn new(tickets: u32, broker: &BrokerChoice) -> Self {
+        Self::with_doors(tickets, broker, None)
+    }
+
+    /// Like [`VenueFixture::new`], with the venue's ticket types, lists and
+    /// layout from `doors` (JSON, as `cloud-api tickets mint-batch --doors`
+    /// reads it; tickets take the types in turn).
+    pub fn with_doors(tickets: u32, broker: &BrokerChoice, doors: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let venue_id = unique_venue();
         let path = dir.path();
         ok(path, "cloud-api", &["keys", "generate", "--dir", "keys"]);
         let (count, venue, event) = (tickets.to_string(), venue_id.to_string(), EVENT.to_string());
+        let mut doors_args = Vec::new();
+        if let Some(doors) = doors {
+            std::fs::write(path.join("doors.json"), doors).expect("doors.json");
+            doors_args = vec!["--doors", "doors.json"];
+        }
         ok(
             path,
             "cloud-api",
@@ -80,7 +92,10 @@ impl VenueFixture {
                 &venue,
                 "--version",
                 "1",
-            ],
+            ]
+            .into_iter()
+            .chain(doors_args)
+            .collect::<Vec<_>>(),
         );
         let codes = std::fs::read_to_string(path.join("batch/barcodes.txt")).expect("barcodes");
         let (kind, mqtt_address) = match broker {
@@ -131,15 +146,26 @@ impl VenueFixture {
         std::fs::write(self.path().join("hub.toml"), hub).expect("hub.toml");
     }
 
+    /// Like [`VenueFixture::add_gate`], working check-in list `list_id`.
+    pub fn add_gate_on_list(&self, gate_id: &str, list_id: u32, extra: &str) {
+        self.configure_gate(gate_id, list_id, extra);
+        let dir = self.gate_dir(gate_id);
+        ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
+    }
+
     /// Enrols and configures gate `gate_id` with an empty replica.
     pub fn add_gate_without_replica(&self, gate_id: &str, extra: &str) {
+        self.configure_gate(gate_id, 1, extra);
+    }
+
+    fn configure_gate(&self, gate_id: &str, list_id: u32, extra: &str) {
         let dir = self.gate_dir(gate_id);
         std::fs::create_dir_all(&dir).expect("gate dir");
         let out = dir.join("enrolment");
         let out = out.to_str().expect("utf-8 path");
         ok(self.path(), "sync-hub", &["enroll-gate", "--config", "hub.toml", "--gate-id", gate_id, "--out", out]);
         let config = format!(
-            "gate_id = \"{gate_id}\"\nvenue_id = {}\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
+            "gate_id = \"{gate_id}\"\nvenue_id = {}\nlist_id = {list_id}\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
              [hub]\nenrolment = \"enrolment\"\n{extra}",
             self.venue_id
         );

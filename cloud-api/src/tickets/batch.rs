@@ -31,6 +31,23 @@ pub struct BatchSpec {
     pub version: u64,
     /// Issue time of the manifest.
     pub now: UnixSeconds,
+    /// The venue's types, lists and layout; `None`: one type, one list.
+    pub doors: Option<BatchDoors>,
+}
+
+/// A venue's set-up for a batch, as JSON (`--doors FILE`): its ticket types
+/// (tickets take them in turn: ticket 1 the first type, ticket 2 the second…),
+/// check-in lists and layout, in the manifest's own form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDoors {
+    /// The event's ticket types, at least one.
+    pub ticket_types: Vec<TicketTypeRecord>,
+    /// Check-in lists.
+    pub lists: Vec<ListRecord>,
+    /// Entrances, areas and gates.
+    #[serde(default)]
+    pub layout: VenueLayout,
 }
 
 /// A full snapshot for one event: one ticket type ("General admission") and one
@@ -69,11 +86,19 @@ pub fn mint_batch(signer: &TicketSigner, spec: &BatchSpec, dir: &Path) -> std::i
     std::fs::create_dir_all(dir)?;
     let mut codes = BufWriter::new(File::create(dir.join(BARCODES_FILE))?);
     let mut tickets = Vec::with_capacity(usize::try_from(spec.count).unwrap_or(0));
-    for ticket_id in spec.first_ticket_id..spec.first_ticket_id + spec.count {
+    let types: Vec<u32> = match &spec.doors {
+        Some(doors) if !doors.ticket_types.is_empty() => doors.ticket_types.iter().map(|t| t.id).collect(),
+        Some(_) => return Err(std::io::Error::other("the doors file names no ticket type")),
+        None => vec![spec.ticket_type_id],
+    };
+    for (ticket_id, ticket_type_id) in
+        (spec.first_ticket_id..spec.first_ticket_id + spec.count).zip(types.iter().cycle())
+    {
+        let ticket_type_id = *ticket_type_id;
         let claims = TicketClaims {
             event_id: spec.event_id,
             ticket_id,
-            ticket_type_id: spec.ticket_type_id,
+            ticket_type_id,
             flags: TicketFlags::default(),
             validity: Validity::default(),
             seat: None,
@@ -87,14 +112,19 @@ pub fn mint_batch(signer: &TicketSigner, spec: &BatchSpec, dir: &Path) -> std::i
         tickets.push(TicketRecord {
             ticket_id,
             event_id: spec.event_id,
-            ticket_type_id: spec.ticket_type_id,
+            ticket_type_id,
             status: TicketStatus::Valid,
             sealed_holder: Some(sealed),
         });
     }
     codes.flush()?;
-    let manifest =
+    let mut manifest =
         single_list_snapshot(spec.venue_id, spec.version, spec.event_id, spec.ticket_type_id, spec.now, tickets);
+    if let Some(doors) = spec.doors.clone() {
+        manifest.ticket_types = doors.ticket_types;
+        manifest.lists = doors.lists;
+        manifest.layout = doors.layout;
+    }
     std::fs::write(dir.join(MANIFEST_FILE), manifest.sign(signer))?;
     Ok(spec.count)
 }
