@@ -22,8 +22,10 @@ pub struct RawConfig {
     pub gate_id: String,
     /// Venue this gate belongs to.
     pub venue_id: u64,
-    /// Check-in list the gate serves.
-    pub list_id: u32,
+    /// Check-in list the gate serves; without it, the gate works the entrance
+    /// the cloud assigned it, or the one door staff choose on its display.
+    #[serde(default)]
+    pub list_id: Option<u32>,
     /// Folder for the replica and the ledger.
     pub state_dir: PathBuf,
     /// Issuer keyring (JSON).
@@ -147,8 +149,8 @@ pub struct Config {
     pub gate_id: String,
     /// Venue id.
     pub venue_id: u64,
-    /// Check-in list id.
-    pub list_id: u32,
+    /// The check-in list the gate is pinned to, if any (else it works an entrance).
+    pub list_id: Option<u32>,
     /// Folder for `replica.db` and `ledger.db`.
     pub state_dir: PathBuf,
     /// Keyring file.
@@ -389,7 +391,7 @@ mod tests {
     #[test]
     fn a_good_file_loads_with_paths_beside_it() {
         let c = load(GOOD).expect("loads");
-        assert_eq!((c.gate_id.as_str(), c.venue_id, c.list_id), ("north-1", 5, 1));
+        assert_eq!((c.gate_id.as_str(), c.venue_id, c.list_id), ("north-1", 5, Some(1)));
         assert!(c.state_dir.ends_with("state") && c.state_dir.is_absolute());
     }
 

@@ -202,6 +202,53 @@ impl Output {
             let _ = display::draw(out, screen);
         }
     }
+
+    /// The gate needs an entrance: staff choose one of `choices` by number.
+    fn choose_entrance(&mut self, choices: &[(u32, String)]) {
+        let names: Vec<String> = choices.iter().map(|(_, name)| name.clone()).collect();
+        let _ = match self {
+            Output::Json(out) => {
+                let line = serde_json::json!({ "event": "choose_entrance", "entrances": names });
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            }
+            Output::Screen(out, screen) => {
+                screen.choose_entrance(names);
+                display::draw(out, screen)
+            }
+        };
+    }
+
+    /// The gate works entrance `name` (`None`: a pinned list, or none yet).
+    fn entrance(&mut self, name: Option<String>) {
+        let _ = match self {
+            Output::Json(out) => match &name {
+                Some(name) => writeln!(out, "{}", serde_json::json!({ "event": "entrance", "name": name }))
+                    .and_then(|()| out.flush()),
+                None => Ok(()),
+            },
+            Output::Screen(out, screen) => {
+                screen.entrance(name);
+                display::draw(out, screen)
+            }
+        };
+    }
+}
+
+/// Tells staff where the gate stands: its entrance, or the entrances to choose from.
+fn show_post(gate: &Gate, output: &mut Output) -> Result<(), GateError> {
+    let choices = gate.entrance_choices()?;
+    if choices.is_empty() {
+        output.entrance(gate.entrance_name()?);
+    } else {
+        output.choose_entrance(&choices);
+    }
+    Ok(())
+}
+
+/// A line typed while the gate has no entrance: its number among `choices`.
+fn chosen_entrance(text: &str, choices: &[(u32, String)]) -> Option<u32> {
+    let number: usize = text.trim().parse().ok()?;
+    choices.get(number.checked_sub(1)?).map(|(id, _)| *id)
 }
 
 fn announce(result: &ScanResult, out: &mut dyn Write) -> std::io::Result<()> {
@@ -275,20 +322,29 @@ fn owner_loop(
     mut output: Output,
 ) -> Result<(), DaemonError> {
     output.start();
+    show_post(&gate, &mut output)?;
     while let Some(input) = rx.blocking_recv() {
         match input {
             Input::Scan { text, direction } => {
+                let choices = gate.entrance_choices()?;
+                if let Some(entrance) = chosen_entrance(&text, &choices) {
+                    gate.choose_entrance(entrance)?;
+                    tracing::info!(entrance, "entrance chosen at the gate");
+                    show_post(&gate, &mut output)?;
+                    continue;
+                }
                 let now = now_ms();
                 let mut decided = match gate.decide(&text, direction, now) {
                     Ok(decided) => decided,
-                    // The list went out of the venue's manifest (deleted, or an
-                    // event's default list replaced by its own lists): nobody is
-                    // let in, and the gate keeps running for the next manifest.
-                    Err(GateError::NoList(list)) => {
-                        tracing::error!(list, "this gate's check-in list is not in the replica: scan refused");
+                    // No list here: none imported, the gate's list or entrance
+                    // went out of the manifest, or staff have yet to choose the
+                    // entrance. Nobody is let in; the gate keeps running.
+                    Err(GateError::NoList) => {
+                        tracing::error!("this gate serves no check-in list: scan refused");
                         if let Some(turnstile) = &turnstile {
                             let _ = turnstile.send(Command::Deny);
                         }
+                        show_post(&gate, &mut output)?;
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -337,6 +393,7 @@ fn owner_loop(
                             link.set_replica_version(applied.version);
                         }
                         output.replica_applied(applied.version, None);
+                        show_post(&gate, &mut output)?;
                     }
                     Err(why) => {
                         tracing::warn!(%why, "manifest from the hub refused");

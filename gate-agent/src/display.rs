@@ -24,6 +24,10 @@ pub struct Screen {
     hub: Option<bool>,
     /// A ticket list downloading from the hub: percent done.
     download: Option<u64>,
+    /// Entrances door staff may choose from (the gate has none yet).
+    choices: Vec<String>,
+    /// The entrance the gate works.
+    entrance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +82,17 @@ impl Screen {
         });
     }
 
+    /// The gate has no entrance yet: staff choose one of `names` by number.
+    pub fn choose_entrance(&mut self, names: Vec<String>) {
+        self.choices = names;
+    }
+
+    /// The gate works entrance `name` (`None`: a pinned list).
+    pub fn entrance(&mut self, name: Option<String>) {
+        self.choices.clear();
+        self.entrance = name;
+    }
+
     /// The hub link came up or went down (staff should know the gate decides alone).
     pub fn hub_link(&mut self, online: bool) {
         self.hub = Some(online);
@@ -90,6 +105,9 @@ impl Screen {
 
     /// Background colour of the whole screen.
     pub fn color(&self) -> Color {
+        if !self.choices.is_empty() {
+            return Color::DarkBlue;
+        }
         match self.last.as_ref().map(|s| s.verdict) {
             Some(Verdict::Accept) => Color::DarkGreen,
             Some(Verdict::Reject) => Color::DarkRed,
@@ -108,6 +126,11 @@ impl Screen {
         };
         let mut body = vec![String::new(), headline.to_owned(), String::new()];
         body.extend(self.last.iter().flat_map(|s| s.lines.iter().cloned()));
+        if !self.choices.is_empty() {
+            body = vec!["W H I C H   E N T R A N C E ?".to_owned(), String::new()];
+            body.extend(self.choices.iter().enumerate().map(|(i, name)| format!("{}  {name}", i + 1)));
+            body.extend([String::new(), "Type its number and press Enter".to_owned()]);
+        }
         let link = match self.hub {
             None => "",
             Some(true) => "   hub: online",
@@ -121,7 +144,8 @@ impl Screen {
             }
             None => String::new(),
         };
-        let footer = format!("in {}   refused {}{link}{download}", self.accepted, self.rejected);
+        let at = self.entrance.as_ref().map(|name| format!("{name} entrance   ")).unwrap_or_default();
+        let footer = format!("{at}in {}   refused {}{link}{download}", self.accepted, self.rejected);
         let rows = usize::from(height.max(1));
         let top = rows.saturating_sub(body.len() + 1) / 2;
         let mut out: Vec<String> = std::iter::repeat_n(String::new(), top).chain(body).collect();
@@ -174,7 +198,7 @@ mod tests {
 
     #[test]
     fn annulment_takes_back_the_count() {
-        let mut s = Screen { accepted: 3, rejected: 1, last: None, hub: None, download: None };
+        let mut s = Screen { accepted: 3, rejected: 1, ..Screen::default() };
         s.annulled();
         assert_eq!(s.color(), Color::DarkYellow);
         assert!(s.lines(40, 10).iter().any(|l| l.contains("Scan again")));
@@ -188,6 +212,20 @@ mod tests {
         assert!(s.lines(80, 6).last().is_some_and(|l| l.contains("tickets [####------] 45%")), "{:?}", s.lines(80, 6));
         s.replica_download(100, 100);
         assert!(s.lines(80, 6).last().is_some_and(|l| !l.contains("tickets")));
+    }
+
+    #[test]
+    fn a_gate_without_an_entrance_offers_the_choices_then_names_its_entrance() {
+        let mut s = Screen::default();
+        s.choose_entrance(vec!["Main".into(), "VIP".into()]);
+        let lines = s.lines(60, 12);
+        assert_eq!(s.color(), Color::DarkBlue);
+        assert!(lines.iter().any(|l| l.trim() == "2  VIP"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("Type its number")));
+        s.entrance(Some("VIP".into()));
+        let lines = s.lines(60, 12);
+        assert!(lines.iter().any(|l| l.contains("R E A D Y")) && s.color() == Color::Black);
+        assert_eq!(lines.last().map(|l| l.trim()), Some("VIP entrance   in 0   refused 0"));
     }
 
     #[test]

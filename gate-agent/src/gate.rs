@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::store::replica::Post;
 use crate::store::{Applied, Ledger, NewScan, Replica, ScanRecord, StoreError};
 
 /// File name of the replica inside the state folder.
@@ -40,9 +41,18 @@ pub enum GateError {
         /// The failure.
         source: std::io::Error,
     },
-    /// No manifest has given this gate its check-in list yet.
-    #[error("the replica has no check-in list {0}: import a manifest first")]
-    NoList(u32),
+    /// The gate serves no check-in list: none imported yet, its list or
+    /// entrance left the manifest, or door staff have not chosen the entrance.
+    #[error("this gate serves no check-in list yet: import a manifest, or choose the entrance")]
+    NoList,
+    /// Remembering door staff's choice of entrance failed.
+    #[error("{path}: {source}")]
+    Choice {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
 }
 
 /// A decision not yet recorded.
@@ -116,8 +126,11 @@ pub struct Gate {
     replica: Replica,
     ledger: Ledger,
     clock: Hlc,
-    /// The check-in list this gate serves, as the replica last defined it.
-    list: Option<CheckInList>,
+    /// What the gate works: its pinned list, its assigned entrance, or the
+    /// entrance door staff chose; `None` until one is known.
+    post: Option<Post>,
+    /// The check-in lists served there, as the replica last defined them.
+    lists: Vec<CheckInList>,
     /// The venue's other lists, to name the right entrance in a refusal.
     routes: Vec<Route>,
     /// Ticket type names, for display (a handful; kept in memory).
@@ -133,10 +146,69 @@ impl Gate {
         let replica = Replica::open(&config.state_dir.join(REPLICA_FILE))?;
         let ledger = Ledger::open(&config.state_dir.join(LEDGER_FILE), &config.gate_id)?;
         let clock = Hlc::resume(ledger.last_hlc()?);
-        let list = replica.list(config.list_id)?.map(|(_, list)| list);
-        let routes = replica.routes(config.list_id)?;
-        let type_names = replica.type_names()?;
-        Ok(Self { config, keyring, replica, ledger, clock, list, routes, type_names })
+        let mut gate = Self {
+            config,
+            keyring,
+            replica,
+            ledger,
+            clock,
+            post: None,
+            lists: Vec::new(),
+            routes: Vec::new(),
+            type_names: HashMap::new(),
+        };
+        gate.refresh_doors()?;
+        Ok(gate)
+    }
+
+    /// Re-reads what the gate works and its lists: the list `gate.toml` pins,
+    /// else the entrance the cloud assigned this gate, else the one door
+    /// staff chose here (while it still exists).
+    fn refresh_doors(&mut self) -> Result<(), GateError> {
+        let entrances = self.replica.entrances()?;
+        let chosen = crate::post::chosen(&self.config.state_dir).filter(|id| entrances.iter().any(|(e, _)| e == id));
+        self.post = match self.config.list_id {
+            Some(list) => Some(Post::List(list)),
+            None => self.replica.gate_entrance(&self.config.gate_id)?.or(chosen).map(Post::Entrance),
+        };
+        (self.lists, self.routes) = match self.post {
+            Some(post) => self.replica.doors_for(post)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        self.type_names = self.replica.type_names()?;
+        Ok(())
+    }
+
+    /// What the gate works now.
+    pub fn post(&self) -> Option<Post> {
+        self.post
+    }
+
+    /// The entrance the gate works, by name (`None` for a pinned list).
+    pub fn entrance_name(&self) -> Result<Option<String>, GateError> {
+        let Some(Post::Entrance(id)) = self.post else { return Ok(None) };
+        Ok(self.replica.entrances()?.into_iter().find(|(e, _)| *e == id).map(|(_, name)| name))
+    }
+
+    /// The entrances door staff may choose from, when the gate has neither a
+    /// pinned list nor an assigned entrance (empty otherwise).
+    pub fn entrance_choices(&self) -> Result<Vec<(u32, String)>, GateError> {
+        if self.post.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(self.replica.entrances()?)
+    }
+
+    /// Door staff chose entrance `id`: remembered across restarts. Returns
+    /// `false` for an entrance the venue does not have.
+    pub fn choose_entrance(&mut self, id: u32) -> Result<bool, GateError> {
+        if !self.replica.entrances()?.iter().any(|(e, _)| *e == id) {
+            return Ok(false);
+        }
+        crate::post::remember(&self.config.state_dir, id)
+            .map_err(|source| GateError::Choice { path: self.config.state_dir.display().to_string(), source })?;
+        self.refresh_doors()?;
+        Ok(true)
     }
 
     /// The replica.
@@ -163,8 +235,16 @@ impl Gate {
     /// The decision alone: verify, replica, history, rules. Reads only.
     pub fn decide(&self, scanned: &str, direction: Direction, now_ms: u64) -> Result<Decided, GateError> {
         let now = now_ms / 1_000;
-        let list = self.list.as_ref().ok_or(GateError::NoList(self.config.list_id))?;
         let verified = self.keyring.verify(scanned, now);
+        let claims = match &verified {
+            Ok(ticket) => Some(&ticket.claims),
+            Err(e) => e.ticket().map(|t| &t.claims),
+        };
+        let list = match claims {
+            Some(c) => entry::list_for(&self.lists, c.event_id, c.ticket_type_id, now),
+            None => self.lists.first(),
+        };
+        let list = list.ok_or(GateError::NoList)?;
         let (replica, history) = match &verified {
             Ok(ticket) => (self.replica_view(ticket)?, self.ledger.history(ticket.claims.ticket_id)?),
             Err(_) => (None, Vec::new()),
@@ -263,13 +343,11 @@ impl Gate {
         Ok(self.ledger.get(seq)?)
     }
 
-    /// Verifies and applies a manifest file's bytes; the gate's list follows it.
+    /// Verifies and applies a manifest file's bytes; the gate's lists follow it.
     pub fn import(&mut self, bytes: &[u8], now: UnixSeconds) -> Result<Applied, GateError> {
         let manifest = Manifest::open(bytes, &self.keyring, now).map_err(StoreError::from)?;
         let applied = self.replica.apply(&manifest, self.config.venue_id)?;
-        self.list = self.replica.list(self.config.list_id)?.map(|(_, list)| list);
-        self.routes = self.replica.routes(self.config.list_id)?;
-        self.type_names = self.replica.type_names()?;
+        self.refresh_doors()?;
         Ok(applied)
     }
 

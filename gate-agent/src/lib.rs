@@ -11,5 +11,6 @@ pub mod display;
 pub mod gate;
 pub mod hardware;
 pub mod hub_link;
+pub mod post;
 pub mod qr;
 pub mod store;

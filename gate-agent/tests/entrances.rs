@@ -6,12 +6,14 @@
 use std::collections::BTreeSet;
 
 use gate_agent::config::Config;
-use gate_agent::gate::Gate;
+use gate_agent::gate::{Gate, GateError};
+use gate_agent::store::replica::Post;
 use gate_agent::store::replica::Replica;
 use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
 use schema::hlc::HlcTimestamp;
 use schema::manifest::{
-    AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
+    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord,
+    VenueLayout,
 };
 use schema::sync::Admission;
 use schema::{Keyring, Reason, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity};
@@ -86,19 +88,29 @@ fn code(ticket_id: u64) -> String {
     })
 }
 
-/// The main entrance's gate with `manifest` imported.
+/// The main entrance's gate, pinned to the main list, with `manifest` imported.
 fn gate(dir: &std::path::Path, manifest: &Manifest) -> Gate {
+    gate_at(dir, manifest, "main-1", &format!("list_id = {MAIN_LIST}\n"))
+}
+
+/// Gate `gate_id` (its config lines `extra`) with `manifest` imported.
+fn gate_at(dir: &std::path::Path, manifest: &Manifest, gate_id: &str, extra: &str) -> Gate {
+    let mut gate = reopen(dir, gate_id, extra);
+    gate.import(&manifest.sign(&signer()), NOW).unwrap();
+    gate
+}
+
+/// Opens gate `gate_id` over whatever state `dir` holds (a restart).
+fn reopen(dir: &std::path::Path, gate_id: &str, extra: &str) -> Gate {
     let s = signer();
     let ring =
         Keyring::new(vec![TrustedKey { key_id: s.key_id(), key: s.verifying_key(), valid_from: 0, valid_until: None }]);
     std::fs::write(dir.join("keyring.json"), ring.to_json()).unwrap();
     let toml = format!(
-        "gate_id = \"main-1\"\nvenue_id = {VENUE}\nlist_id = {MAIN_LIST}\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n"
+        "gate_id = \"{gate_id}\"\nvenue_id = {VENUE}\n{extra}state_dir = \"state\"\nkeyring = \"keyring.json\"\n"
     );
     std::fs::write(dir.join("gate.toml"), toml).unwrap();
-    let mut gate = Gate::open(Config::load(&dir.join("gate.toml")).unwrap()).unwrap();
-    gate.import(&manifest.sign(&s), NOW).unwrap();
-    gate
+    Gate::open(Config::load(&dir.join("gate.toml")).unwrap()).unwrap()
 }
 
 #[test]
@@ -140,6 +152,43 @@ fn an_entry_on_another_list_counts_at_this_door() {
 }
 
 #[test]
+fn a_gate_assigned_to_an_entrance_works_the_lists_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest(ListDoors::default());
+    m.layout.gates = vec![GateRecord { gate_id: "door-7".into(), entrance_id: Some(2), revoked: false }];
+    let mut gate = gate_at(dir.path(), &m, "door-7", "");
+    assert_eq!(gate.post(), Some(Post::Entrance(2)));
+    assert_eq!(gate.entrance_name().unwrap().as_deref(), Some("VIP"));
+    assert!(gate.entrance_choices().unwrap().is_empty(), "assigned: nothing to choose");
+    let vip = gate.scan(&code(2), Direction::Entry, NOW * 1000).unwrap();
+    assert_eq!((vip.line.reason, vip.record.list_id), (None, VIP_LIST), "checked against the VIP list");
+    let standing = gate.scan(&code(1), Direction::Entry, NOW * 1000).unwrap();
+    assert_eq!(standing.line.reason, Some(Reason::OtherEntrance));
+    assert_eq!(standing.outcome.display.go_to, ["Main"]);
+    // The organizer moves the gate to the main entrance: the next manifest says so.
+    m.version = 2;
+    m.layout.gates[0].entrance_id = Some(1);
+    gate.import(&m.sign(&signer()), NOW).unwrap();
+    assert_eq!(gate.entrance_name().unwrap().as_deref(), Some("Main"));
+    assert_eq!(gate.scan(&code(1), Direction::Entry, NOW * 1000).unwrap().line.reason, None);
+}
+
+#[test]
+fn door_staff_choose_the_entrance_of_an_unassigned_gate_and_it_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = gate_at(dir.path(), &manifest(ListDoors::default()), "spare-1", "");
+    assert_eq!(gate.post(), None);
+    assert!(matches!(gate.scan(&code(2), Direction::Entry, NOW * 1000), Err(GateError::NoList)), "nobody in yet");
+    assert_eq!(gate.entrance_choices().unwrap(), [(1, "Main".to_owned()), (2, "VIP".to_owned())]);
+    assert!(!gate.choose_entrance(9).unwrap(), "no such entrance");
+    assert!(gate.choose_entrance(2).unwrap());
+    assert_eq!(gate.scan(&code(2), Direction::Entry, NOW * 1000).unwrap().line.reason, None);
+    drop(gate);
+    let gate = reopen(dir.path(), "spare-1", "");
+    assert_eq!((gate.post(), gate.entrance_name().unwrap().as_deref()), (Some(Post::Entrance(2)), Some("VIP")));
+}
+
+#[test]
 fn the_main_list_admits_only_in_its_hours() {
     let dir = tempfile::tempdir().unwrap();
     let hours = ListDoors { opens_at: Some(NOW + 60), closes_at: Some(NOW + 3600), ..ListDoors::default() };
@@ -170,7 +219,7 @@ fn a_replica_from_before_doors_opens_and_takes_them_on() {
     let (_, old) = replica.list(9).unwrap().expect("the old list is still there");
     assert_eq!((old.hours.opens_at, old.hours.closes_at, old.ticket_types), (None, None, None));
     replica.apply(&manifest(ListDoors::default()), VENUE).unwrap();
-    let routes = replica.routes(MAIN_LIST).unwrap();
+    let (_, routes) = replica.doors_for(Post::List(MAIN_LIST)).unwrap();
     assert_eq!(routes.len(), 1);
     assert_eq!(
         (routes[0].ticket_types.clone(), routes[0].entrances.clone()),

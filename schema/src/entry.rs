@@ -274,6 +274,21 @@ pub fn decide(ctx: &ScanContext<'_>) -> Outcome {
     Outcome { decision: Decision::Accept, reason: None, not_in_replica, display }
 }
 
+/// The list, among those a gate serves, that a ticket is checked against: the
+/// first that admits its event and type and is open at `now`; else the first
+/// that admits it (the refusal says closed); else the first of its event (the
+/// refusal names the right entrance, or says wrong product); else the first
+/// (wrong event). `None` only when the gate serves no list.
+pub fn list_for(lists: &[CheckInList], event_id: u64, ticket_type: u32, now: UnixSeconds) -> Option<&CheckInList> {
+    let of_event = || lists.iter().filter(|l| l.event_id == event_id);
+    let admitting = || of_event().filter(|l| l.ticket_types.as_ref().is_none_or(|t| t.contains(&ticket_type)));
+    admitting()
+        .find(|l| l.hours.contains(now))
+        .or_else(|| admitting().next())
+        .or_else(|| of_event().next())
+        .or_else(|| lists.first())
+}
+
 /// The named entrances whose lists admit this ticket, each once, in order; empty
 /// when none does or when one admits it at every entrance (then no door is
 /// the right one to name).

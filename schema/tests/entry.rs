@@ -337,3 +337,30 @@ fn a_list_admits_only_in_its_hours_and_lets_people_out_any_time() {
     }
     assert!(Hours::default().contains(0) && Hours::default().contains(u64::MAX));
 }
+
+#[test]
+fn a_gate_at_an_entrance_checks_each_ticket_against_the_list_that_admits_it() {
+    let list = |id: u32, event_id: u64, types: Option<&[u32]>, hours: Hours| CheckInList {
+        id,
+        event_id,
+        ticket_types: types.map(|t| t.iter().copied().collect()),
+        hours,
+        ..base().list
+    };
+    let early = Hours { opens_at: None, closes_at: Some(NOW) };
+    let late = Hours { opens_at: Some(NOW), closes_at: None };
+    let lists = [
+        list(1, EVENT, Some(&[10]), early),
+        list(2, EVENT, Some(&[10, 11]), late),
+        list(3, EVENT, Some(&[12]), Hours::default()),
+        list(4, EVENT + 1, None, Hours::default()),
+    ];
+    let chosen = |event, ty, now| schema::entry::list_for(&lists, event, ty, now).map(|l| l.id);
+    assert_eq!(chosen(EVENT, 10, NOW - 1), Some(1), "the first that admits and is open");
+    assert_eq!(chosen(EVENT, 10, NOW), Some(2), "the early list closed: the late one");
+    assert_eq!(chosen(EVENT, 11, NOW - 1), Some(2), "admits but closed: refused as closed there");
+    assert_eq!(chosen(EVENT, 99, NOW), Some(1), "no list admits the type: the event's first names the way");
+    assert_eq!(chosen(EVENT + 1, 99, NOW), Some(4), "another event's list");
+    assert_eq!(chosen(EVENT + 5, 10, NOW), Some(1), "no list of the event: refused as wrong event");
+    assert_eq!(schema::entry::list_for(&[], EVENT, 10, NOW), None);
+}

@@ -5,14 +5,18 @@
 //! imports cannot interleave. The replica lives in its own file, apart from the
 //! scan ledger: a long import never blocks recording a scan.
 
-use std::collections::{BTreeSet, HashMap};
+mod doors;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use schema::entry::{CheckInList, Hours, Route, TicketStatus, UnknownTicketPolicy};
-use schema::manifest::{ListDoors, ListRecord, Manifest};
+use schema::entry::{TicketStatus, UnknownTicketPolicy};
+use schema::manifest::{ListRecord, Manifest};
 
 use super::{StoreError, open_wal};
+
+pub use doors::Post;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -41,6 +45,11 @@ CREATE TABLE IF NOT EXISTS areas (
     id       INTEGER PRIMARY KEY,
     name     TEXT NOT NULL,
     capacity INTEGER
+);
+CREATE TABLE IF NOT EXISTS gates (
+    gate_id     TEXT PRIMARY KEY,
+    entrance_id INTEGER,                    -- NULL: door staff choose
+    revoked     INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tickets (
     ticket_id     INTEGER PRIMARY KEY,      -- u64 stored bit-for-bit as i64
@@ -128,80 +137,6 @@ impl Replica {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// A check-in list with its name.
-    pub fn list(&self, id: u32) -> Result<Option<(String, CheckInList)>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT name, event_id, ticket_types, allow_multiple_entries, allow_entry_after_exit, accept_unknown,
-                        doors
-                 FROM lists WHERE id = ?1",
-                [id],
-                |r| {
-                    let doors = doors_from(r.get(6)?);
-                    let accept: bool = r.get(5)?;
-                    Ok((
-                        r.get(0)?,
-                        CheckInList {
-                            id,
-                            event_id: r.get::<_, i64>(1)? as u64,
-                            ticket_types: types_from(r.get(2)?),
-                            allow_multiple_entries: r.get(3)?,
-                            allow_entry_after_exit: r.get(4)?,
-                            unknown_tickets: if accept {
-                                UnknownTicketPolicy::Accept
-                            } else {
-                                UnknownTicketPolicy::Reject
-                            },
-                            hours: Hours { opens_at: doors.opens_at, closes_at: doors.closes_at },
-                        },
-                    ))
-                },
-            )
-            .optional()
-            .map_err(self.err())
-    }
-
-    /// The venue's lists other than `except`, with their entrances by name: where
-    /// a refusal sends a ticket this gate's list does not admit.
-    pub fn routes(&self, except: u32) -> Result<Vec<Route>, StoreError> {
-        let names: HashMap<u32, String> = {
-            let mut stmt = self.conn.prepare("SELECT id, name FROM entrances").map_err(self.err())?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
-            rows.collect::<Result<_, _>>().map_err(self.err())?
-        };
-        // The door this gate stands at is never the one to send someone to.
-        let here: BTreeSet<u32> = self
-            .conn
-            .query_row("SELECT doors FROM lists WHERE id = ?1", [except], |r| r.get(0))
-            .optional()
-            .map_err(self.err())?
-            .map(|doors| doors_from(doors).entrance_ids.into_iter().collect())
-            .unwrap_or_default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT event_id, ticket_types, doors FROM lists WHERE id <> ?1 ORDER BY id")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([except], |r| {
-                let doors = doors_from(r.get(2)?);
-                Ok(Route {
-                    event_id: r.get::<_, i64>(0)? as u64,
-                    ticket_types: types_from(r.get(1)?),
-                    // An entrance the layout does not name cannot be pointed to;
-                    // a list left with none reads as open everywhere, so it names
-                    // no door rather than a wrong one.
-                    entrances: doors
-                        .entrance_ids
-                        .iter()
-                        .filter(|id| !here.contains(id))
-                        .filter_map(|id| names.get(id).cloned())
-                        .collect(),
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
     /// Number of tickets held.
     pub fn ticket_count(&self) -> Result<u64, StoreError> {
         self.conn
@@ -225,6 +160,13 @@ fn write_manifest(tx: &rusqlite::Transaction<'_>, m: &Manifest) -> rusqlite::Res
     tx.execute("DELETE FROM lists", [])?;
     tx.execute("DELETE FROM entrances", [])?;
     tx.execute("DELETE FROM areas", [])?;
+    tx.execute("DELETE FROM gates", [])?;
+    for g in &m.layout.gates {
+        tx.execute(
+            "INSERT OR REPLACE INTO gates (gate_id, entrance_id, revoked) VALUES (?1, ?2, ?3)",
+            params![g.gate_id, g.entrance_id, g.revoked],
+        )?;
+    }
     for e in &m.layout.entrances {
         tx.execute("INSERT OR REPLACE INTO entrances (id, name) VALUES (?1, ?2)", params![e.id, e.name])?;
     }
@@ -290,21 +232,6 @@ fn add_doors_column(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute("ALTER TABLE lists ADD COLUMN doors TEXT", [])?;
     }
     Ok(())
-}
-
-/// A list's stored types: `None` admits every type. A damaged value admits none.
-fn types_from(json: Option<String>) -> Option<BTreeSet<u32>> {
-    json.map(|json| serde_json::from_str::<BTreeSet<u32>>(&json).unwrap_or_default())
-}
-
-/// A list's stored doors; none stored (an older replica) reads as the default,
-/// a damaged value as never open, so it admits nobody.
-fn doors_from(json: Option<String>) -> ListDoors {
-    match json {
-        None => ListDoors::default(),
-        Some(json) => serde_json::from_str(&json)
-            .unwrap_or_else(|_| ListDoors { opens_at: Some(u64::MAX), ..ListDoors::default() }),
-    }
 }
 
 fn status_code(s: TicketStatus) -> i64 {
