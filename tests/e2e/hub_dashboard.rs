@@ -229,8 +229,8 @@ fn the_operator_sees_each_area_against_capacity_and_entries_per_entrance() {
     let doors = DOORS.replace("EVENT", &tixgate_tests::gate_fixture::EVENT.to_string());
     let venue = VenueFixture::with_doors(6, &BrokerChoice::Embedded, Some(&doors));
     venue.serve_manifests();
-    venue.add_gate_on_list("main-1", 1, "");
-    venue.add_gate_on_list("vip-1", 2, "");
+    venue.add_gate_with("main-1", "list_id = 1\n", "");
+    venue.add_gate_with("vip-1", "list_id = 2\n", "");
     let hub = venue.start_hub();
     let http = hub.ready.as_ref().unwrap()["http"].as_str().unwrap().to_owned();
     let mut main = venue.start_gate("main-1");

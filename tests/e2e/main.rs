@@ -23,5 +23,6 @@ mod hub_mosquitto_acl;
 mod hub_quic;
 mod qr_decode_rate;
 mod systemd_notify;
+mod venue_entrances;
 mod wallet_chromium;
 mod web_pages;

@@ -146,26 +146,27 @@ impl VenueFixture {
         std::fs::write(self.path().join("hub.toml"), hub).expect("hub.toml");
     }
 
-    /// Like [`VenueFixture::add_gate`], working check-in list `list_id`.
-    pub fn add_gate_on_list(&self, gate_id: &str, list_id: u32, extra: &str) {
-        self.configure_gate(gate_id, list_id, extra);
+    /// Like [`VenueFixture::add_gate`], with `top` as the config's top-level
+    /// lines instead of `list_id = 1` (another list, none, a direction).
+    pub fn add_gate_with(&self, gate_id: &str, top: &str, extra: &str) {
+        self.configure_gate(gate_id, top, extra);
         let dir = self.gate_dir(gate_id);
         ok(&dir, "gate-agent", &["replica", "import", "--config", "gate.toml", "../../batch/manifest.txm"]);
     }
 
     /// Enrols and configures gate `gate_id` with an empty replica.
     pub fn add_gate_without_replica(&self, gate_id: &str, extra: &str) {
-        self.configure_gate(gate_id, 1, extra);
+        self.configure_gate(gate_id, "list_id = 1\n", extra);
     }
 
-    fn configure_gate(&self, gate_id: &str, list_id: u32, extra: &str) {
+    fn configure_gate(&self, gate_id: &str, top: &str, extra: &str) {
         let dir = self.gate_dir(gate_id);
         std::fs::create_dir_all(&dir).expect("gate dir");
         let out = dir.join("enrolment");
         let out = out.to_str().expect("utf-8 path");
         ok(self.path(), "sync-hub", &["enroll-gate", "--config", "hub.toml", "--gate-id", gate_id, "--out", out]);
         let config = format!(
-            "gate_id = \"{gate_id}\"\nvenue_id = {}\nlist_id = {list_id}\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
+            "gate_id = \"{gate_id}\"\nvenue_id = {}\n{top}state_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
              [hub]\nenrolment = \"enrolment\"\n{extra}",
             self.venue_id
         );
