@@ -1,7 +1,10 @@
-//! `tixgate-bench gate`: a gate with a 1,000,000-ticket replica. Decision and
-//! durable-scan latency against, in the same run, the bare costs they are built
-//! from (one `verify_strict` + one primary-key lookup; one fsynced commit), the
-//! replica import time, the daemon's resident memory, and the camera path.
+//! `tixgate-bench gate`: a gate with a 1,000,000-ticket replica of a venue
+//! with four entrances, two areas and 24 check-in lists (the gate works the
+//! main entrance, assigned in the manifest, so it serves 22 of them). Decision
+//! and durable-scan latency against, in the same run, the bare costs they are
+//! built from (one `verify_strict` + one primary-key lookup; one fsynced
+//! commit), the replica import time, the manifest's growth per list, the
+//! daemon's resident memory, and the camera path.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -14,9 +17,11 @@ use ed25519_dalek::Signature;
 use gate_agent::config::{Config, RawConfig};
 use gate_agent::gate::{Gate, REPLICA_FILE};
 use rusqlite::Connection;
-use schema::entry::{Direction, TicketStatus};
+use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
 use schema::keys::unix_seconds;
-use schema::manifest::TicketRecord;
+use schema::manifest::{
+    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
+};
 use schema::{Keyring, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity, barcode, holder};
 use serde_json::json;
 
@@ -26,6 +31,10 @@ const SAMPLES: usize = 5_000;
 /// Durable scans timed (each one fsync).
 const DURABLE: usize = 1_000;
 const EVENT: u64 = 9;
+/// The venue's check-in lists.
+const LISTS: u32 = 24;
+/// The type of the sampled tickets: admitted at the main entrance.
+const STANDING: u32 = 1;
 
 /// Latencies in µs, sorted.
 struct Latencies(Vec<f64>);
@@ -127,6 +136,9 @@ pub fn run() -> anyhow::Result<()> {
     let rss_mb = daemon_rss_mb(&config_path, &codes)?;
     println!("resident memory of `gate-agent run` with the 1M replica (peak, VmHWM): {rss_mb:.1} MB");
 
+    let per_list = manifest_bytes_per_list(&signer, now);
+    println!("manifest growth: {per_list:.1} bytes per check-in list (with its hours, area and entrances)");
+
     let qr = crate::qr::measure()?;
     println!(
         "{}",
@@ -140,6 +152,8 @@ pub fn run() -> anyhow::Result<()> {
             "bare_commit_us": commit.p(0.99),
             "durable_ratio": durable_ratio,
             "import_1m_s": import_s,
+            "lists": LISTS,
+            "manifest_bytes_per_list": per_list,
             "rss_mb": rss_mb,
             "decode_rate": qr["decode_rate"],
             "frame_1280x720_ms": qr["frame_1280x720_ms"],
@@ -159,7 +173,7 @@ fn build_manifest(signer: &TicketSigner, now: u64) -> anyhow::Result<(Vec<u8>, V
             let code = signer.mint(&TicketClaims {
                 event_id: EVENT,
                 ticket_id,
-                ticket_type_id: 1,
+                ticket_type_id: STANDING,
                 flags: TicketFlags::default(),
                 validity: Validity::default(),
                 seat: None,
@@ -173,23 +187,92 @@ fn build_manifest(signer: &TicketSigner, now: u64) -> anyhow::Result<(Vec<u8>, V
             sig
         };
         let nonce = [(ticket_id & 0xff) as u8; holder::NONCE_LEN];
+        // The sampled tickets are admitted here; the rest are of every type.
+        let ticket_type_id = if ticket_id <= SAMPLES as u64 { STANDING } else { 1 + (ticket_id % 3) as u32 };
         tickets.push(TicketRecord {
             ticket_id,
             event_id: EVENT,
-            ticket_type_id: 1,
+            ticket_type_id,
             status: TicketStatus::Valid,
             sealed_holder: Some(holder::seal(&signature, ticket_id, &format!("Guest {ticket_id}"), nonce)),
         });
     }
-    let manifest = single_list_snapshot(1, 1, EVENT, 1, now, tickets);
+    let mut manifest = single_list_snapshot(1, 1, EVENT, STANDING, now, tickets);
+    (manifest.ticket_types, manifest.lists, manifest.layout) = venue_doors(LISTS, now);
     Ok((manifest.sign(signer), codes))
+}
+
+/// The benchmark's venue: entrances Main (1), VIP (2), Staff (3), East (4);
+/// areas Floor and Balcony; the event's General (Standing, at Main and East),
+/// VIP and Crew lists, and `lists - 3` lists of other events at Main (a
+/// season's worth). The gate `bench` is assigned to Main.
+fn venue_doors(lists: u32, now: u64) -> (Vec<TicketTypeRecord>, Vec<ListRecord>, VenueLayout) {
+    let types = ["Standing", "VIP", "Crew"]
+        .iter()
+        .zip(1..)
+        .map(|(name, id)| TicketTypeRecord { id, event_id: EVENT, name: (*name).into() })
+        .collect();
+    let list = |id: u32, event_id: u64, types: Option<Vec<u32>>, area: u32, entrance_ids: Vec<u32>| ListRecord {
+        id,
+        name: format!("List {id}"),
+        event_id,
+        ticket_types: types,
+        allow_multiple_entries: false,
+        allow_entry_after_exit: true,
+        unknown_tickets: UnknownTicketPolicy::Reject,
+        doors: ListDoors {
+            opens_at: Some(now - 3_600),
+            closes_at: Some(now + 6 * 3_600),
+            scan_exits: true,
+            area_id: Some(area),
+            entrance_ids,
+        },
+    };
+    let mut records = vec![
+        list(1, EVENT, Some(vec![STANDING]), 1, vec![1, 4]),
+        list(2, EVENT, Some(vec![2]), 2, vec![2]),
+        list(3, EVENT, Some(vec![3]), 1, vec![3]),
+    ];
+    records.extend((4..=lists).map(|id| list(id, EVENT + u64::from(id), None, 1 + id % 2, vec![1])));
+    let layout = VenueLayout {
+        entrances: ["Main", "VIP", "Staff", "East"]
+            .iter()
+            .zip(1..)
+            .map(|(name, id)| EntranceRecord { id, name: (*name).into() })
+            .collect(),
+        areas: vec![
+            AreaRecord { id: 1, name: "Floor".into(), capacity: Some(20_000) },
+            AreaRecord { id: 2, name: "Balcony".into(), capacity: Some(2_000) },
+        ],
+        gates: vec![GateRecord { gate_id: "bench".into(), entrance_id: Some(1), revoked: false }],
+    };
+    (types, records, layout)
+}
+
+/// What one more check-in list adds to a signed manifest, averaged over 100.
+fn manifest_bytes_per_list(signer: &TicketSigner, now: u64) -> f64 {
+    let size = |lists: u32| {
+        let (ticket_types, lists, layout) = venue_doors(lists, now);
+        let manifest = Manifest {
+            venue_id: 1,
+            version: 1,
+            base_version: None,
+            issued_at: now,
+            ticket_types,
+            lists,
+            layout,
+            tickets: Vec::new(),
+        };
+        manifest.sign(signer).len() as f64
+    };
+    (size(103) - size(3)) / 100.0
 }
 
 fn write_config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("gate.toml");
     std::fs::write(
         &path,
-        "gate_id = \"bench\"\nvenue_id = 1\nlist_id = 1\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n",
+        "gate_id = \"bench\"\nvenue_id = 1\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n",
     )?;
     // Check the file parses the way the daemon will read it.
     let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&path)?)?;
@@ -279,8 +362,10 @@ fn daemon_rss_mb(config: &Path, codes: &[String]) -> anyhow::Result<f64> {
         Ok(stdin)
     });
     let mut lines = BufReader::new(stdout).lines();
-    for _ in 0..expected {
-        lines.next().context("daemon output ended early")??;
+    let mut decided = 0;
+    while decided < expected {
+        let line = lines.next().context("daemon output ended early")??;
+        decided += usize::from(line.contains("\"decision\""));
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
     let stdin = feeder.join().map_err(|_| anyhow::anyhow!("feeder panicked"))??;
