@@ -191,6 +191,7 @@ impl Cloud {
             .replace("{token}", "probe")
             .replace("{channel}", "email")
             .replace("{device}", "1")
+            .replace("{gate_id}", "probe-1")
     }
 
     async fn send(
@@ -216,8 +217,8 @@ impl Cloud {
 
     /// Rows of what a visitor must not be able to change.
     async fn counts(&self) -> Vec<i64> {
-        const TABLES: [&str; 8] =
-            ["users", "venues", "events", "ticket_types", "orders", "tickets", "promo_codes", "media"];
+        const TABLES: [&str; 9] =
+            ["users", "venues", "events", "ticket_types", "orders", "tickets", "promo_codes", "media", "venue_gates"];
         let mut counts = Vec::new();
         if self.store.starts_with("postgres") {
             let (client, connection) = tokio_postgres::connect(&self.store, tokio_postgres::NoTls).await.unwrap();
@@ -248,9 +249,11 @@ fn alg_none(sub: i64) -> String {
 
 /// Which roles a secured operation must refuse, by the API's role model:
 /// customers run nothing under `/admin` and feed no venue; a hub only reads
-/// its manifest and sends its scans.
+/// its manifest, sends its scans and reports its gates.
 fn refused_roles(op: &Operation) -> Vec<&'static str> {
-    let feed = op.template.ends_with("/manifest") || op.template.ends_with("/scans");
+    let feed = op.template.ends_with("/manifest")
+        || op.template.ends_with("/scans")
+        || (op.template == "/venues/{id}/gates" && op.method == Method::PUT);
     let mut roles = Vec::new();
     if op.template.starts_with("/admin/") || feed || (op.template == "/venues" && op.method == Method::POST) {
         roles.push("customer");
@@ -320,7 +323,8 @@ async fn probe(postgres: bool) {
                 .replace("{provider}", "p%01")
                 .replace("{token}", "t%00")
                 .replace("{channel}", "email%0A")
-                .replace("{device}", "1%00");
+                .replace("{device}", "1%00")
+                .replace("{gate_id}", "g%00");
             let (status, kind, _) = cloud.send(op, &bad, token, op.body.as_ref()).await;
             check(
                 format!("{name} with a control character in the path"),

@@ -16,6 +16,10 @@ pub enum ApiError {
     /// The body or a parameter is malformed or out of range.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is well-formed but names something that is not there for
+    /// it (an entrance of another venue, say); the message names the field.
+    #[error("{0}")]
+    Unprocessable(String),
     /// No, a malformed or an expired access token.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -75,6 +79,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Gone(_) => StatusCode::GONE,
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +99,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
+            Self::Unprocessable(_) => "unprocessable",
             Self::Gone(_) => "expired",
             Self::PaymentDeclined(_) => "payment-declined",
             Self::Gateway(_) => "payment-gateway",

@@ -211,6 +211,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (list_id, entrance_id));
     -- Manifests change format with this release: every hub gets a new version.
     UPDATE venues SET manifest_version = manifest_version + 1",
+    // 15: the venue's gates, as its hub reports them and its organizer sets
+    // them up: the entrance each stands at, and whether the cloud revoked it.
+    // A gate id is the hub's enrolment name, so the key is (venue, gate id).
+    "CREATE TABLE venue_gates (
+        venue_id BIGINT NOT NULL REFERENCES venues(id), gate_id TEXT NOT NULL,
+        entrance_id BIGINT REFERENCES entrances(id), revoked BIGINT NOT NULL DEFAULT 0,
+        reported_at BIGINT, updated_at BIGINT NOT NULL, PRIMARY KEY (venue_id, gate_id));
+    -- Manifests change format again (TXM3 carries the gates): every hub gets a new version.
+    UPDATE venues SET manifest_version = manifest_version + 1",
 ];
 
 /// Applies every migration the store has not seen yet.

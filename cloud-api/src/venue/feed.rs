@@ -1,11 +1,13 @@
 //! What venue hubs talk to: device tokens, the signed ticket manifest
-//! (snapshot or delta, with revocations) and the upload of scans and conflicts.
+//! (snapshot or delta, with revocations, the venue's layout and its gates) and
+//! the upload of scans and conflicts.
 
 use std::collections::BTreeSet;
 
 use schema::entry::{TicketStatus, UnknownTicketPolicy};
 use schema::manifest::{
-    AreaRecord, EntranceRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
+    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord,
+    VenueLayout,
 };
 use schema::uplink::{ScanUpload, UploadReceipt};
 use schema::{TicketSigner, barcode, holder};
@@ -75,7 +77,7 @@ pub async fn revoke_device(db: &Db, caller: &Caller, venue_id: i64, device_id: i
 }
 
 /// Refuses unless the caller is an unrevoked hub of this venue (or its organizer or an admin).
-async fn require_feed_access(db: &Db, caller: &Caller, venue_id: i64) -> Result<(), ApiError> {
+pub(crate) async fn require_feed_access(db: &Db, caller: &Caller, venue_id: i64) -> Result<(), ApiError> {
     if caller.role != Role::Hub {
         return catalog::require_venue_owner(db, caller, venue_id).await;
     }
@@ -158,8 +160,13 @@ pub async fn manifest(
     Ok(Some(SignedManifest { version, delta: base.is_some(), bytes: manifest.sign(signer) }))
 }
 
-/// The venue's entrances and areas, as gates name them.
+/// The venue's entrances and areas, as gates name them, and the gates the
+/// organizer set up.
 async fn layout_record(db: &Db, venue_id: i64) -> Result<VenueLayout, ApiError> {
+    // Gates first: entrances are never deleted, so every entrance a gate read
+    // here names is in the list read after it, even if one was added and
+    // assigned in between. A gate can always resolve its entrance.
+    let gates = super::gates::manifest_gates(db, venue_id).await?;
     let entrances = super::layout::venue_entrances(db, venue_id).await?;
     let areas = super::layout::venue_areas(db, venue_id).await?;
     Ok(VenueLayout {
@@ -171,7 +178,13 @@ async fn layout_record(db: &Db, venue_id: i64) -> Result<VenueLayout, ApiError> 
             .into_iter()
             .map(|a| Ok(AreaRecord { id: to_u32(a.id)?, name: a.name, capacity: a.capacity.map(to_u32).transpose()? }))
             .collect::<Result<_, ApiError>>()?,
-        gates: Vec::new(),
+        gates: gates
+            .into_iter()
+            .map(|g| {
+                let entrance_id = g.entrance_id.map(to_u32).transpose()?;
+                Ok(GateRecord { gate_id: g.gate_id, entrance_id, revoked: g.revoked })
+            })
+            .collect::<Result<_, ApiError>>()?,
     })
 }
 

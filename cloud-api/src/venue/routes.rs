@@ -1,6 +1,7 @@
 //! The venue's HTTP surface: a hub's signed manifest (snapshot or delta), its
-//! scan uploads, the devices an organizer enrols or revokes, and the venue's
-//! set-up: entrances, areas and each event's check-in lists.
+//! scan uploads and gate reports, the devices an organizer enrols or revokes,
+//! and the venue's set-up: entrances, areas, gates and each event's check-in
+//! lists.
 
 use std::sync::Arc;
 
@@ -8,11 +9,12 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::feed::{self, NewDevice};
+use super::gates::{self, GateAssignment, GateReport};
 use super::layout::{self, NewArea, NewEntrance};
 use super::lists::{self, NewCheckinList};
 use crate::accounts::auth::{Caller, RUNNERS, Role, Tokens};
@@ -40,10 +42,13 @@ pub fn routes() -> Router<Venue> {
     Router::new()
         .route("/venues/{id}/manifest", get(manifest))
         .route("/venues/{id}/scans", post(upload_scans))
+        .route("/venues/{id}/gates", put(report_gates))
         .route("/admin/venues/{id}/devices", post(add_device))
         .route("/admin/venues/{id}/devices/{device}", delete(revoke_device))
         .route("/admin/venues/{id}/entrances", post(add_entrance).get(entrances))
         .route("/admin/venues/{id}/areas", post(add_area).get(areas))
+        .route("/admin/venues/{id}/gates", get(venue_gates))
+        .route("/admin/venues/{id}/gates/{gate_id}", put(assign_gate).delete(revoke_gate))
         .route("/admin/events/{id}/checkin-lists", post(create_list).get(event_lists))
         .route("/admin/checkin-lists/{id}", get(get_list).put(update_list).delete(delete_list))
 }
@@ -53,12 +58,16 @@ pub fn routes() -> Router<Venue> {
 #[openapi(paths(
     manifest,
     upload_scans,
+    report_gates,
     add_device,
     revoke_device,
     add_entrance,
     entrances,
     add_area,
     areas,
+    venue_gates,
+    assign_gate,
+    revoke_gate,
     create_list,
     event_lists,
     get_list,
@@ -101,6 +110,17 @@ async fn upload_scans(
 ) -> ApiResult<Json<schema::uplink::UploadReceipt>> {
     caller.require(FEED)?;
     Ok(Json(feed::ingest(&s.db, &caller, path(id)?, &upload.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(put, path = "/venues/{id}/gates", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body = GateReport, responses((status = 200, description = "the venue's gates", body = Vec<gates::Gate>), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn report_gates(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    report: Body<GateReport>,
+) -> ApiResult<Json<Vec<gates::Gate>>> {
+    caller.require(FEED)?;
+    Ok(Json(gates::report(&s.db, &caller, path(id)?, &report.get()?, clock::now()).await?))
 }
 
 #[utoipa::path(post, path = "/admin/venues/{id}/devices", tag = "venue hubs", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewDevice, responses((status = 201, body = feed::DeviceToken), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
@@ -166,6 +186,40 @@ async fn areas(
 ) -> ApiResult<Json<Vec<layout::Area>>> {
     caller.require(RUNNERS)?;
     Ok(Json(layout::areas(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(get, path = "/admin/venues/{id}/gates", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<gates::Gate>), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn venue_gates(
+    State(s): State<Venue>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult<Json<Vec<gates::Gate>>> {
+    caller.require(RUNNERS)?;
+    Ok(Json(gates::gates(&s.db, &caller, path(id)?).await?))
+}
+
+#[utoipa::path(put, path = "/admin/venues/{id}/gates/{gate_id}", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path), ("gate_id" = String, Path, description = "the gate's enrolment name at the hub")), request_body = GateAssignment, responses((status = 200, description = "assigned (and no longer revoked)", body = gates::Gate), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json"), (status = 422, description = "names what is not there for it (an entrance of another venue)", body = Problem, content_type = "application/problem+json")))]
+async fn assign_gate(
+    State(s): State<Venue>,
+    caller: Caller,
+    ids: Result<Path<(i64, String)>, PathRejection>,
+    a: Body<GateAssignment>,
+) -> ApiResult<Json<gates::Gate>> {
+    caller.require(RUNNERS)?;
+    let (venue, gate) = path(ids)?;
+    Ok(Json(gates::assign(&s.db, &caller, venue, &gate, &a.get()?, clock::now()).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/venues/{id}/gates/{gate_id}", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path), ("gate_id" = String, Path)), responses((status = 204, description = "revoked; the hub ends its enrolment when its manifest says so"), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json")))]
+async fn revoke_gate(
+    State(s): State<Venue>,
+    caller: Caller,
+    ids: Result<Path<(i64, String)>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    caller.require(RUNNERS)?;
+    let (venue, gate) = path(ids)?;
+    gates::revoke(&s.db, &caller, venue, &gate, clock::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/admin/events/{id}/checkin-lists", tag = "venue set-up", security(("bearer" = [])), params(("id" = i64, Path)), request_body = NewCheckinList, responses((status = 201, body = lists::CheckinList), (status = 400, description = "malformed input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no, a wrong or an expired token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "role or ownership does not allow it", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found (or not yours)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflicts with the current state", body = Problem, content_type = "application/problem+json")))]

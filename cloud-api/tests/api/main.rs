@@ -25,5 +25,6 @@ mod purchase;
 mod rate_limit;
 mod resale;
 mod seat_map;
+mod venue_gates;
 mod venue_setup;
 mod wallet;

@@ -18,12 +18,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/venues/{id}"),
     ("get", "/venues/{id}/manifest"),
     ("post", "/venues/{id}/scans"),
+    ("put", "/venues/{id}/gates"),
     ("post", "/admin/venues/{id}/devices"),
     ("delete", "/admin/venues/{id}/devices/{device}"),
     ("post", "/admin/venues/{id}/entrances"),
     ("get", "/admin/venues/{id}/entrances"),
     ("post", "/admin/venues/{id}/areas"),
     ("get", "/admin/venues/{id}/areas"),
+    ("get", "/admin/venues/{id}/gates"),
+    ("put", "/admin/venues/{id}/gates/{gate_id}"),
+    ("delete", "/admin/venues/{id}/gates/{gate_id}"),
     ("post", "/admin/events/{id}/checkin-lists"),
     ("get", "/admin/events/{id}/checkin-lists"),
     ("get", "/admin/checkin-lists/{id}"),
@@ -89,6 +93,7 @@ async fn the_openapi_document_lists_every_route_and_only_those() {
         let concrete = path
             .replace("{id}", "1")
             .replace("{device}", "1")
+            .replace("{gate_id}", "main-1")
             .replace("{token}", "x")
             .replace("{channel}", "email")
             .replace("{provider}", "x");
