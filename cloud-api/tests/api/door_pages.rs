@@ -1,5 +1,5 @@
-//! The organizer's door set-up page, over plain HTTP: entrances, areas and
-//! check-in lists added and removed from its forms are what the API then
+//! The organizer's door set-up page, over plain HTTP: entrances, areas,
+//! check-in lists and gates set up from its forms are what the API then
 //! shows; a wrong form is refused with its reason and stores nothing; only
 //! the event's organizer reaches the page; names are shown escaped.
 
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::{Api, Store};
 use crate::on_both_stores;
 
-on_both_stores!(the_organizer_sets_up_the_doors_from_the_page);
+on_both_stores!(the_organizer_sets_up_the_doors_from_the_page, the_organizer_assigns_and_revokes_gates_from_the_page);
 
 struct Browser {
     http: reqwest::Client,
@@ -130,4 +130,76 @@ async fn the_organizer_sets_up_the_doors_from_the_page(store: Store) {
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, page.as_str()));
     assert_eq!(api.get(&api_lists, Some(&organizer)).await.1, Value::Array(Vec::new()));
     assert!(browser.get(&page).await.1.contains("No lists yet"));
+}
+
+async fn the_organizer_assigns_and_revokes_gates_from_the_page(store: Store) {
+    let api = Api::start(store).await;
+    let (organizer, venue, event, _) = api.on_sale(100, 1, None).await;
+    let page = format!("/manage/events/{event}/doors");
+    let browser = Browser::new(&api, &organizer);
+    let (status, html) = browser.get(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No gates yet"), "{html}");
+
+    let (_, main) =
+        api.post(&format!("/admin/venues/{venue}/entrances"), Some(&organizer), json!({"name": "Main"})).await;
+    let main = main["id"].as_i64().unwrap();
+    let hub = api.hub_token(&organizer, venue).await;
+    let gates = json!({"gates": [{"gate_id": "main-1"}, {"gate_id": "vip-1"}]});
+    let (status, _) = api.call(reqwest::Method::PUT, &format!("/venues/{venue}/gates"), Some(&hub), Some(gates)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, html) = browser.get(&page).await;
+    assert!(html.contains("data-gate=\"main-1\"") && html.contains("data-gate=\"vip-1\""), "{html}");
+    assert!(html.contains("<td class=\"entrance\">Door staff choose</td>"), "{html}");
+    assert!(html.contains("reported by the hub"), "{html}");
+
+    let assign = format!("/manage/events/{event}/gates");
+    let revoke = format!("/manage/events/{event}/gates/revoke");
+    for (path, form) in [
+        (&assign, vec![("gate_id", "main-1".to_owned()), ("entrance_id", main.to_string())]),
+        (&assign, vec![("gate_id", "side-3".to_owned()), ("entrance_id", String::new())]),
+        (&revoke, vec![("gate_id", "vip-1".to_owned())]),
+    ] {
+        let (status, location, body) = browser.post(path, &form).await;
+        assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, page.as_str()), "{body}");
+    }
+    let (_, listed) = api.get(&format!("/admin/venues/{venue}/gates"), Some(&organizer)).await;
+    let rows: Vec<(&str, Value, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gate_id"].as_str().unwrap(), g["entrance_id"].clone(), g["revoked"] == true))
+        .collect();
+    assert_eq!(rows, [("main-1", json!(main), false), ("side-3", Value::Null, false), ("vip-1", Value::Null, true)]);
+    let (_, html) = browser.get(&page).await;
+    assert!(html.contains("<td class=\"entrance\">Main</td>"), "{html}");
+    assert!(html.contains(&format!("<option value=\"{main}\" selected>Main</option>")), "{html}");
+    assert!(html.contains("revoked: choose its entrance again") && html.contains("Assign again"), "{html}");
+
+    // Wrong forms are refused with their reason; nobody else reaches them.
+    for (form, status, reason) in [
+        (vec![("gate_id", "bad/id".to_owned())], StatusCode::BAD_REQUEST, "gate_id:"),
+        (
+            vec![("gate_id", "main-1".to_owned()), ("entrance_id", "999999".to_owned())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "entrance_id:",
+        ),
+        (
+            vec![("gate_id", "main-1".to_owned()), ("entrance_id", "Main".to_owned())],
+            StatusCode::BAD_REQUEST,
+            "entrance_id:",
+        ),
+    ] {
+        let (got, _, body) = browser.post(&assign, &form).await;
+        assert_eq!(got, status, "{body}");
+        assert!(body.contains(reason), "{body}");
+    }
+    let (status, _, _) = browser.post(&revoke, &[("gate_id", "nobody".to_owned())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, rival) = api.user("rival@example.com", Role::Organizer).await;
+    let stranger = Browser::new(&api, &rival);
+    let (status, _, _) = stranger.post(&revoke, &[("gate_id", "main-1".to_owned())]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, again) = api.get(&format!("/admin/venues/{venue}/gates"), Some(&organizer)).await;
+    assert_eq!(again, listed, "nothing changed");
 }

@@ -1,5 +1,6 @@
 //! The organizer's door set-up for one event: the venue's entrances and areas
-//! added, and the event's check-in lists added or removed, from the page. The
+//! added, the event's check-in lists added or removed, and the venue's gates
+//! assigned to entrances or revoked (in [`super::gates`]), from the page. The
 //! forms go through the same functions as the API, so they are checked alike.
 
 use std::collections::BTreeMap;
@@ -18,20 +19,21 @@ use crate::accounts::auth::Caller;
 use crate::catalog;
 use crate::common::clock;
 use crate::common::error::ApiError;
+use crate::venue::gates;
 use crate::venue::layout::{self, NewArea, NewEntrance};
 use crate::venue::lists::{self, CheckinList, NewCheckinList, UnknownTickets};
 use crate::web::AppState;
 
 /// A form's fields; a name may repeat (one per ticked box).
-struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(body: &[u8]) -> Self {
+    pub(super) fn parse(body: &[u8]) -> Self {
         Self(form_urlencoded::parse(body).into_owned().collect())
     }
 
     /// The first value of `name`, trimmed; `None` when missing or blank.
-    fn one(&self, name: &str) -> Option<&str> {
+    pub(super) fn one(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
     }
 
@@ -49,7 +51,7 @@ impl Fields {
             .collect()
     }
 
-    fn id(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(super) fn id(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.one(name).map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name}: not an id")))).transpose()
     }
 
@@ -89,6 +91,7 @@ async fn doors_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, M
     let entrances = layout::entrances(&s.db, caller, venue).await?;
     let areas = layout::areas(&s.db, caller, venue).await?;
     let event_lists = lists::list(&s.db, caller, id).await?;
+    let venue_gates = gates::gates(&s.db, caller, venue).await?;
     let types: BTreeMap<i64, String> = event.ticket_types.iter().flatten().map(|t| (t.id, t.name.clone())).collect();
     let door_names: BTreeMap<i64, String> = entrances.iter().map(|e| (e.id, e.name.clone())).collect();
     let area_names: BTreeMap<i64, String> = areas.iter().map(|a| (a.id, a.name.clone())).collect();
@@ -176,6 +179,7 @@ async fn doors_body(s: &AppState, caller: &Caller, id: i64) -> Result<(String, M
             label { "New area " input name="name" required maxlength="100"; } " "
             label { "capacity " input type="number" name="capacity" min="1"; } " " button { "Add" }
         }
+        (super::gates::section(id, &venue_gates, &entrances))
     };
     Ok((format!("Doors · {}", event.title), body))
 }
@@ -209,7 +213,12 @@ fn rules(l: &CheckinList) -> String {
 
 /// What every form post of this page does: find the organizer, act, and go
 /// back to the page (or show why not).
-async fn act<F, Fut>(s: &AppState, headers: &HeaderMap, id: Result<Path<i64>, PathRejection>, action: F) -> Response
+pub(super) async fn act<F, Fut>(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    action: F,
+) -> Response
 where
     F: FnOnce(Caller, i64) -> Fut,
     Fut: Future<Output = Result<i64, ApiError>>,

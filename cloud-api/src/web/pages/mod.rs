@@ -17,6 +17,7 @@
 //! own QR renderer.
 
 pub mod doors;
+pub mod gates;
 pub mod manage;
 pub mod plot;
 pub mod shop;
@@ -66,6 +67,8 @@ pub fn router() -> Router<AppState> {
         .route("/manage/events/{id}/areas", post(doors::add_area))
         .route("/manage/events/{id}/lists", post(doors::add_list))
         .route("/manage/lists/{id}/delete", post(doors::delete_list))
+        .route("/manage/events/{id}/gates", post(gates::assign))
+        .route("/manage/events/{id}/gates/revoke", post(gates::revoke))
         .route_layer(middleware::from_fn(same_origin_forms))
 }
 
