@@ -104,7 +104,7 @@ pub async fn report(
         let mut tx = db.begin().await?;
         // New gates come in unrevoked, so the conditional update below counts
         // every flag this report turns, new gates and old alike.
-        let mut values = Vec::with_capacity(1 + 2 * ids.len());
+        let mut values = Vec::with_capacity(2 + ids.len());
         values.extend([Value::from(venue_id), Value::from(now)]);
         let rows: Vec<String> = ids
             .iter()
