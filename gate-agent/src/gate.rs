@@ -41,8 +41,8 @@ pub enum GateError {
         /// The failure.
         source: std::io::Error,
     },
-    /// The gate serves no check-in list: none imported yet, its list or
-    /// entrance left the manifest, or door staff have not chosen the entrance.
+    /// The gate does not know what it works: no list pinned, no entrance
+    /// assigned, and door staff have not chosen one (or none is imported yet).
     #[error("this gate serves no check-in list yet: import a manifest, or choose the entrance")]
     NoList,
     /// Remembering door staff's choice of entrance failed.
@@ -244,7 +244,17 @@ impl Gate {
             Some(c) => entry::list_for(&self.lists, c.event_id, c.ticket_type_id, now),
             None => self.lists.first(),
         };
-        let list = list.ok_or(GateError::NoList)?;
+        // A gate that knows where it stands but has no list there sends every
+        // ticket on; one that does not know must be told first.
+        let none_here;
+        let list = match list {
+            Some(list) => list,
+            None if self.post.is_some() => {
+                none_here = CheckInList::none_here(claims.map_or(0, |c| c.event_id));
+                &none_here
+            }
+            None => return Err(GateError::NoList),
+        };
         let (replica, history) = match &verified {
             Ok(ticket) => (self.replica_view(ticket)?, self.ledger.history(ticket.claims.ticket_id)?),
             Err(_) => (None, Vec::new()),

@@ -174,6 +174,25 @@ fn a_gate_assigned_to_an_entrance_works_the_lists_there() {
 }
 
 #[test]
+fn a_gate_whose_entrance_lost_its_lists_sends_every_ticket_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest(ListDoors::default());
+    m.layout.gates = vec![GateRecord { gate_id: "door-7".into(), entrance_id: Some(2), revoked: false }];
+    let mut gate = gate_at(dir.path(), &m, "door-7", "");
+    // The VIP list moves to the main entrance: nothing admits at VIP any more.
+    m.version = 2;
+    m.lists[1].doors.entrance_ids = vec![1];
+    gate.import(&m.sign(&signer()), NOW).unwrap();
+    let vip = gate.scan(&code(2), Direction::Entry, NOW * 1000).unwrap();
+    assert_eq!(
+        (vip.line.reason, vip.outcome.display.go_to.clone()),
+        (Some(Reason::OtherEntrance), vec!["Main".into()])
+    );
+    assert_eq!(vip.record.list_id, 0, "recorded against no list");
+    assert_eq!(gate.scan("TX1:garbage", Direction::Entry, NOW * 1000).unwrap().line.reason, Some(Reason::Malformed));
+}
+
+#[test]
 fn door_staff_choose_the_entrance_of_an_unassigned_gate_and_it_is_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let mut gate = gate_at(dir.path(), &manifest(ListDoors::default()), "spare-1", "");

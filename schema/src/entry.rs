@@ -86,6 +86,25 @@ pub struct CheckInList {
     pub hours: Hours,
 }
 
+impl CheckInList {
+    /// What a gate applies at an entrance where none of the venue's lists
+    /// admits (they moved elsewhere, or none was set up there): a list of the
+    /// ticket's own event that admits no type, so an authentic ticket is sent
+    /// to the entrance that admits it (`other_entrance`) or refused as the
+    /// wrong product. Its id, 0, is no list's.
+    pub fn none_here(event_id: u64) -> Self {
+        Self {
+            id: 0,
+            event_id,
+            ticket_types: Some(BTreeSet::new()),
+            allow_multiple_entries: false,
+            allow_entry_after_exit: false,
+            unknown_tickets: UnknownTicketPolicy::Reject,
+            hours: Hours::default(),
+        }
+    }
+}
+
 /// A list's hours: entries from and until, either end open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hours {

@@ -10,6 +10,10 @@
 //!   replica folder; a new file is written there atomically (temp file, fsync,
 //!   rename) and the folder watcher offers it to the gates. Gates check every
 //!   file's signature themselves: the hub is not trusted with ticket lists.
+//! - **Gates:** before a pull, the hub's enrolled gates (and which are revoked)
+//!   go up with `PUT /venues/{id}/gates` whenever they changed since the cloud
+//!   last took them, so the organizer can assign them to entrances. What the
+//!   cloud revokes comes back down in the manifest (`manifest_watch`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +27,8 @@ use crate::uplink_store::{Pending, UplinkStore};
 
 /// Scans and conflicts per upload.
 const BATCH: usize = 1_000;
+/// Gates per report (the cloud takes at most 1,000 at once).
+const GATES_PER_REPORT: usize = 1_000;
 /// Pause when there is nothing to send.
 const IDLE: Duration = Duration::from_secs(2);
 /// How often the ticket list is pulled.
@@ -75,7 +81,7 @@ pub async fn run(
         }
     };
     let link = Link { http, cloud, venue_id };
-    tokio::join!(upload_loop(&link, &db, &status, &shutdown), pull_loop(&link, &folder, &status, &shutdown));
+    tokio::join!(upload_loop(&link, &db, &status, &shutdown), pull_loop(&link, &db, &folder, &status, &shutdown));
 }
 
 struct Link {
@@ -107,6 +113,28 @@ impl Link {
             return Err(refused(response).await);
         }
         response.json().await.map_err(|e| CloudError::Unreachable(format!("unreadable receipt: {e}")))
+    }
+
+    /// Tells the cloud which gates are enrolled here (and revoked).
+    async fn report_gates(&self, gates: &[(String, bool)]) -> Result<(), CloudError> {
+        for chunk in gates.chunks(GATES_PER_REPORT) {
+            // The cloud's `GateReport`: `{"gates": [{"gate_id", "revoked"}]}`.
+            let body = serde_json::json!({
+                "gates": chunk.iter().map(|(id, revoked)| serde_json::json!({ "gate_id": id, "revoked": revoked })).collect::<Vec<_>>(),
+            });
+            let response = self
+                .http
+                .put(self.url("/gates"))
+                .bearer_auth(&self.cloud.token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| CloudError::Unreachable(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(refused(response).await);
+            }
+        }
+        Ok(())
     }
 
     /// The manifest after `since`: `None` when there is nothing newer.
@@ -192,9 +220,24 @@ async fn upload_once(link: &Link, store: &mut UplinkStore, status: &Status) -> R
     Ok(batch.scans.len() + batch.conflicts.len())
 }
 
-async fn pull_loop(link: &Link, folder: &Path, status: &Status, shutdown: &CancellationToken) {
+async fn pull_loop(link: &Link, db: &Path, folder: &Path, status: &Status, shutdown: &CancellationToken) {
+    let store = match UplinkStore::open(db) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open hub.db for the gate report");
+            return;
+        }
+    };
+    // What the cloud last took; `None`: not yet since start.
+    let mut reported: Option<Vec<(String, bool)>> = None;
     let mut backoff = BACKOFF.0;
     loop {
+        // A failed report is retried next round; it never holds up the ticket list.
+        let enrolled = store.enrolled_gates().map_err(|e| CloudError::Local(e.to_string()));
+        if let Err(e) = report_gates(link, enrolled, &mut reported).await {
+            tracing::warn!(error = %e, "reporting the enrolled gates to the cloud failed");
+            status.cloud_failed(&e.to_string());
+        }
         let wait = match pull_once(link, folder, status).await {
             Ok(()) => {
                 backoff = BACKOFF.0;
@@ -212,6 +255,22 @@ async fn pull_loop(link: &Link, folder: &Path, status: &Status, shutdown: &Cance
             return;
         }
     }
+}
+
+/// Reports the enrolled gates if they changed since the cloud last took them.
+async fn report_gates(
+    link: &Link,
+    enrolled: Result<Vec<(String, bool)>, CloudError>,
+    reported: &mut Option<Vec<(String, bool)>>,
+) -> Result<(), CloudError> {
+    let gates = enrolled?;
+    if reported.as_ref() == Some(&gates) || gates.is_empty() {
+        return Ok(());
+    }
+    link.report_gates(&gates).await?;
+    tracing::info!(gates = gates.len(), "enrolled gates reported to the cloud");
+    *reported = Some(gates);
+    Ok(())
 }
 
 async fn pull_once(link: &Link, folder: &Path, status: &Status) -> Result<(), CloudError> {

@@ -48,6 +48,17 @@ impl UplinkStore {
         |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
+    /// Every gate enrolled here, with whether it is revoked, by id: what the
+    /// hub reports to the cloud.
+    pub fn enrolled_gates(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT gate_id, revoked_ms IS NOT NULL FROM gates ORDER BY gate_id")
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// Up to `limit` scans and conflicts not yet uploaded, oldest first.
     pub fn pending(&self, limit: usize) -> Result<Pending, StoreError> {
         let mut stmt = self

@@ -3,6 +3,7 @@
 
 mod cli_round_trip;
 mod cloud_crash;
+mod cloud_doors;
 mod cloud_sale;
 mod cloud_venue;
 mod gate_camera;

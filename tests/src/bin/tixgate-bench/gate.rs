@@ -20,7 +20,8 @@ use rusqlite::Connection;
 use schema::entry::{Direction, TicketStatus, UnknownTicketPolicy};
 use schema::keys::unix_seconds;
 use schema::manifest::{
-    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord, VenueLayout,
+    AreaRecord, EntranceRecord, GateRecord, ListDoors, ListRecord, Manifest, TicketRecord, TicketTypeRecord,
+    VenueLayout,
 };
 use schema::{Keyring, TicketClaims, TicketFlags, TicketSigner, TrustedKey, Validity, barcode, holder};
 use serde_json::json;
@@ -270,10 +271,7 @@ fn manifest_bytes_per_list(signer: &TicketSigner, now: u64) -> f64 {
 
 fn write_config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("gate.toml");
-    std::fs::write(
-        &path,
-        "gate_id = \"bench\"\nvenue_id = 1\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n",
-    )?;
+    std::fs::write(&path, "gate_id = \"bench\"\nvenue_id = 1\nstate_dir = \"state\"\nkeyring = \"keyring.json\"\n")?;
     // Check the file parses the way the daemon will read it.
     let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&path)?)?;
     Config::check(raw, dir).map_err(|(key, msg)| anyhow::anyhow!("{key}: {msg}"))?;
