@@ -137,7 +137,7 @@ fn an_entry_on_another_list_counts_at_this_door() {
         ticket_id: 1,
         list_id: VIP_LIST,
         direction: Direction::Entry,
-        at: HlcTimestamp(NOW * 1000 << 16),
+        at: HlcTimestamp((NOW * 1000) << 16),
         gate: "vip-1".into(),
         annulled: false,
         key: "vip-1#1".into(),
