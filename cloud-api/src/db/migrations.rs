@@ -217,6 +217,7 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE venue_gates (
         venue_id BIGINT NOT NULL REFERENCES venues(id), gate_id TEXT NOT NULL,
         entrance_id BIGINT REFERENCES entrances(id), revoked BIGINT NOT NULL DEFAULT 0,
+        hub_revoked BIGINT NOT NULL DEFAULT 0,
         reported_at BIGINT, updated_at BIGINT NOT NULL, PRIMARY KEY (venue_id, gate_id));
     -- Manifests change format again (TXM3 carries the gates): every hub gets a new version.
     UPDATE venues SET manifest_version = manifest_version + 1",

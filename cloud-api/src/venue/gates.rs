@@ -3,9 +3,11 @@
 //! carries every gate the organizer set up, so a gate learns its entrance (and
 //! the hub a revocation) through the feed it already pulls.
 //!
-//! A revocation is the organizer's word and outlives the hub's reports: a
-//! report can revoke a gate (the hub revoked it locally) but never un-revoke
-//! one. Only assigning the gate again (`PUT`, even to no entrance) lifts it.
+//! A revocation is the organizer's word and outlives the hub's reports; only
+//! assigning the gate again (`PUT`, even to no entrance) lifts it. A gate the
+//! hub revoked itself is shown as such (`revoked_at_hub`) but never goes into
+//! the manifest as revoked: the operator may enrol it again at the hub, and the
+//! cloud must not revoke it back on the next pull.
 
 use std::collections::BTreeSet;
 
@@ -68,8 +70,10 @@ pub struct Gate {
     pub entrance_id: Option<i64>,
     /// That entrance's name.
     pub entrance_name: Option<String>,
-    /// Revoked in the cloud (or by the hub): the hub ends its enrolment.
+    /// Revoked by the organizer: the manifest tells the hub to end its enrolment.
     pub revoked: bool,
+    /// Revoked at the hub, as it last reported.
+    pub revoked_at_hub: bool,
     /// When the hub last reported it (Unix seconds); none: set up before
     /// the hub reported it.
     pub reported_at: Option<i64>,
@@ -86,9 +90,10 @@ pub(crate) fn check_gate_id(field: &str, id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Records the hub's report: new gates are created with no entrance, every
-/// reported gate gets `reported_at`, and a gate reported revoked is revoked.
-/// The manifest is bumped only if a revoked flag changed. Returns the venue's gates.
+/// Records the hub's report: new gates are created with no entrance, and every
+/// reported gate gets `reported_at` and whether the hub revoked it. The
+/// manifest does not change (nothing in it comes from the hub). Returns the
+/// venue's gates.
 pub async fn report(
     db: &Db,
     caller: &Caller,
@@ -100,10 +105,8 @@ pub async fn report(
     let ids = check_report(report)?;
     if !ids.is_empty() {
         room_for(db, venue_id, &ids).await?;
-        let revoked: Vec<&str> = report.gates.iter().filter(|g| g.revoked).map(|g| g.gate_id.as_str()).collect();
-        let mut tx = db.begin().await?;
-        // New gates come in unrevoked, so the conditional update below counts
-        // every flag this report turns, new gates and old alike.
+        let revoked_at_hub: BTreeSet<&str> =
+            report.gates.iter().filter(|g| g.revoked).map(|g| g.gate_id.as_str()).collect();
         let mut values = Vec::with_capacity(2 + ids.len());
         values.extend([Value::from(venue_id), Value::from(now)]);
         let rows: Vec<String> = ids
@@ -111,26 +114,19 @@ pub async fn report(
             .enumerate()
             .map(|(i, id)| {
                 values.push(Value::from(*id));
-                format!("(?1, ?{}, 0, ?2, ?2)", i + 3)
+                // 0 or 1, ours: no reported text goes into the statement.
+                let at_hub = i32::from(revoked_at_hub.contains(id));
+                format!("(?1, ?{}, 0, {at_hub}, ?2, ?2)", i + 3)
             })
             .collect();
         let sql = format!(
-            "INSERT INTO venue_gates (venue_id, gate_id, revoked, reported_at, updated_at) VALUES {}
-             ON CONFLICT (venue_id, gate_id) DO UPDATE SET reported_at = excluded.reported_at",
+            "INSERT INTO venue_gates (venue_id, gate_id, revoked, hub_revoked, reported_at, updated_at) VALUES {}
+             ON CONFLICT (venue_id, gate_id)
+             DO UPDATE SET reported_at = excluded.reported_at, hub_revoked = excluded.hub_revoked",
             rows.join(", ")
         );
+        let mut tx = db.begin().await?;
         tx.execute(&sql, &values).await?;
-        if !revoked.is_empty() {
-            let (list, mut values) = in_list(3, &revoked);
-            values.splice(0..0, [Value::from(venue_id), Value::from(now)]);
-            let sql = format!(
-                "UPDATE venue_gates SET revoked = 1, updated_at = ?2
-                 WHERE venue_id = ?1 AND revoked = 0 AND gate_id IN ({list})"
-            );
-            if tx.execute(&sql, &values).await? > 0 {
-                bump_version(&mut tx, venue_id).await?;
-            }
-        }
         tx.commit().await?;
     }
     venue_gates(db, venue_id).await
@@ -149,12 +145,6 @@ fn check_report(report: &GateReport) -> Result<Vec<&str>, ApiError> {
         }
     }
     Ok(seen.into_iter().collect())
-}
-
-/// `?first, ?first+1, …` for `items`, and their values.
-fn in_list(first: usize, items: &[&str]) -> (String, Vec<Value>) {
-    let marks: Vec<String> = (first..first + items.len()).map(|i| format!("?{i}")).collect();
-    (marks.join(", "), items.iter().map(|i| Value::from(*i)).collect())
 }
 
 /// Refuses gates that would take the venue past [`MAX_PER_VENUE`]. Checked
@@ -184,7 +174,7 @@ pub async fn gates(db: &Db, caller: &Caller, venue_id: i64) -> Result<Vec<Gate>,
 pub(crate) async fn venue_gates(db: &Db, venue_id: i64) -> Result<Vec<Gate>, ApiError> {
     let rows = db
         .query(
-            "SELECT g.gate_id, g.entrance_id, e.name, g.revoked, g.reported_at, g.updated_at
+            "SELECT g.gate_id, g.entrance_id, e.name, g.revoked, g.reported_at, g.updated_at, g.hub_revoked
              FROM venue_gates g LEFT JOIN entrances e ON e.id = g.entrance_id WHERE g.venue_id = ?1",
             params![venue_id],
         )
@@ -201,6 +191,7 @@ fn gate_from(r: &Row) -> Result<Gate, ApiError> {
         entrance_id: r.opt_int(1)?,
         entrance_name: r.opt_text(2)?,
         revoked: r.bool(3)?,
+        revoked_at_hub: r.bool(6)?,
         reported_at: r.opt_int(4)?,
         updated_at: r.int(5)?,
     })

@@ -56,6 +56,7 @@ pub(super) fn section(event: i64, gates: &[Gate], entrances: &[Entrance]) -> Mar
 fn status(g: &Gate) -> String {
     match (g.revoked, g.reported_at) {
         (true, _) => "revoked: choose its entrance again to let it back in".into(),
+        (false, Some(at)) if g.revoked_at_hub => format!("revoked at the hub (reported {})", when(at)),
         (false, Some(at)) => format!("reported by the hub {}", when(at)),
         (false, None) => "not reported by the hub yet".into(),
     }
