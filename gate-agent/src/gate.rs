@@ -41,9 +41,9 @@ pub enum GateError {
         /// The failure.
         source: std::io::Error,
     },
-    /// The gate does not know what it works: no list pinned, no entrance
-    /// assigned, and door staff have not chosen one (or none is imported yet).
-    #[error("this gate serves no check-in list yet: import a manifest, or choose the entrance")]
+    /// The gate cannot decide: no manifest imported yet, or it does not know
+    /// what it works (no list pinned, no entrance assigned, none chosen).
+    #[error("this gate serves no check-in list yet: import a manifest first, or choose the entrance")]
     NoList,
     /// Remembering door staff's choice of entrance failed.
     #[error("{path}: {source}")]
@@ -131,6 +131,8 @@ pub struct Gate {
     post: Option<Post>,
     /// The check-in lists served there, as the replica last defined them.
     lists: Vec<CheckInList>,
+    /// A manifest has been imported (an empty replica decides nothing).
+    imported: bool,
     /// The venue's other lists, to name the right entrance in a refusal.
     routes: Vec<Route>,
     /// Ticket type names, for display (a handful; kept in memory).
@@ -154,6 +156,7 @@ impl Gate {
             clock,
             post: None,
             lists: Vec::new(),
+            imported: false,
             routes: Vec::new(),
             type_names: HashMap::new(),
         };
@@ -176,6 +179,7 @@ impl Gate {
             None => (Vec::new(), Vec::new()),
         };
         self.type_names = self.replica.type_names()?;
+        self.imported = self.replica.version()?.is_some();
         Ok(())
     }
 
@@ -245,11 +249,11 @@ impl Gate {
             None => self.lists.first(),
         };
         // A gate that knows where it stands but has no list there sends every
-        // ticket on; one that does not know must be told first.
+        // ticket on; one that does not know, or has no replica, must be told first.
         let none_here;
         let list = match list {
             Some(list) => list,
-            None if self.post.is_some() => {
+            None if self.post.is_some() && self.imported => {
                 none_here = CheckInList::none_here(claims.map_or(0, |c| c.event_id));
                 &none_here
             }
