@@ -330,6 +330,7 @@ impl Gate {
             wall_ms: now_ms,
             ticket_id: ticket.as_ref().map(|t| t.claims.ticket_id),
             event_id: ticket.as_ref().map(|t| t.claims.event_id),
+            ticket_type: ticket.as_ref().map(|t| t.claims.ticket_type_id),
             code_hash,
             direction,
             list_id,

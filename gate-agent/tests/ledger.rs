@@ -15,6 +15,7 @@ fn scan(ticket_id: u64, at: u64, claim_id: Option<u64>) -> NewScan {
         wall_ms: at,
         ticket_id: Some(ticket_id),
         event_id: Some(9),
+        ticket_type: Some(1),
         code_hash: [0; 32],
         direction: Direction::Entry,
         list_id: 1,

@@ -26,6 +26,7 @@ fn report() -> impl Strategy<Value = ScanReport> {
             wall_ms: hlc >> 16,
             ticket_id: ticket,
             event_id: ticket.map(|_| 9),
+            ticket_type: ticket.map(|_| 2),
             list_id: 1,
             direction: if exit { Direction::Exit } else { Direction::Entry },
             decision: if ticket.is_some() { Decision::Accept } else { Decision::Reject },

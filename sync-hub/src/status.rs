@@ -15,7 +15,7 @@ use schema::sync::GateMessage;
 use serde::Serialize;
 
 use crate::arbiter::Change;
-use crate::venue_view::{self, AreaView, EntranceSeries, GateEntries};
+use crate::venue_view::{self, AreaView, EntranceSeries, GateEntries, RefusalView};
 
 /// How a gate reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +59,8 @@ impl From<&crate::arbiter::Conflict> for ConflictView {
 
 /// Conflicts kept for the dashboard (all stay in `hub.db`).
 const RECENT_CONFLICTS: usize = 50;
+/// Refused scans kept for the dashboard (all stay in `hub.db`).
+const RECENT_REFUSALS: usize = 50;
 
 /// A gate is shown offline after this long without a frame (gates say hello or
 /// send scans at least every few seconds while connected).
@@ -103,6 +105,7 @@ struct Inner {
     inside: HashMap<u32, u64>,
     refused: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
+    recent_refusals: VecDeque<RefusalView>,
     conflicts: u64,
     recent_conflicts: VecDeque<ConflictView>,
     commits: u64,
@@ -147,6 +150,8 @@ pub struct Snapshot {
     pub refused: BTreeMap<String, u64>,
     /// Rejected scans by reason code.
     pub rejections: BTreeMap<String, u64>,
+    /// The latest refused scans, newest first, with where each was sent.
+    pub recent_refusals: Vec<RefusalView>,
     /// Conflicts recorded (all time).
     pub conflicts: u64,
     /// The latest conflicts, newest first.
@@ -225,8 +230,10 @@ impl Status {
             match change {
                 Change::Scan { gate, report } => {
                     if report.decision == Decision::Reject {
-                        let reason = report.reason.map_or("unknown", schema::Reason::code);
-                        *inner.rejections.entry(reason.to_owned()).or_default() += 1;
+                        let refusal = venue_view::refusal(inner.doors.as_deref(), gate, report);
+                        *inner.rejections.entry(refusal.reason.clone()).or_default() += 1;
+                        inner.recent_refusals.push_front(refusal);
+                        inner.recent_refusals.truncate(RECENT_REFUSALS);
                     } else if report.direction == Direction::Entry && !report.annulled {
                         inner.add_entry(gate, report.list_id, report.wall_ms);
                     }
@@ -323,6 +330,7 @@ impl Status {
             now_minute,
             refused: inner.refused.clone(),
             rejections: inner.rejections.clone(),
+            recent_refusals: inner.recent_refusals.iter().cloned().collect(),
             conflicts: inner.conflicts,
             recent_conflicts: inner.recent_conflicts.iter().cloned().collect(),
             commits: inner.commits,

@@ -7,11 +7,15 @@
 //! ticket once), so an area's figure is the sum over the lists that lead into
 //! it. A gate's entrance is the one the cloud assigned it; a gate without one
 //! counts at its list's entrance when the list names exactly one, else under
-//! "unassigned".
+//! "unassigned". A refusal names the entrances the ticket was sent to, as the
+//! gate's display did.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use schema::Reason;
+use schema::entry::{Route, entrances_for};
 use schema::manifest::ManifestDoors;
+use schema::sync::ScanReport;
 use serde::Serialize;
 
 /// How far back the entries plot reaches.
@@ -125,6 +129,84 @@ pub fn entrances(
         .collect()
 }
 
+/// A refused scan, as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusalView {
+    /// The gate's wall clock, Unix ms.
+    pub at_ms: u64,
+    /// The gate.
+    pub gate: String,
+    /// Its entrance.
+    pub entrance: String,
+    /// The reason code.
+    pub reason: String,
+    /// The reason in door staff's words.
+    pub words: String,
+    /// The ticket, when its signature verified.
+    pub ticket_id: Option<u64>,
+    /// Its type's name, when the manifest knows it.
+    pub ticket_type: Option<String>,
+    /// For `other_entrance`: where the person was sent.
+    pub go_to: Vec<String>,
+}
+
+/// Describes a rejected scan from `gate`.
+pub fn refusal(doors: Option<&ManifestDoors>, gate: &str, report: &ScanReport) -> RefusalView {
+    let type_name = |doors: &ManifestDoors| {
+        let id = report.ticket_type?;
+        doors.ticket_types.iter().find(|t| t.id == id && Some(t.event_id) == report.event_id).map(|t| t.name.clone())
+    };
+    let go_to = match (doors, report.reason, report.event_id, report.ticket_type) {
+        (Some(doors), Some(Reason::OtherEntrance), Some(event_id), Some(ticket_type)) => {
+            sent_to(doors, gate, report.list_id, event_id, ticket_type)
+        }
+        _ => Vec::new(),
+    };
+    RefusalView {
+        at_ms: report.wall_ms,
+        gate: gate.to_owned(),
+        entrance: entrance_of(doors, gate, Some(report.list_id)),
+        reason: report.reason.map_or("unknown", Reason::code).to_owned(),
+        words: report.reason.map_or("Refused", Reason::words).to_owned(),
+        ticket_id: report.ticket_id,
+        ticket_type: doors.and_then(type_name),
+        go_to,
+    }
+}
+
+/// The entrances a ticket refused at `gate` (working `list_id`) was sent to,
+/// by the rule the gate's display follows: the named entrances of the other
+/// lists that admit it, never the gate's own; none when one admits it at
+/// every entrance.
+pub fn sent_to(doors: &ManifestDoors, gate: &str, list_id: u32, event_id: u64, ticket_type: u32) -> Vec<String> {
+    let assigned = doors.layout.gate(gate).and_then(|g| g.entrance_id);
+    let here: BTreeSet<u32> = match assigned {
+        Some(entrance) => BTreeSet::from([entrance]),
+        None => doors.lists.iter().filter(|l| l.id == list_id).flat_map(|l| l.doors.entrance_ids.clone()).collect(),
+    };
+    let served = |l: &schema::manifest::ListRecord| {
+        l.id == list_id
+            || assigned.is_some_and(|a| l.doors.entrance_ids.is_empty() || l.doors.entrance_ids.contains(&a))
+    };
+    let routes: Vec<Route> = doors
+        .lists
+        .iter()
+        .filter(|l| !served(l))
+        .map(|l| Route {
+            event_id: l.event_id,
+            ticket_types: l.ticket_types.as_ref().map(|t| t.iter().copied().collect()),
+            entrances: l
+                .doors
+                .entrance_ids
+                .iter()
+                .filter(|id| !here.contains(id))
+                .filter_map(|id| doors.layout.entrance(*id).map(|e| e.name.clone()))
+                .collect(),
+        })
+        .collect();
+    entrances_for(&routes, event_id, ticket_type)
+}
+
 /// One gate's accepted entries, per minute.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GateEntries {
@@ -202,6 +284,45 @@ mod tests {
         assert_eq!(entrance_of(Some(&d), "main-1", Some(1)), "Main", "the list's only entrance");
         assert_eq!(entrance_of(Some(&d), "main-1", Some(3)), UNASSIGNED, "a list at two entrances");
         assert_eq!(entrance_of(None, "main-1", Some(1)), UNASSIGNED);
+    }
+
+    #[test]
+    fn a_refusal_names_where_the_ticket_was_sent() {
+        let mut d = doors();
+        d.lists[1].ticket_types = Some(vec![7]); // VIP list: type 7 only
+        d.lists[0].ticket_types = Some(vec![1]);
+        d.lists[2].ticket_types = Some(vec![1]);
+        d.ticket_types = vec![schema::manifest::TicketTypeRecord { id: 7, event_id: 1, name: "VIP pass".into() }];
+        let report = ScanReport {
+            seq: 1,
+            hlc: schema::hlc::HlcTimestamp(1),
+            wall_ms: 5,
+            ticket_id: Some(42),
+            event_id: Some(1),
+            ticket_type: Some(7),
+            list_id: 1,
+            direction: schema::entry::Direction::Entry,
+            decision: schema::Decision::Reject,
+            reason: Some(Reason::OtherEntrance),
+            rule: schema::sync::ReentryRule::default(),
+            offline: false,
+            annulled: false,
+            claim_id: None,
+            not_in_replica: false,
+        };
+        let view = refusal(Some(&d), "main-1", &report);
+        assert_eq!(view.go_to, ["VIP"]);
+        assert_eq!((view.entrance.as_str(), view.ticket_type.as_deref()), ("Main", Some("VIP pass")));
+        assert_eq!(view.words, Reason::OtherEntrance.words());
+        // The gate assigned to VIP is never told to send people to VIP.
+        assert!(sent_to(&d, "side", 1, 1, 7).is_empty());
+        // A type some list admits everywhere names no door.
+        d.lists.push(ListRecord { ticket_types: None, ..list(4, None, vec![]) });
+        assert!(sent_to(&d, "main-1", 1, 1, 7).is_empty());
+        // Other reasons, or no manifest: nowhere to send.
+        let closed = ScanReport { reason: Some(Reason::ListClosed), ..report.clone() };
+        assert!(refusal(Some(&d), "main-1", &closed).go_to.is_empty());
+        assert_eq!(refusal(None, "main-1", &report).entrance, UNASSIGNED);
     }
 
     #[test]

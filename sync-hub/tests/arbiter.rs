@@ -23,6 +23,7 @@ fn report(seq: u64, ticket_id: u64, at: u64) -> ScanReport {
         wall_ms: at,
         ticket_id: Some(ticket_id),
         event_id: Some(1),
+        ticket_type: Some(1),
         list_id: 1,
         direction: Direction::Entry,
         decision: Decision::Accept,

@@ -116,6 +116,7 @@ fn scan(seq: u64, ticket_id: u64) -> ScanReport {
         wall_ms: seq,
         ticket_id: Some(ticket_id),
         event_id: Some(9),
+        ticket_type: Some(1),
         list_id: 1,
         direction: Direction::Entry,
         decision: Decision::Accept,

@@ -265,7 +265,7 @@ fn the_operator_sees_each_area_against_capacity_and_entries_per_entrance() {
             .iter()
             .flat_map(|e| e["per_minute"].as_array().unwrap().iter().map(|p| p[1].as_u64().unwrap()))
             .sum();
-        if entries == 4 {
+        if entries == 4 && status["recent_refusals"].as_array().unwrap().len() == 2 {
             break status;
         }
         assert!(started.elapsed() < WAIT, "the entries never all arrived: {status}");
@@ -291,6 +291,16 @@ fn the_operator_sees_each_area_against_capacity_and_entries_per_entrance() {
     let gate_entrance =
         |id: &str| status["gates"].as_array().unwrap().iter().find(|g| g["gate_id"] == id).unwrap()["entrance"].clone();
     assert_eq!((gate_entrance("main-1"), gate_entrance("vip-1")), ("Main".into(), "VIP".into()));
+    // The refusals say where the person was sent, as the door display did.
+    for refusal in status["recent_refusals"].as_array().unwrap() {
+        let seen =
+            (&refusal["gate"], &refusal["entrance"], &refusal["reason"], &refusal["ticket_type"], &refusal["go_to"]);
+        assert_eq!(
+            seen,
+            (&"main-1".into(), &"Main".into(), &"other_entrance".into(), &"VIP".into(), &serde_json::json!(["VIP"]))
+        );
+    }
+    assert_eq!(status["rejections"]["other_entrance"], 2);
 
     let (_, metrics) = http_get(&http, "/metrics", None);
     for line in [
@@ -328,5 +338,10 @@ fn the_page_draws_the_areas_and_one_line_per_entrance(http: &str) {
         assert_eq!(areas, serde_json::json!([["Floor", "2", "100", "meter"], ["Lounge", "2", "2", "meter full"]]));
         let gates = browser.eval("document.querySelector('#gates').textContent").await;
         assert!(gates.as_str().unwrap().contains("main-1Main"), "the gate's entrance is shown: {gates}");
+        let refusal = browser
+            .eval("JSON.stringify([...document.querySelector('#refusals tr').cells].slice(1).map(c => c.textContent))")
+            .await;
+        let refusal: serde_json::Value = serde_json::from_str(refusal.as_str().unwrap()).unwrap();
+        assert_eq!(refusal, serde_json::json!(["main-1 (Main)", "Wrong entrance for this ticket · VIP", "VIP"]));
     });
 }

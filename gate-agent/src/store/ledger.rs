@@ -57,6 +57,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("claim_id", "INTEGER"),
     ("rule_multiple", "INTEGER NOT NULL DEFAULT 0"),
     ("rule_after_exit", "INTEGER NOT NULL DEFAULT 0"),
+    ("ticket_type", "INTEGER"),
 ];
 
 /// A scan about to be recorded.
@@ -70,6 +71,8 @@ pub struct NewScan {
     pub ticket_id: Option<u64>,
     /// Event, when authentic.
     pub event_id: Option<u64>,
+    /// Ticket type, when authentic.
+    pub ticket_type: Option<u32>,
     /// SHA-256 of the cleaned scanned text.
     pub code_hash: [u8; 32],
     /// Entry or exit.
@@ -249,7 +252,7 @@ impl Ledger {
             .conn
             .prepare_cached(
                 "SELECT seq, hlc, wall_ms, ticket_id, event_id, list_id, direction, decision, reason,
-                        rule_multiple, rule_after_exit, offline, annulled, claim_id, not_in_replica
+                        rule_multiple, rule_after_exit, offline, annulled, claim_id, not_in_replica, ticket_type
                  FROM scans WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )
             .map_err(self.err())?;
@@ -262,6 +265,7 @@ impl Ledger {
                     wall_ms: r.get::<_, i64>(2)? as u64,
                     ticket_id: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
                     event_id: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
+                    ticket_type: r.get(15)?,
                     list_id: r.get(5)?,
                     direction: Direction::from_code(&r.get::<_, String>(6)?),
                     decision: Decision::from_code(&r.get::<_, String>(7)?),
@@ -294,8 +298,9 @@ impl Ledger {
             .conn
             .prepare_cached(
                 "INSERT INTO scans (seq, scan_id, hlc, wall_ms, ticket_id, event_id, code_hash, direction, list_id,
-                                    decision, reason, not_in_replica, offline, claim_id, rule_multiple, rule_after_exit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                    decision, reason, not_in_replica, offline, claim_id, rule_multiple, rule_after_exit,
+                                    ticket_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .map_err(StoreError::sqlite(&self.path))?;
         insert
@@ -316,6 +321,7 @@ impl Ledger {
                 scan.claim_id.map(|c| c as i64),
                 scan.rule.multiple,
                 scan.rule.after_exit,
+                scan.ticket_type,
             ])
             .map_err(StoreError::sqlite(&self.path))?;
         self.next_seq += 1;

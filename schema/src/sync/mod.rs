@@ -101,6 +101,9 @@ pub struct ScanReport {
     pub ticket_id: Option<u64>,
     /// Event, when the signature verified.
     pub event_id: Option<u64>,
+    /// Ticket type, when the signature verified: the hub names the entrance
+    /// a refused ticket was sent to from it.
+    pub ticket_type: Option<u32>,
     /// Check-in list.
     pub list_id: u32,
     /// Entry or exit.
@@ -348,6 +351,7 @@ mod tests {
             wall_ms: seq,
             ticket_id: Some(7),
             event_id: Some(1),
+            ticket_type: Some(1),
             list_id: 1,
             direction: Direction::Entry,
             decision: Decision::Accept,

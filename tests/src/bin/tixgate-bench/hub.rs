@@ -364,6 +364,7 @@ fn report(seq: u64) -> ScanReport {
         wall_ms: seq,
         ticket_id: Some(1_000_000 + seq),
         event_id: Some(9),
+        ticket_type: Some(1),
         list_id: 1,
         direction: Direction::Entry,
         decision: Decision::Accept,
