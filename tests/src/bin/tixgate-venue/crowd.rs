@@ -34,6 +34,14 @@ pub enum Kind {
     CutShort,
     /// One ticket shown at two gates at the same moment.
     TwoGatesAtOnce,
+    /// A VIP ticket at the main door.
+    VipAtMain,
+    /// A VIP ticket at the VIP door.
+    Vip,
+    /// Someone inside, scanned out at the exit gate.
+    SteppingOut,
+    /// Someone who stepped out, back in.
+    BackIn,
 }
 
 impl Kind {
@@ -49,6 +57,10 @@ impl Kind {
             Kind::OtherNight => "tickets for tomorrow",
             Kind::CutShort => "codes read only in part",
             Kind::TwoGatesAtOnce => "same ticket, two gates at once",
+            Kind::VipAtMain => "VIP tickets at the main door",
+            Kind::Vip => "VIP tickets at the VIP door",
+            Kind::SteppingOut => "stepping out (exit gate)",
+            Kind::BackIn => "back in after stepping out",
         }
     }
 }
@@ -60,6 +72,8 @@ pub enum Expect {
     Accept,
     /// REJECT with this reason code.
     Reject(&'static str),
+    /// REJECT as `other_entrance`, naming this entrance.
+    SentTo(&'static str),
 }
 
 /// One person at one gate.
@@ -220,6 +234,11 @@ fn matches(line: &Value, expect: Expect) -> bool {
     match expect {
         Expect::Accept => line["decision"] == "accept",
         Expect::Reject(reason) => line["decision"] == "reject" && line["reason"] == reason,
+        Expect::SentTo(entrance) => {
+            line["decision"] == "reject"
+                && line["reason"] == "other_entrance"
+                && line["go_to"] == serde_json::json!([entrance])
+        }
     }
 }
 

@@ -1,25 +1,30 @@
 //! `tixgate-venue`: the README's main job — a whole venue on one machine with
 //! embedded defaults. The real daemons run as processes in a temp dir:
-//! `cloud-api` on SQLite sells 5,000 tickets through its API (test gateway),
-//! `sync-hub` with its embedded broker serves four gates (two on MQTT, two on
-//! QUIC), and a crowd comes through the doors — valid tickets, QR images read
-//! back by the gate's decoder, the same ticket at two gates at once,
-//! screenshots, refunded, forged, altered, cut-short and other-night tickets — while the
-//! hub is SIGKILLed mid-way and restarted. The daemons are this binary started
+//! `cloud-api` on SQLite sets up a main and a VIP entrance, the floor and the
+//! lounge, and sells 5,000 Standing and 40 VIP tickets through its API (test
+//! gateway); `sync-hub` with its embedded broker serves six gates the cloud
+//! assigned to their entrances (four at Main, two on MQTT and two on QUIC; one
+//! at VIP; one exit gate at Main), and a crowd comes through the doors — valid
+//! tickets, QR images read back by the gate's decoder, VIP guests at the main
+//! door sent on to the VIP entrance, the same ticket at two gates at once,
+//! screenshots, refunded, forged, altered, cut-short and other-night tickets,
+//! people stepping out and back in — while the hub is SIGKILLed mid-way and
+//! restarted. The daemons are this binary started
 //! under their names, so one build makes everything the demo runs. It ends with a table and fails
-//! unless every answer was right and no scan was lost on the way to the cloud.
+//! unless every answer was right, each area's count on the hub's dashboard is
+//! right and no scan was lost on the way to the cloud.
 
 mod crowd;
 mod sale;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use crowd::{Answer, Gate, Kind, Person, Tally};
+use crowd::{Answer, Expect, Gate, Kind, Person, Tally};
 use indicatif::{ProgressBar, ProgressStyle};
 use sale::{Sold, Ticket};
 use tixgate_tests::venue_fixture::{Daemon, free_port, free_udp_port, http_get};
@@ -41,8 +46,41 @@ struct Args {
     tickets: u32,
 }
 
-/// The gates: id and transport.
-const GATES: [(&str, &str); 4] = [("north-1", "mqtt"), ("north-2", "mqtt"), ("south-1", "quic"), ("south-2", "quic")];
+/// One of the venue's gates.
+pub struct GateSpec {
+    /// Its id.
+    pub id: &'static str,
+    /// `mqtt` or `quic`.
+    pub transport: &'static str,
+    /// The entrance the cloud assigns it to.
+    pub entrance: &'static str,
+    /// Scans people out.
+    pub exit: bool,
+}
+
+const fn gate(id: &'static str, transport: &'static str, entrance: &'static str, exit: bool) -> GateSpec {
+    GateSpec { id, transport, entrance, exit }
+}
+
+/// The gates: the crowd's four at Main first, then the VIP gate and the exit gate.
+pub const ALL_GATES: [GateSpec; 6] = [
+    gate("north-1", "mqtt", sale::MAIN, false),
+    gate("north-2", "mqtt", sale::MAIN, false),
+    gate("south-1", "quic", sale::MAIN, false),
+    gate("south-2", "quic", sale::MAIN, false),
+    gate("vip-1", "mqtt", sale::VIP, false),
+    gate("out-1", "quic", sale::MAIN, true),
+];
+/// The crowd's gates at the main entrance: the first of [`ALL_GATES`].
+const CROWD_GATES: usize = 4;
+/// The VIP entrance's gate and the exit gate, in [`ALL_GATES`].
+const VIP_GATE: usize = 4;
+const EXIT_GATE: usize = 5;
+/// VIP tickets sold for tonight.
+const VIP_TICKETS: usize = 40;
+/// People who step out after the hub is back, and how many of them come back in.
+const STEPPING_OUT: usize = 100;
+const BACK_IN: usize = 60;
 /// Orders refunded before the doors open (ten tickets each).
 const REFUNDED_ORDERS: usize = 10;
 /// Tickets sold for tomorrow's show; some of them come tonight.
@@ -105,22 +143,24 @@ fn run_venue(args: &Args) -> anyhow::Result<bool> {
     let cloud = sale::start(&dir)?;
     println!("cloud-api   {} (SQLite in {})", cloud.api.base, dir.display());
     let tickets = args.tickets as usize;
-    let selling = bar((tickets + TOMORROW) as u64, "customers buying");
-    let sold = runtime.block_on(cloud.api.sell(tickets, TOMORROW, REFUNDED_ORDERS, &selling))?;
+    let selling = bar((tickets + VIP_TICKETS + TOMORROW) as u64, "customers buying");
+    let sold = runtime.block_on(cloud.api.sell(tickets, VIP_TICKETS, TOMORROW, REFUNDED_ORDERS, &selling))?;
     selling.finish_with_message("tickets sold");
     let refunded: BTreeSet<i64> = sold.refunded_orders.iter().copied().collect();
     let (revoked, valid): (Vec<&Ticket>, Vec<&Ticket>) =
         sold.tonight_tickets.iter().partition(|t| refunded.contains(&t.order_id));
     println!(
-        "sold        {} tickets for tonight and {} for tomorrow through the API; {} refunded ({} orders)",
+        "sold        {} Standing and {} VIP tickets for tonight and {} for tomorrow through the API; {} refunded ({} orders)",
         sold.tonight_tickets.len(),
+        sold.vip_tickets.len(),
         sold.tomorrow_tickets.len(),
         revoked.len(),
         refunded.len()
     );
     let version = runtime.block_on(cloud.api.manifest_version(sold.venue_id, &sold.hub_token))?;
 
-    // The venue: a hub and four gates, which get their ticket list through it.
+    // The venue: a hub and six gates, which get their ticket list and their
+    // entrance through it.
     let venue = Venue::set_up(&dir, &sold, &cloud.api.base)?;
     let mut hub = venue.start_hub()?;
     println!("dashboard   http://{}/", venue.dashboard);
@@ -134,7 +174,8 @@ fn run_venue(args: &Args) -> anyhow::Result<bool> {
     }
     step.finish_and_clear();
     println!(
-        "gates       2 on MQTT, 2 on QUIC, online, with the cloud's ticket list (version {version}) through the hub"
+        "gates       4 at Main (2 on MQTT, 2 on QUIC), 1 at VIP, 1 exit gate at Main, online, with the cloud's \
+         ticket list (version {version}) and their entrances through the hub"
     );
 
     // The night, then everything reaches the cloud.
@@ -145,8 +186,9 @@ fn run_venue(args: &Args) -> anyhow::Result<bool> {
     let audit = Audit::wait_for(&cloud.store, sold.venue_id, &answers)?;
     step.finish_and_clear();
     let hub_conflicts = venue.hub_conflicts()?;
+    let areas = venue.wait_areas(&inside_per_area(&answers))?;
     let timings = Timings { outage, uploaded: closed.elapsed(), total: started.elapsed() };
-    let ok = report(&gates, &answers, &audit, hub_conflicts, &timings);
+    let ok = report(&gates, &answers, &audit, hub_conflicts, &areas, &timings);
 
     if args.keep {
         println!(
@@ -182,6 +224,16 @@ fn night(plan: Night, gates: &mut [Gate], hub: &mut Daemon, venue: &Venue) -> an
     let mut answers = crowd::walk(gates, plan.doors_open, &people)?;
     let secs = part.elapsed().as_secs_f64();
     say(&people, format!("doors open  {} people at four gates in {secs:.1} s", answers.len()));
+
+    people.set_message("VIP guests");
+    let before = answers.len();
+    answers.extend(crowd::walk(gates, plan.vip_at_main, &people)?);
+    answers.extend(crowd::walk(gates, plan.vip_at_vip, &people)?);
+    let sent_on = answers[before..].iter().filter(|a| a.reason() == Some("other_entrance")).count();
+    say(
+        &people,
+        format!("VIP guests  {sent_on} VIP tickets shown at Main sent on to the VIP entrance, and let in there"),
+    );
 
     people.set_message("rush: two gates at once");
     let (part, before) = (Instant::now(), answers.len());
@@ -241,6 +293,20 @@ fn night(plan: Night, gates: &mut [Gate], hub: &mut Daemon, venue: &Venue) -> an
             answers.len() - before
         ),
     );
+
+    people.set_message("stepping out and back in");
+    let before = answers.len();
+    answers.extend(crowd::walk(gates, plan.stepping_out, &people)?);
+    venue.wait_areas(&inside_per_area(&answers))?;
+    let out = answers.len() - before;
+    answers.extend(crowd::walk(gates, plan.back_in, &people)?);
+    say(
+        &people,
+        format!(
+            "interval    {out} scanned out at the exit gate, {} of them back in at Main",
+            answers.len() - before - out
+        ),
+    );
     people.finish_and_clear();
     Ok((answers, Outage { noticed, lasted, reconciled, alone }))
 }
@@ -266,7 +332,7 @@ impl Venue {
             free_udp_port()
         );
         std::fs::write(dir.join("hub.toml"), hub)?;
-        for (id, transport) in GATES {
+        for GateSpec { id, transport, exit, .. } in &ALL_GATES {
             let gate_dir = dir.join("gates").join(id);
             std::fs::create_dir_all(&gate_dir)?;
             let out = gate_dir.join("enrolment");
@@ -276,13 +342,16 @@ impl Venue {
             if enrolled.code != 0 {
                 bail!("sync-hub enroll-gate {id}: {}", enrolled.stderr);
             }
-            // A claim deadline above the 300 ms default: here the cloud, the hub and
-            // four gates share one machine, and a verdict late behind a disk stall
-            // would let a ticket shown at two gates at once in twice.
+            // No check-in list in the config: each gate works the entrance the
+            // cloud assigned it. A claim deadline above the 300 ms default: here
+            // the cloud, the hub and six gates share one machine, and a verdict
+            // late behind a disk stall would let a ticket shown at two gates at
+            // once in twice.
+            let direction = if *exit { "direction = \"exit\"\n" } else { "" };
             let config = format!(
-                "gate_id = \"{id}\"\nvenue_id = {}\nlist_id = {}\nstate_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
+                "gate_id = \"{id}\"\nvenue_id = {}\n{direction}state_dir = \"state\"\nkeyring = \"../../keys/keyring.json\"\n\
                  [hub]\nenrolment = \"enrolment\"\ntransport = \"{transport}\"\nclaim_deadline_ms = 1000\n",
-                sold.venue_id, sold.tonight
+                sold.venue_id
             );
             std::fs::write(gate_dir.join("gate.toml"), config)?;
         }
@@ -299,9 +368,9 @@ impl Venue {
     }
 
     fn start_gates(&self) -> anyhow::Result<Vec<Gate>> {
-        Ok(GATES
+        Ok(ALL_GATES
             .iter()
-            .map(|&(id, transport)| {
+            .map(|&GateSpec { id, transport, .. }| {
                 let dir = self.dir.join("gates").join(id);
                 let daemon =
                     Daemon::spawn_logged("gate-agent", &["run", "--config", "gate.toml"], &dir, &dir.join("gate.log"));
@@ -317,9 +386,9 @@ impl Venue {
             let out = run("sync-hub", &["gates", "--config", "hub.toml"], &self.dir);
             let gates: Vec<serde_json::Value> =
                 out.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-            let behind = GATES.iter().enumerate().any(|(i, (id, _))| {
+            let behind = ALL_GATES.iter().enumerate().any(|(i, spec)| {
                 let made = answers.iter().filter(|a| a.gate == i).count() as u64;
-                !gates.iter().any(|g| g["gate_id"] == *id && g["acked_through"] == made)
+                !gates.iter().any(|g| g["gate_id"] == spec.id && g["acked_through"] == made)
             });
             if !behind {
                 return Ok(());
@@ -328,6 +397,36 @@ impl Venue {
                 bail!("the hub did not catch up with the gates: {gates:?}");
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the hub's dashboard shows `expected` people in each area
+    /// (within [`SETTLE_WITHIN`]); returns what it shows: (area, inside, capacity).
+    fn wait_areas(&self, expected: &BTreeMap<String, u64>) -> anyhow::Result<Vec<(String, u64, Option<u64>)>> {
+        let end = Instant::now() + SETTLE_WITHIN;
+        loop {
+            let (code, body) = http_get(&self.dashboard, "/api/status", None);
+            if code != 200 {
+                bail!("the dashboard answered {code}");
+            }
+            let status: serde_json::Value = serde_json::from_str(&body)?;
+            let areas: Vec<(String, u64, Option<u64>)> = status["areas"]
+                .as_array()
+                .context("status without areas")?
+                .iter()
+                .map(|a| {
+                    (
+                        a["name"].as_str().unwrap_or("?").to_owned(),
+                        a["inside"].as_u64().unwrap_or(0),
+                        a["capacity"].as_u64(),
+                    )
+                })
+                .collect();
+            let right = expected.iter().all(|(name, n)| areas.iter().any(|(a, inside, _)| a == name && inside == n));
+            if right || Instant::now() > end {
+                return Ok(areas);
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -342,22 +441,56 @@ impl Venue {
     }
 }
 
+/// Waits until the gate holds ticket list `version` and works the entrance the cloud assigned it.
 fn wait_for_replica(gate: &mut Gate, version: u64) -> anyhow::Result<()> {
     let line = gate.daemon.try_wait_for(SETTLE_WITHIN, |l| {
         l.contains("\"event\":\"replica\"")
             && serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["version"].as_u64() >= Some(version))
     });
-    line.map(drop).with_context(|| format!("gate {} did not get ticket list version {version}", gate.id))
+    line.with_context(|| format!("gate {} did not get ticket list version {version}", gate.id))?;
+    let line = gate.daemon.try_wait_for(SETTLE_WITHIN, |l| l.contains("\"event\":\"entrance\""));
+    let line = line.with_context(|| format!("gate {} was not told its entrance", gate.id))?;
+    let told: serde_json::Value = serde_json::from_str(&line)?;
+    let wanted = ALL_GATES.iter().find(|g| g.id == gate.id).map(|g| g.entrance);
+    if told["name"].as_str() != wanted {
+        bail!("gate {} works the wrong entrance: {line}", gate.id);
+    }
+    Ok(())
+}
+
+/// Who is inside each area by the answers the gates gave: a ticket let in at
+/// the VIP gate is in the lounge, at the others on the floor, until it is
+/// scanned out; one let in twice (two gates at once, without the hub) counts
+/// once.
+fn inside_per_area(answers: &[Answer]) -> BTreeMap<String, u64> {
+    let mut inside: BTreeMap<u64, &str> = BTreeMap::new();
+    for answer in answers.iter().filter(|a| a.accepted()) {
+        let Some(ticket) = answer.line["ticket"]["ticket_id"].as_u64() else { continue };
+        match answer.gate {
+            EXIT_GATE => inside.remove(&ticket),
+            VIP_GATE => inside.insert(ticket, "Lounge"),
+            _ => inside.insert(ticket, "Floor"),
+        };
+    }
+    let mut per_area = BTreeMap::from([("Floor".to_owned(), 0), ("Lounge".to_owned(), 0)]);
+    for area in inside.values() {
+        *per_area.entry((*area).to_owned()).or_default() += 1;
+    }
+    per_area
 }
 
 /// Who comes to which gate in each part of the night.
 struct Night {
     doors_open: Vec<Vec<Person>>,
+    vip_at_main: Vec<Vec<Person>>,
+    vip_at_vip: Vec<Vec<Person>>,
     rush_pairs: Vec<(String, usize, usize)>,
     rush: Vec<Vec<Person>>,
     hub_down: Vec<Vec<Person>>,
     offline_pairs: Vec<(String, usize, usize)>,
     hub_back: Vec<Vec<Person>>,
+    stepping_out: Vec<Vec<Person>>,
+    back_in: Vec<Vec<Person>>,
 }
 
 impl Night {
@@ -370,7 +503,7 @@ impl Night {
         runtime: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Self> {
         use crowd::{mix_in, round_robin};
-        let n = GATES.len();
+        let n = CROWD_GATES;
         let (first, down) = (valid.len() * 6 / 10, valid.len() * 2 / 10);
         let (open, rest) = valid.split_at(first);
         let (rush_pairs, rest) = rest.split_at(PAIRS_ONLINE);
@@ -413,7 +546,23 @@ impl Night {
         let cut_short = open.iter().rev().take(10).map(|t| t.barcode.chars().take(40).collect()).collect();
         mix_in(&mut doors_open, refused(cut_short, Kind::CutShort, "malformed"));
         let tomorrow: Vec<&Ticket> = sold.tomorrow_tickets.iter().collect();
-        mix_in(&mut doors_open, refused(thirds(&tomorrow, 0), Kind::OtherNight, "wrong_event"));
+        // Tomorrow's tickets meet tomorrow's list at Main, which is not open yet.
+        mix_in(&mut doors_open, refused(thirds(&tomorrow, 0), Kind::OtherNight, "list_closed"));
+
+        // VIP guests try the main door first; it sends them to the VIP entrance.
+        let vip_at_main = round_robin(
+            sold.vip_tickets
+                .iter()
+                .map(|t| Person { expect: Expect::SentTo(sale::VIP), ..Person::entering(Kind::VipAtMain, &t.barcode) }),
+            n,
+        );
+        let at_gate = |gate: usize, people: Vec<Person>| -> Vec<Vec<Person>> {
+            let mut queues = vec![Vec::new(); ALL_GATES.len()];
+            queues[gate] = people;
+            queues
+        };
+        let vip_at_vip =
+            at_gate(VIP_GATE, sold.vip_tickets.iter().map(|t| Person::entering(Kind::Vip, &t.barcode)).collect());
 
         // The rush: pairs at two gates (MQTT with QUIC too), and screenshots.
         let rush_pairs = pairs(rush_pairs, &[(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2)]);
@@ -427,7 +576,7 @@ impl Night {
         }
         mix_in(&mut hub_down, refused(thirds(revoked, 1), Kind::Refunded, "revoked"));
         mix_in(&mut hub_down, refused(altered(during), Kind::Altered, "bad_signature"));
-        mix_in(&mut hub_down, refused(thirds(&tomorrow, 1), Kind::OtherNight, "wrong_event"));
+        mix_in(&mut hub_down, refused(thirds(&tomorrow, 1), Kind::OtherNight, "list_closed"));
         let offline_pairs = pairs(offline_pairs, &[(0, 2), (1, 3)]);
 
         // The hub is back and has caught up: screenshots of tickets let in
@@ -440,16 +589,43 @@ impl Night {
         }
         mix_in(&mut hub_back, refused(thirds(revoked, 2), Kind::Refunded, "revoked"));
         mix_in(&mut hub_back, refused(forged(9_100_000), Kind::Forged, "unknown_key"));
-        mix_in(&mut hub_back, refused(thirds(&tomorrow, 2), Kind::OtherNight, "wrong_event"));
-        Ok(Self { doors_open, rush_pairs, rush, hub_down, offline_pairs, hub_back })
+        mix_in(&mut hub_back, refused(thirds(&tomorrow, 2), Kind::OtherNight, "list_closed"));
+
+        // The interval: people let in after the hub came back step out at the
+        // exit gate, and some of them come back in at Main.
+        let out: Vec<&&Ticket> = back.iter().rev().take(STEPPING_OUT).collect();
+        let stepping_out =
+            at_gate(EXIT_GATE, out.iter().map(|t| Person::entering(Kind::SteppingOut, &t.barcode)).collect());
+        let back_in = round_robin(out.iter().take(BACK_IN).map(|t| Person::entering(Kind::BackIn, &t.barcode)), n);
+        Ok(Self {
+            doors_open,
+            vip_at_main,
+            vip_at_vip,
+            rush_pairs,
+            rush,
+            hub_down,
+            offline_pairs,
+            hub_back,
+            stepping_out,
+            back_in,
+        })
     }
 
     /// Answers the night will give (two per ticket shown at two gates).
     fn answers(&self) -> usize {
-        let queued: usize = [&self.doors_open, &self.rush, &self.hub_down, &self.hub_back]
-            .iter()
-            .map(|queues| queues.iter().map(Vec::len).sum::<usize>())
-            .sum();
+        let queued: usize = [
+            &self.doors_open,
+            &self.vip_at_main,
+            &self.vip_at_vip,
+            &self.rush,
+            &self.hub_down,
+            &self.hub_back,
+            &self.stepping_out,
+            &self.back_in,
+        ]
+        .iter()
+        .map(|queues| queues.iter().map(Vec::len).sum::<usize>())
+        .sum();
         queued + 2 * (self.rush_pairs.len() + self.offline_pairs.len())
     }
 }
@@ -520,7 +696,14 @@ struct Timings {
 
 /// Prints the night's table; true if every answer was right, nothing was lost
 /// and exactly the double entries became conflicts.
-fn report(gates: &[Gate], answers: &[Answer], audit: &Audit, hub_conflicts: u64, t: &Timings) -> bool {
+fn report(
+    gates: &[Gate],
+    answers: &[Answer],
+    audit: &Audit,
+    hub_conflicts: u64,
+    areas: &[(String, u64, Option<u64>)],
+    t: &Timings,
+) -> bool {
     let tally = Tally::of(answers);
     println!(
         "\n{:<10} {:<9} {:>7} {:>9} {:>9} {:>6}  {:>17}  {:>17}",
@@ -562,6 +745,15 @@ fn report(gates: &[Gate], answers: &[Answer], audit: &Audit, hub_conflicts: u64,
     println!("scans shown at the gates         {:>7}", answers.len());
     println!("scans in the cloud               {:>7}", audit.arrived + audit.unknown);
     println!("scans lost                       {:>7}", audit.lost);
+    let expected = inside_per_area(answers);
+    println!("\n{:<10} {:>15} {:>9} {:>9}", "area", "inside (hub)", "expected", "capacity");
+    for (name, inside, capacity) in areas {
+        let capacity = capacity.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let wanted = expected.get(name).map_or_else(|| "-".to_owned(), u64::to_string);
+        println!("{name:<10} {inside:>15} {wanted:>9} {capacity:>9}");
+    }
+    let areas_right =
+        expected.iter().all(|(name, n)| areas.iter().any(|(area, inside, _)| area == name && inside == n));
     println!(
         "\nhub outage (SIGKILL) of {:.1} s: every gate's link was down within {:.1} s; {} answers given alone; \
          after the restart the hub held every scan in {:.1} s; the cloud held them {:.1} s after the doors closed; \
@@ -578,6 +770,7 @@ fn report(gates: &[Gate], answers: &[Answer], audit: &Audit, hub_conflicts: u64,
     }
     let expected_conflicts = PAIRS_OFFLINE as u64;
     let ok = tally.unexpected.is_empty()
+        && areas_right
         && audit.lost == 0
         && audit.unknown == 0
         && hub_conflicts == expected_conflicts
@@ -585,7 +778,7 @@ fn report(gates: &[Gate], answers: &[Answer], audit: &Audit, hub_conflicts: u64,
     println!(
         "{}",
         if ok {
-            "\nthe venue worked: every answer right, nothing lost, every double entry flagged"
+            "\nthe venue worked: every answer right, every area's count right, nothing lost, every double entry flagged"
         } else {
             "\nTHE VENUE DID NOT WORK AS IT SHOULD (see above)"
         }

@@ -1,6 +1,8 @@
 //! The cloud's side of the night: `cloud-api serve` on SQLite, an organizer who
-//! sets up the venue and tonight's and tomorrow's shows, customers who buy
-//! through the API with the test gateway, refunds, and the hub's device token.
+//! sets up the venue (a main and a VIP entrance, the floor and the lounge, the
+//! gates at each entrance), tonight's and tomorrow's shows with their check-in
+//! lists, customers who buy through the API with the test gateway, refunds,
+//! and the hub's device token.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +23,11 @@ const BUYERS_AT_ONCE: usize = 8;
 const PER_ORDER: i64 = 10;
 /// The organizer's login.
 const ORGANIZER: &str = "olga@venue.example";
+/// The entrances' names.
+pub const MAIN: &str = "Main";
+pub const VIP: &str = "VIP";
+/// People the lounge may hold.
+pub const LOUNGE_CAPACITY: i64 = 60;
 /// Customer accounts.
 const CUSTOMERS: usize = 60;
 const FIRST: [&str; 12] =
@@ -36,6 +43,8 @@ pub struct Ticket {
     pub order_id: i64,
     /// The show it is for.
     pub event_id: i64,
+    /// Its type.
+    pub type_id: i64,
     /// What its QR code holds.
     pub barcode: String,
     /// The customer's access token (to download the QR image).
@@ -48,8 +57,10 @@ pub struct Sold {
     pub venue_id: i64,
     /// Tonight's show: the gates' check-in list.
     pub tonight: i64,
-    /// Tickets for tonight, refunded ones included.
+    /// Standing tickets for tonight, refunded ones included.
     pub tonight_tickets: Vec<Ticket>,
+    /// VIP tickets for tonight: the VIP entrance, into the lounge.
+    pub vip_tickets: Vec<Ticket>,
     /// Tickets for tomorrow's show.
     pub tomorrow_tickets: Vec<Ticket>,
     /// Orders refunded before the doors open.
@@ -147,11 +158,23 @@ impl Api {
         Ok(version.to_str()?.parse()?)
     }
 
-    /// Sets up the venue and both shows, sells `tonight` tickets for tonight
-    /// and `tomorrow` for tomorrow, and refunds `refunds` of tonight's orders.
+    async fn put(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+        let resp = self.http.put(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
+        let status = resp.status();
+        let value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("PUT {path}: {status} {value}");
+        }
+        Ok(value)
+    }
+
+    /// Sets up the venue and both shows, sells `tonight` Standing and `vip`
+    /// VIP tickets for tonight and `tomorrow` for tomorrow, and refunds
+    /// `refunds` of tonight's Standing orders.
     pub async fn sell(
         &self,
         tonight: usize,
+        vip: usize,
         tomorrow: usize,
         refunds: usize,
         bar: &ProgressBar,
@@ -165,27 +188,39 @@ impl Api {
             )
             .await?;
         let venue_id = venue["id"].as_i64().context("venue id")?;
-        let show = |title: &str, day: u32, total: usize| {
+        let kind = |name: &str, price: i64, total: usize| json!({"name": name, "price_minor": price, "currency": "EUR", "total": total, "per_order_limit": PER_ORDER});
+        let show = |title: &str, day: u32, types: Vec<Value>| {
             json!({"venue_id": venue_id, "title": title,
                    "starts_at": format!("2031-06-{day:02}T19:00:00Z"), "ends_at": format!("2031-06-{day:02}T23:00:00Z"),
-                   "ticket_types": [{"name": "Standing", "price_minor": 3500, "currency": "EUR",
-                                     "total": total, "per_order_limit": PER_ORDER}]})
+                   "ticket_types": types})
         };
-        let mut shows = Vec::new();
-        for (title, day, total) in [("The Quay Sessions", 12, tonight), ("The Quay Sessions: Encore", 13, tomorrow)] {
-            let event = self.post("/admin/events", Some(&organizer), show(title, day, total)).await?;
+        // (event, its types' ids)
+        let mut shows: Vec<(i64, Vec<i64>)> = Vec::new();
+        for (title, day, types) in [
+            ("The Quay Sessions", 12, vec![kind("Standing", 3500, tonight), kind("VIP", 9000, vip)]),
+            ("The Quay Sessions: Encore", 13, vec![kind("Standing", 3500, tomorrow)]),
+        ] {
+            let event = self.post("/admin/events", Some(&organizer), show(title, day, types)).await?;
             let id = event["id"].as_i64().context("event id")?;
-            let type_id = event["ticket_types"][0]["id"].as_i64().context("ticket type id")?;
+            let types = event["ticket_types"].as_array().context("ticket types")?;
+            let type_ids =
+                types.iter().map(|t| t["id"].as_i64().context("ticket type id")).collect::<Result<_, _>>()?;
             self.post(&format!("/admin/events/{id}/publish"), Some(&organizer), json!({})).await?;
-            shows.push((id, type_id));
+            shows.push((id, type_ids));
         }
+        self.set_up_doors(&organizer, venue_id, &shows).await?;
         let hub =
             self.post(&format!("/admin/venues/{venue_id}/devices"), Some(&organizer), json!({"name": "hub"})).await?;
         let hub_token = hub["token"].as_str().context("device token")?.to_owned();
 
         // Orders of up to ten, spread over the customers; several buy at once.
         let mut orders = Vec::new();
-        for (&(event_id, type_id), count) in shows.iter().zip([tonight, tomorrow]) {
+        let sales = [
+            (shows[0].0, shows[0].1[0], tonight),
+            (shows[0].0, shows[0].1[1], vip),
+            (shows[1].0, shows[1].1[0], tomorrow),
+        ];
+        for (event_id, type_id, count) in sales {
             let count = count as i64;
             orders
                 .extend((0..count).step_by(PER_ORDER as usize).map(|n| (event_id, type_id, PER_ORDER.min(count - n))));
@@ -213,13 +248,65 @@ impl Api {
         tickets.sort_by_key(|t| t.id);
         let (tonight_tickets, tomorrow_tickets): (Vec<_>, Vec<_>) =
             tickets.into_iter().partition(|t| t.event_id == shows[0].0);
+        let (vip_tickets, tonight_tickets): (Vec<_>, Vec<_>) =
+            tonight_tickets.into_iter().partition(|t| t.type_id == shows[0].1[1]);
 
         let orders: std::collections::BTreeSet<i64> = tonight_tickets.iter().map(|t| t.order_id).collect();
         let refunded_orders: Vec<i64> = orders.into_iter().take(refunds).collect();
         for order in &refunded_orders {
             self.post(&format!("/orders/{order}/refund"), Some(&organizer), json!({})).await?;
         }
-        Ok(Sold { venue_id, tonight: shows[0].0, tonight_tickets, tomorrow_tickets, refunded_orders, hub_token })
+        Ok(Sold {
+            venue_id,
+            tonight: shows[0].0,
+            tonight_tickets,
+            vip_tickets,
+            tomorrow_tickets,
+            refunded_orders,
+            hub_token,
+        })
+    }
+
+    /// The venue's doors: Standing at the main entrance onto the floor, VIP at
+    /// the VIP entrance into the lounge, both scanned out and allowed back in;
+    /// tomorrow's list opens tomorrow. The gates are assigned to their
+    /// entrances before the hub has reported them.
+    async fn set_up_doors(&self, organizer: &str, venue_id: i64, shows: &[(i64, Vec<i64>)]) -> anyhow::Result<()> {
+        let admin = |what: &str| format!("/admin/venues/{venue_id}/{what}");
+        let id = |v: Value| v["id"].as_i64().context("an id");
+        let main = id(self.post(&admin("entrances"), Some(organizer), json!({"name": MAIN})).await?)?;
+        let vip = id(self.post(&admin("entrances"), Some(organizer), json!({"name": VIP})).await?)?;
+        let floor =
+            id(self.post(&admin("areas"), Some(organizer), json!({"name": "Floor", "capacity": 6000})).await?)?;
+        let lounge = id(self
+            .post(&admin("areas"), Some(organizer), json!({"name": "Lounge", "capacity": LOUNGE_CAPACITY}))
+            .await?)?;
+        let ((tonight, types), (tomorrow, tomorrow_types)) = (&shows[0], &shows[1]);
+        let lists = [
+            (
+                tonight,
+                json!({"name": "Floor", "ticket_type_ids": [types[0]], "entrance_ids": [main], "area_id": floor,
+                             "scan_exits": true, "allow_reentry": true}),
+            ),
+            (
+                tonight,
+                json!({"name": "Lounge", "ticket_type_ids": [types[1]], "entrance_ids": [vip], "area_id": lounge,
+                             "scan_exits": true, "allow_reentry": true}),
+            ),
+            (
+                tomorrow,
+                json!({"name": "Floor", "ticket_type_ids": [tomorrow_types[0]], "entrance_ids": [main],
+                              "area_id": floor, "scan_exits": true, "allow_reentry": true,
+                              "opens_at": "2031-06-13T17:00:00Z", "closes_at": "2031-06-13T23:30:00Z"}),
+            ),
+        ];
+        for (event, list) in lists {
+            self.post(&format!("/admin/events/{event}/checkin-lists"), Some(organizer), list).await?;
+        }
+        for (gate, entrance) in crate::ALL_GATES.iter().map(|g| (g.id, if g.entrance == VIP { vip } else { main })) {
+            self.put(&admin(&format!("gates/{gate}")), organizer, json!({"entrance_id": entrance})).await?;
+        }
+        Ok(())
     }
 
     /// Customer number `n` signs up, buys `orders` (event, type, quantity) and
@@ -252,6 +339,7 @@ impl Api {
                     id: t["id"].as_i64().context("ticket id")?,
                     order_id: t["order_id"].as_i64().context("order id")?,
                     event_id: t["event_id"].as_i64().context("event id")?,
+                    type_id: t["ticket_type_id"].as_i64().context("ticket type id")?,
                     barcode: t["barcode"].as_str().context("barcode")?.to_owned(),
                     owner_token: token.clone(),
                 })
